@@ -1,0 +1,1 @@
+"""Synchronization: the pure core (model, scan planning, ignores, reconcile, transition planning) and its filesystem shell."""

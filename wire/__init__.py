@@ -1,0 +1,1 @@
+"""mutagen-actors wire package."""

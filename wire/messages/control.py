@@ -1,0 +1,5 @@
+"""Messages of the control domain."""
+
+from .base import Message  # noqa: F401
+
+MESSAGES: tuple = ()
