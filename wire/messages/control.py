@@ -1,5 +1,115 @@
-"""Messages of the control domain."""
+"""Messages of the control domain: the CLI talking to the daemon over the control socket.
 
-from .base import Message  # noqa: F401
+Every connection starts with ``Hello`` answered by ``Welcome`` (the two sides' versions, so the
+CLI can say "client/daemon version mismatch"). Status structures are plain structs nested in
+replies; they are not messages by themselves.
+"""
 
-MESSAGES: tuple = ()
+from typing import Optional
+
+import msgspec
+
+from .base import Message
+
+
+class Hello(Message):
+    """First request on every control connection."""
+
+    client_version: str
+
+
+class Welcome(Message):
+    """Answer to ``Hello``: the daemon's software version and process id."""
+
+    daemon_version: str
+    pid: int
+
+
+class ActorState(msgspec.Struct, array_like=True, forbid_unknown_fields=True):
+    """One supervised actor as the daemon sees it.
+
+    ``state``: ``starting``, ``running``, ``restarting``, ``stopping``, ``stopped`` or ``failed``.
+    ``pid`` is 0 when no process runs. ``last_exit`` says how the previous incarnation ended
+    ("" if none). ``ready_at`` is the wall-clock time the current incarnation reported ready.
+    ``statistics`` is filled when the actor answered in time.
+    """
+
+    id: str
+    state: str
+    pid: int
+    restarts: int
+    mailbox: str
+    last_exit: str
+    ready_at: float
+    statistics: Optional["ActorCounters"] = None
+
+
+class ActorCounters(msgspec.Struct, array_like=True, forbid_unknown_fields=True):
+    queue_depth: int
+    handled: int
+    last_activity: float
+
+
+class SessionState(msgspec.Struct, array_like=True, forbid_unknown_fields=True):
+    """One session: ``status`` is ``starting``, ``running``, ``halted`` or ``stopped``;
+    ``halt_reason`` says why a halted session stopped restarting its actors."""
+
+    id: str
+    name: str
+    kind: str
+    status: str
+    halt_reason: str
+    created: float
+    strategy: str
+    actors: list[ActorState]
+
+
+class GetDaemonStatus(Message):
+    pass
+
+
+class DaemonStatus(Message):
+    version: str
+    pid: int
+    started: float
+    data_directory: str
+    log_path: str
+    forkserver_pid: int
+    sessions: list[SessionState]
+
+
+class StopDaemon(Message):
+    """Ask the daemon to stop gracefully (all sessions' actors, then itself); answered ``Ok``
+    before it stops."""
+
+
+class CreateDebugSession(Message):
+    """Diagnostic: start a session of ``actors`` test actors (``crash_on_start``: each raises in
+    ``on_start``, to exercise the restart budget). Answered with ``DebugSessionCreated`` once every
+    actor is ready or the session halted."""
+
+    actors: int
+    crash_on_start: bool = False
+    name: str = ""
+
+
+class DebugSessionCreated(Message):
+    session: SessionState
+
+
+class TerminateSession(Message):
+    """Stop a session's actors and forget it (its persisted record is deleted)."""
+
+    id: str
+
+
+MESSAGES: tuple = (
+    Hello,
+    Welcome,
+    GetDaemonStatus,
+    DaemonStatus,
+    StopDaemon,
+    CreateDebugSession,
+    DebugSessionCreated,
+    TerminateSession,
+)

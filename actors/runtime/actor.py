@@ -1,0 +1,56 @@
+"""The actor base class.
+
+The runtime (``process.run``) calls, in order: ``on_start()`` once (the actor is reported *ready*
+to its supervisor only after it returns; if it raises, the process reports the failure and exits
+with status 1), then ``handle(message)`` for each request, one at a time, in arrival order, then
+``on_stop()`` once when asked to stop (``Stop`` message, SIGTERM, or the supervisor died).
+
+``handle`` returns the reply body (``None`` means ``Ok``); raising ``wire.handling.NotHandled``
+answers ``unknown-request``, ``wire.handling.Refused`` answers its code, any other exception
+answers ``failed`` with the text and is logged; the actor keeps running. An actor that finds
+its own state corrupt should call ``self.crash(reason)``: the process exits with status 1 and
+its supervisor restarts it from a clean state.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from mutagen_actors.wire.handling import NotHandled
+
+from .launch import ActorLaunch
+
+
+@dataclass
+class ActorContext:
+    launch: ActorLaunch
+    log: object  # a structlog logger bound with session and actor
+    zmq_context: object
+
+    @property
+    def args(self) -> dict:
+        return self.launch.args
+
+
+class ActorCrash(BaseException):
+    """Raised (via ``Actor.crash``) to end the process abnormally so it is restarted (a
+    ``BaseException``: request handling does not turn it into an error reply)."""
+
+
+class Actor:
+    def __init__(self, context: ActorContext):
+        self.context = context
+        self.log = context.log
+
+    async def on_start(self) -> None:
+        """Acquire resources. Runs before the actor reports ready."""
+
+    async def handle(self, message):
+        """Answer one request."""
+        raise NotHandled
+
+    async def on_stop(self) -> None:
+        """Release resources. Runs once, on every orderly stop."""
+
+    def crash(self, reason: str):
+        raise ActorCrash(reason)

@@ -1,0 +1,24 @@
+"""What a new actor process is told when it starts (pickled to the fork server)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class ActorLaunch:
+    """``actor_class`` is ``"module:Class"`` (imported in the child: lazy imports stay lazy in
+    the daemon). ``mailbox`` is the ``ipc://`` endpoint the actor binds. ``supervisor_pid`` is
+    the daemon: the actor exits by itself when that process goes away. ``restarts`` is how often
+    this actor was restarted before (reported in its statistics). ``log_path`` is the shared log
+    file ("" logs nowhere)."""
+
+    session: str
+    actor_id: str
+    actor_class: str
+    mailbox: str
+    supervisor_pid: int
+    restarts: int = 0
+    log_path: str = ""
+    log_level: str = "info"
+    args: dict = field(default_factory=dict)

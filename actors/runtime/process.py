@@ -1,0 +1,158 @@
+"""The entry point of an actor process: ``run(launch, ready)``.
+
+Executed in a process forked by the daemon's fork server (this module is preloaded there, so its
+imports - asyncio, zmq, msgspec, structlog, the wire schema - are already in memory and shared
+copy-on-write). Sequence:
+
+1. ignore SIGINT (the daemon decides when actors stop), log to the shared file;
+2. watch the supervisor with a pidfd: if the daemon dies the actor stops by itself (no orphans);
+3. bind the mailbox, import and construct the actor class, run ``on_start``;
+4. report ``("ready", pid)`` on the ``ready`` pipe, or ``("failed", reason)`` and exit 1;
+5. serve: a receive task answers heartbeats and queues requests; one worker handles them one at
+   a time (``queue_depth`` = requests waiting);
+6. stop on ``Stop`` (reply ``Ok``, exit 0), on SIGTERM (exit 143 after the same orderly stop) or
+   when the supervisor is gone (exit 0): ``on_stop`` runs, the mailbox file is removed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib
+import os
+import signal
+import time
+
+import structlog
+import zmq
+import zmq.asyncio
+
+from mutagen_actors.wire import schema as _schema  # noqa: F401 - preload the message schema
+from mutagen_actors.wire.handling import answer
+from mutagen_actors.wire.messages.actor import GetStatistics, Statistics, Stop
+from mutagen_actors.wire.messages.base import Ok
+from mutagen_actors.wire.sockets import Mailbox
+
+from . import logs
+from .actor import ActorContext, ActorCrash
+from .launch import ActorLaunch
+
+EXIT_SIGTERM = 128 + signal.SIGTERM
+
+
+def run(launch: ActorLaunch, ready) -> None:
+    """Process body; ends with ``SystemExit`` carrying the exit status."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    logs.configure(launch.log_path, launch.log_level, session=launch.session, actor=launch.actor_id)
+    log = structlog.get_logger("actor")
+    try:
+        status = asyncio.run(_main(launch, ready, log))
+    except BaseException as error:  # noqa: BLE001 - the status tells the supervisor
+        if isinstance(error, SystemExit):
+            raise
+        log.exception("actor failed")
+        status = 1
+    raise SystemExit(status)
+
+
+def _report(ready, message) -> None:
+    if ready is None:
+        return
+    try:
+        ready.send(message)
+        ready.close()
+    except OSError:
+        pass  # the supervisor went away; the pidfd watch ends us
+
+
+async def _main(launch: ActorLaunch, ready, log) -> int:
+    loop = asyncio.get_running_loop()
+    stopped = loop.create_future()
+
+    def stop(status: int, why: str) -> None:
+        if not stopped.done():
+            log.info("actor stopping", reason=why)
+            stopped.set_result(status)
+
+    loop.add_signal_handler(signal.SIGTERM, stop, EXIT_SIGTERM, "SIGTERM")
+    try:
+        pidfd = os.pidfd_open(launch.supervisor_pid)
+    except ProcessLookupError:
+        _report(ready, ("failed", "supervisor is gone"))
+        return 1
+    loop.add_reader(pidfd, stop, 0, "supervisor exited")
+
+    context = zmq.asyncio.Context()
+    mailbox = Mailbox(context, launch.mailbox, log=log)
+    try:
+        try:
+            module_name, _, class_name = launch.actor_class.partition(":")
+            actor_class = getattr(importlib.import_module(module_name), class_name)
+            mailbox.bind()
+            actor = actor_class(ActorContext(launch, log, context))
+        except Exception as error:  # noqa: BLE001 - reported as the failure reason
+            log.exception("actor could not be set up")
+            _report(ready, ("failed", f"set-up failed: {type(error).__name__}: {error}"))
+            return 1
+        try:
+            await actor.on_start()
+        except Exception as error:  # noqa: BLE001 - reported as the failure reason
+            log.error("actor failed to start", error=f"{type(error).__name__}: {error}")
+            _report(ready, ("failed", f"on_start raised {type(error).__name__}: {error}"))
+            return 1
+        started = time.time()
+        _report(ready, ("ready", os.getpid()))
+        log.info("actor ready", mailbox=launch.mailbox, restarts=launch.restarts)
+        status = await _serve(actor, mailbox, launch, started, stopped, stop, log)
+        try:
+            await actor.on_stop()
+        except Exception:  # noqa: BLE001
+            log.exception("on_stop failed")
+        log.info("actor stopped", status=status)
+        return status
+    finally:
+        loop.remove_reader(pidfd)
+        os.close(pidfd)
+        mailbox.close()
+        context.term()
+
+
+async def _serve(actor, mailbox, launch, started, stopped, stop, log) -> int:
+    queue: asyncio.Queue = asyncio.Queue()
+    counters = {"handled": 0, "last": time.time()}
+
+    async def receive() -> None:
+        while True:
+            request = await mailbox.receive()
+            counters["last"] = time.time()
+            queue.put_nowait(request)
+
+    async def work() -> None:
+        while True:
+            request = await queue.get()
+            body = request.body
+            if isinstance(body, Stop):
+                await request.reply(Ok())
+                stop(0, "Stop requested")
+                return
+            if isinstance(body, GetStatistics):
+                reply = Statistics(os.getpid(), queue.qsize(), counters["handled"],
+                                   max(counters["last"], mailbox.last_activity),
+                                   launch.restarts, started)
+            else:
+                try:
+                    reply = await answer(actor.handle, body, log)
+                except ActorCrash as crash:
+                    log.error("actor crashed", reason=str(crash))
+                    stop(1, f"crash: {crash}")
+                    return
+            counters["handled"] += 1
+            counters["last"] = time.time()
+            await request.reply(reply)
+
+    tasks = [asyncio.ensure_future(receive()), asyncio.ensure_future(work())]
+    try:
+        return await stopped
+    finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)

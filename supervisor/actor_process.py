@@ -1,0 +1,158 @@
+"""The shell around one actor incarnation: spawn through the fork server, wait for *ready*,
+notice its death at once, stop it.
+
+- ``start``: forks the actor (``actors.runtime.process.run``) from the preloading fork server and
+  waits, with a deadline, for the ``("ready", pid)`` or ``("failed", reason)`` message on a pipe.
+  Raises ``StartFailed(reason)`` if the actor reports failure, dies first or misses the deadline
+  (it is killed then).
+- ``exited``: a future resolved with an ``Exit`` as soon as the process ends: the fork server's
+  status pipe (the process *sentinel*) is watched by the event loop, no polling.
+- ``stop``: ``Stop`` through the mailbox, then SIGTERM after the shutdown timeout, then SIGKILL.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import multiprocessing
+import os
+import signal
+from dataclasses import dataclass
+
+from mutagen_actors.actors.runtime.launch import ActorLaunch
+from mutagen_actors.wire.errors import RemoteError, RequestTimeout
+from mutagen_actors.wire.messages.actor import Stop
+
+PROCESS_MODULE = "mutagen_actors.actors.runtime.process"
+
+
+class StartFailed(Exception):
+    pass
+
+
+@dataclass(frozen=True)
+class Exit:
+    status: int  # exit code, or -signal number
+
+    @property
+    def normal(self) -> bool:
+        return self.status == 0
+
+    def describe(self) -> str:
+        if self.status == 0:
+            return "exited normally"
+        if self.status < 0:
+            try:
+                name = signal.Signals(-self.status).name
+            except ValueError:
+                name = f"signal {-self.status}"
+            return f"killed by {name}"
+        return f"exited with status {self.status}"
+
+
+def fork_server_context() -> multiprocessing.context.BaseContext:
+    """The multiprocessing context actors are started with (fork server preloading the actor
+    runtime: see docs/architecture.md for the measured costs)."""
+    context = multiprocessing.get_context("forkserver")
+    context.set_forkserver_preload([PROCESS_MODULE])
+    return context
+
+
+def fork_server_pid() -> int:
+    from multiprocessing import forkserver
+
+    return forkserver._forkserver._forkserver_pid or 0  # noqa: SLF001 - no public accessor
+
+
+def stop_fork_server() -> None:
+    """Close the fork server's 'alive' pipe and reap it (call after every actor is gone)."""
+    from multiprocessing import forkserver
+
+    if forkserver._forkserver._forkserver_pid:  # noqa: SLF001
+        forkserver._forkserver._stop()  # noqa: SLF001
+
+
+class ActorProcess:
+    def __init__(self, context, launch: ActorLaunch):
+        self.launch = launch
+        self._context = context
+        self._process = None
+        self.pid = 0
+        self.exited: asyncio.Future = asyncio.get_running_loop().create_future()
+
+    async def start(self, timeout: float) -> int:
+        loop = asyncio.get_running_loop()
+        from mutagen_actors.actors.runtime import process as runtime
+
+        reader, writer = self._context.Pipe(duplex=False)
+        self._process = self._context.Process(
+            target=runtime.run, args=(self.launch, writer),
+            name=f"actor {self.launch.session}/{self.launch.actor_id}", daemon=False)
+        try:
+            self._process.start()
+        finally:
+            writer.close()
+        self.pid = self._process.pid
+        loop.add_reader(self._process.sentinel, self._on_exit)
+        answer: asyncio.Future = loop.create_future()
+
+        def on_ready_pipe():
+            loop.remove_reader(reader.fileno())
+            try:
+                message = reader.recv()
+            except (EOFError, OSError):
+                message = ("died", "")
+            if not answer.done():
+                answer.set_result(message)
+
+        loop.add_reader(reader.fileno(), on_ready_pipe)
+        try:
+            kind, detail = await asyncio.wait_for(asyncio.shield(answer), timeout)
+        except asyncio.TimeoutError:
+            self.kill()
+            raise StartFailed(f"not ready within {timeout:g} s") from None
+        finally:
+            if not answer.done():
+                loop.remove_reader(reader.fileno())
+            reader.close()
+        if kind == "ready":
+            return self.pid
+        if kind == "failed":
+            raise StartFailed(detail)
+        exit_ = await self.exited
+        raise StartFailed(f"{exit_.describe()} before it was ready")
+
+    def _on_exit(self) -> None:
+        asyncio.get_running_loop().remove_reader(self._process.sentinel)
+        self._process.join(0)
+        status = self._process.exitcode
+        if not self.exited.done():
+            self.exited.set_result(Exit(255 if status is None else status))
+        self._process.close()
+
+    def kill(self, sig: int = signal.SIGKILL) -> None:
+        if self.pid and not self.exited.done():
+            try:
+                os.kill(self.pid, sig)
+            except ProcessLookupError:
+                pass
+
+    async def stop(self, client, shutdown: float) -> Exit:
+        """Stop gracefully; escalate to SIGTERM after ``shutdown`` s and SIGKILL 1 s later."""
+        if not self.pid:
+            return Exit(0)
+        if not self.exited.done():
+            if client is None:
+                self.kill(signal.SIGTERM)  # not ready yet: nobody to ask
+            else:
+                try:
+                    await client.request(Stop(), timeout=shutdown)
+                except (RequestTimeout, RemoteError, ConnectionError):
+                    pass
+        for sig, grace in ((None, shutdown), (signal.SIGTERM, 1.0), (signal.SIGKILL, 5.0)):
+            if sig is not None:
+                self.kill(sig)
+            try:
+                return await asyncio.wait_for(asyncio.shield(self.exited), grace)
+            except asyncio.TimeoutError:
+                continue
+        return await self.exited

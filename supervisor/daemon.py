@@ -1,0 +1,103 @@
+"""The daemon: one per user and data directory; the root of the supervision tree.
+
+``run(paths)`` (what ``mutagen-actors daemon run`` calls) prepares the data directory, takes the
+lock (``LockHeld`` if another daemon has it), logs to ``daemon/daemon.log``, starts the
+preloading fork server, serves the control socket, resumes persisted sessions, and runs until
+SIGTERM, SIGINT or a ``StopDaemon`` request. Then it stops, in order: accepting requests, every
+session (each stops its actors in reverse start order), the fork server; removes its socket and
+releases the lock. A child's death never reaches this level: sessions handle it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import time
+
+import structlog
+import zmq.asyncio
+
+from mutagen_actors.actors.runtime import logs
+from mutagen_actors.wire.handling import NotHandled
+from mutagen_actors.wire.messages import control
+from mutagen_actors.wire.messages.base import Ok
+from mutagen_actors.wire.stream import StreamServer
+from mutagen_actors.wire.version import VERSION
+
+from . import datadir
+from .actor_process import fork_server_context, fork_server_pid, stop_fork_server
+from .lock import DaemonLock
+from .session_supervisor import Runtime
+from .sessions import Registry
+
+DEBUG_SETTLE_TIMEOUT = 20.0
+
+log = structlog.get_logger("daemon")
+
+
+class Daemon:
+    def __init__(self, paths: datadir.Paths, log_level: str = "info"):
+        self.paths = paths
+        self.log_level = log_level
+        self.started = time.time()
+        self._stop = asyncio.Event()
+
+    async def run(self) -> None:
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, self._stop.set)
+        mp_context = fork_server_context()
+        from multiprocessing import forkserver
+
+        forkserver.ensure_running()
+        zmq_context = zmq.asyncio.Context()
+        self.registry = Registry(Runtime(mp_context, zmq_context, self.paths, self.log_level))
+        server = StreamServer(self.paths.socket, self.handle)
+        await server.start()
+        log.info("daemon started", version=VERSION, data_directory=self.paths.root,
+                 forkserver_pid=fork_server_pid())
+        try:
+            self.registry.load()
+            await self._stop.wait()
+            log.info("daemon stopping")
+        finally:
+            await server.close()
+            await self.registry.stop_all()
+            stop_fork_server()
+            zmq_context.term()
+            log.info("daemon stopped")
+
+    async def handle(self, message):
+        if isinstance(message, control.Hello):
+            if message.client_version != VERSION:
+                log.warning("client version differs", client_version=message.client_version)
+            return control.Welcome(VERSION, os.getpid())
+        if isinstance(message, control.GetDaemonStatus):
+            states = await asyncio.gather(*(s.state() for s in self.registry.sessions.values()))
+            return control.DaemonStatus(VERSION, os.getpid(), self.started, self.paths.root,
+                                        self.paths.log, fork_server_pid(), list(states))
+        if isinstance(message, control.StopDaemon):
+            asyncio.get_running_loop().call_soon(self._stop.set)
+            return Ok()
+        if isinstance(message, control.CreateDebugSession):
+            supervisor = await self.registry.create_debug(
+                message.actors, message.crash_on_start, message.name, DEBUG_SETTLE_TIMEOUT)
+            return control.DebugSessionCreated(await supervisor.state())
+        if isinstance(message, control.TerminateSession):
+            await self.registry.terminate(message.id)
+            return Ok()
+        raise NotHandled
+
+
+def run(paths: datadir.Paths) -> None:
+    """Run a daemon in this process until it is told to stop (raises ``lock.LockHeld``)."""
+    datadir.prepare(paths)
+    lock = DaemonLock(paths.lock)
+    lock.acquire()
+    try:
+        level = logs.level_from_environment()
+        logs.configure(paths.log, level, actor="daemon")
+        asyncio.run(Daemon(paths, level).run())
+    finally:
+        lock.release()

@@ -1,0 +1,82 @@
+"""Persisted session records: ``<data dir>/sessions/<id>.json``, one file per session.
+
+Writes are atomic (temporary file in the same directory, fsync, rename, fsync of the directory):
+after a crash at any moment a record is either the old one or the new one. ``load_all`` skips a
+record it cannot read (logged, and renamed ``<name>.corrupt`` so it is kept for inspection);
+the daemon still starts. The ``spec`` field is owned by the session kind (debug sessions store
+their actor count; sync and forward sessions their configuration).
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+
+import msgspec
+import structlog
+
+log = structlog.get_logger("supervisor.persistence")
+
+
+class SessionRecord(msgspec.Struct, forbid_unknown_fields=False):
+    id: str
+    name: str
+    kind: str
+    created: float
+    spec: dict = {}
+    paused: bool = False
+
+
+def _path(directory: str, session_id: str) -> str:
+    if not session_id or "/" in session_id or session_id.startswith("."):
+        raise ValueError(f"invalid session id {session_id!r}")
+    return os.path.join(directory, f"{session_id}.json")
+
+
+def save(directory: str, record: SessionRecord) -> None:
+    data = msgspec.json.encode(record)
+    fd, temporary = tempfile.mkstemp(dir=directory, prefix=".tmp-", suffix=".json")
+    try:
+        with os.fdopen(fd, "wb") as stream:
+            stream.write(data)
+            stream.flush()
+            os.fsync(stream.fileno())
+        os.replace(temporary, _path(directory, record.id))
+    except BaseException:
+        try:
+            os.unlink(temporary)
+        except FileNotFoundError:
+            pass
+        raise
+    directory_fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(directory_fd)
+    finally:
+        os.close(directory_fd)
+
+
+def delete(directory: str, session_id: str) -> None:
+    try:
+        os.unlink(_path(directory, session_id))
+    except FileNotFoundError:
+        pass
+
+
+def load_all(directory: str) -> list[SessionRecord]:
+    """Every readable record, oldest first."""
+    records = []
+    for name in sorted(os.listdir(directory)):
+        path = os.path.join(directory, name)
+        if name.startswith(".tmp-"):
+            os.unlink(path)  # an interrupted write; the previous record (if any) is intact
+            continue
+        if not name.endswith(".json"):
+            continue
+        try:
+            with open(path, "rb") as stream:
+                records.append(msgspec.json.decode(stream.read(), type=SessionRecord))
+        except (OSError, msgspec.DecodeError) as error:
+            log.error("unreadable session record set aside", path=path, error=str(error))
+            os.replace(path, path + ".corrupt")
+    records.sort(key=lambda r: r.created)
+    return records

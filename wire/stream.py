@@ -1,0 +1,218 @@
+"""Length-prefixed codec frames over a unix stream socket: the CLI <-> daemon control socket.
+
+Why not ZeroMQ here: a plain unix socket tells the client at once whether a daemon is there
+(``ECONNREFUSED``/``ENOENT`` mean "start one"; ZeroMQ's connect never fails), lets the server read
+the peer's uid (``SO_PEERCRED``), and keeps zmq out of the CLI's import time.
+
+Framing: a 4-byte big-endian length, then one codec frame (``wire.codec``). The server:
+
+- binds the socket under a temporary name, sets it 0600 and renames it into place (a stale socket
+  left by a killed daemon is replaced atomically; the caller must hold the daemon lock);
+- refuses a peer whose uid differs from its own (logged);
+- a frame that fails to decode is logged as a protocol error and answered with
+  ``ErrorReply("protocol", ...)`` (reply_to 0); the connection stays usable;
+- a length above ``max_frame`` is logged and the connection is closed (nothing is read);
+- every well-formed request is answered through ``handling.answer``.
+
+The client (``StreamClient``) is blocking with a deadline per call, for the CLI.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import os
+import socket
+import struct
+import time
+
+import structlog
+
+from . import codec
+from .errors import ProtocolError, RemoteError, RequestTimeout
+from .handling import Handler, answer
+from .messages.base import ErrorReply
+from .version import MAX_FRAME_SIZE
+
+_HEADER = struct.Struct(">I")
+CONTROL_MAX_FRAME = 4 * 1024 * 1024  # requests the daemon accepts on its control socket
+
+log = structlog.get_logger("wire.stream")
+
+
+def pack(frame: bytes) -> bytes:
+    return _HEADER.pack(len(frame)) + frame
+
+
+# --------------------------------------------------------------------------------------- server
+
+
+class StreamServer:
+    """Serve ``handler`` on a unix socket at ``path`` (see the module docstring)."""
+
+    def __init__(self, path: str, handler: Handler, *, max_frame: int = CONTROL_MAX_FRAME):
+        self.path = path
+        self.handler = handler
+        self.max_frame = max_frame
+        self._server: asyncio.AbstractServer | None = None
+        self._connections: set[asyncio.Task] = set()
+
+    async def start(self) -> None:
+        temporary = f"{self.path}.{os.getpid()}.tmp"
+        if os.path.lexists(temporary):
+            os.unlink(temporary)
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            sock.bind(temporary)
+            os.chmod(temporary, 0o600)
+            os.rename(temporary, self.path)
+            sock.listen(64)
+        except BaseException:
+            sock.close()
+            raise
+        self._server = await asyncio.start_unix_server(self._serve, sock=sock)
+
+    async def close(self) -> None:
+        if self._server is not None:
+            self._server.close()
+            for task in list(self._connections):
+                task.cancel()
+            await asyncio.gather(*self._connections, return_exceptions=True)
+            self._server = None
+        try:
+            os.unlink(self.path)
+        except FileNotFoundError:
+            pass
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        task = asyncio.current_task()
+        self._connections.add(task)
+        try:
+            await self._converse(reader, writer)
+        except (ConnectionError, asyncio.IncompleteReadError):
+            pass
+        finally:
+            self._connections.discard(task)
+            writer.close()
+
+    async def _converse(self, reader, writer) -> None:
+        sock = writer.get_extra_info("socket")
+        creds = sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
+        pid, uid, _gid = struct.unpack("3i", creds)
+        if uid != os.getuid():
+            log.warning("refused control connection from another user", peer_uid=uid, peer_pid=pid)
+            return
+        while True:
+            header = await reader.readexactly(_HEADER.size)
+            (size,) = _HEADER.unpack(header)
+            if size > self.max_frame:
+                log.warning(
+                    "protocol error on control socket",
+                    error=f"oversized frame: {size} bytes (limit {self.max_frame})",
+                    peer_pid=pid,
+                )
+                return
+            frame = await reader.readexactly(size)
+            try:
+                envelope = codec.decode(frame, max_size=self.max_frame)
+            except ProtocolError as error:
+                log.warning("protocol error on control socket", error=str(error), peer_pid=pid)
+                writer.write(pack(codec.encode(ErrorReply("protocol", str(error)))))
+                await writer.drain()
+                continue
+            reply = await answer(self.handler, envelope.body, log)
+            writer.write(pack(codec.encode(reply, reply_to=envelope.id)))
+            await writer.drain()
+
+
+# --------------------------------------------------------------------------------------- client
+
+
+class StreamClient:
+    """Blocking request/reply client with per-call deadlines (for the CLI).
+
+    ``connect`` raises ``FileNotFoundError``/``ConnectionRefusedError`` when no daemon listens,
+    ``PermissionError`` when the socket is not ours, ``RequestTimeout`` when the connect itself
+    does not finish in time. ``request`` returns the reply body, raises ``RemoteError`` for an
+    ``ErrorReply``, ``RequestTimeout`` past the deadline, ``ConnectionError`` if the daemon went
+    away and ``ProtocolError`` for a reply that is not a valid frame (e.g. another version).
+    """
+
+    def __init__(self, path: str):
+        self.path = path
+        self._sock: socket.socket | None = None
+        self._ids = itertools.count(1)
+
+    def connect(self, timeout: float) -> None:
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        sock.settimeout(timeout)
+        try:
+            sock.connect(self.path)
+        except socket.timeout:
+            sock.close()
+            raise RequestTimeout(f"connect did not finish within {timeout:g} s") from None
+        except BaseException:
+            sock.close()
+            raise
+        self._sock = sock
+
+    def close(self) -> None:
+        if self._sock is not None:
+            self._sock.close()
+            self._sock = None
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def send_raw(self, data: bytes) -> None:
+        """Send bytes as they are (tests use this to send malformed frames)."""
+        assert self._sock is not None
+        self._sock.sendall(data)
+
+    def request(self, body, timeout: float):
+        assert self._sock is not None, "connect first"
+        request_id = next(self._ids)
+        deadline = time.monotonic() + timeout
+        self._sock.settimeout(timeout)
+        try:
+            self._sock.sendall(pack(codec.encode(body, id=request_id)))
+        except socket.timeout:
+            raise RequestTimeout(f"no answer within {timeout:g} s") from None
+        while True:
+            envelope = codec.decode(self._read_frame(deadline, timeout), max_size=MAX_FRAME_SIZE)
+            if envelope.reply_to not in (request_id, 0):
+                continue  # a late answer to an earlier request that timed out
+            if isinstance(envelope.body, ErrorReply):
+                raise RemoteError(envelope.body.code, envelope.body.message)
+            return envelope.body
+
+    def read_reply(self, timeout: float):
+        """Read one frame and decode it (tests: the answer to raw bytes)."""
+        return codec.decode(self._read_frame(time.monotonic() + timeout, timeout))
+
+    def _read_frame(self, deadline: float, timeout: float) -> bytes:
+        header = self._read_exactly(_HEADER.size, deadline, timeout)
+        (size,) = _HEADER.unpack(header)
+        if size > MAX_FRAME_SIZE:
+            raise ProtocolError(f"oversized frame: {size} bytes (limit {MAX_FRAME_SIZE})")
+        return self._read_exactly(size, deadline, timeout)
+
+    def _read_exactly(self, size: int, deadline: float, timeout: float) -> bytes:
+        chunks = []
+        while size:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise RequestTimeout(f"no answer within {timeout:g} s")
+            self._sock.settimeout(remaining)
+            try:
+                chunk = self._sock.recv(min(size, 1 << 20))
+            except socket.timeout:
+                raise RequestTimeout(f"no answer within {timeout:g} s") from None
+            if not chunk:
+                raise ConnectionResetError("the daemon closed the connection")
+            chunks.append(chunk)
+            size -= len(chunk)
+        return b"".join(chunks)
