@@ -52,7 +52,8 @@ TREE_MASK = (
 )
 #: Events requested on the nearest existing ancestor while the root is absent or is not
 #: a directory (events are then filtered by the name of the path component toward the root).
-ANCESTOR_MASK = TREE_MASK
+#: Symbolic links among the root's ancestors are the user's business: they are followed.
+ANCESTOR_MASK = TREE_MASK & ~IN_DONT_FOLLOW
 
 _CHANGE = IN_CREATE | IN_DELETE | IN_MODIFY | IN_CLOSE_WRITE | IN_ATTRIB | IN_MOVED_FROM | IN_MOVED_TO
 _SELF_GONE = IN_DELETE_SELF | IN_MOVE_SELF | IN_UNMOUNT | IN_IGNORED

@@ -34,8 +34,8 @@ Why inotify_simple and not watchdog
 -----------------------------------
 watchdog's observer hides queue overflows (it only logs a warning and re-adds every
 watch), and with its default event set it livelocks on a 5,000-directory tree (its own
-directory walk produces open/close events that overflow the queue, see
-docs/shared libraries notes). A small recursive watcher on ``inotify_simple`` gives us:
+directory walk produces open/close events that overflow the queue: measured in the
+team's shared library notes). A small recursive watcher on ``inotify_simple`` gives us:
 ``IN_Q_OVERFLOW`` as an ordinary event to turn into ``rescan_all``; a mask without
 ``IN_OPEN``/``IN_ACCESS``/``IN_CLOSE_NOWRITE`` so our walk is silent; control over each
 ``add_watch`` (skip ignored and temporary directories, see ENOSPC at the exact call and
@@ -366,11 +366,11 @@ class Watcher:
             try:
                 with os.scandir(absolute) as entries:
                     for entry in entries:
-                        name = entry.name
-                        if is_temporary(name):
-                            continue
                         try:
                             if not entry.is_dir(follow_symlinks=False):
+                                continue  # d_type answers this without a system call
+                            name = entry.name
+                            if is_temporary(name):
                                 continue
                             child = join(directory, name)
                             if not watchable(child, ignorer):
@@ -438,7 +438,11 @@ class Watcher:
         self._stats["rewatches"] += 1
         self._log.info("re-establishing watches", reason=why)
         self._disarm()
-        self._establish()
+        try:
+            self._establish()
+        except Exception as error:
+            self._log.exception("re-establishing watches failed")
+            self._fall_back(f"watching failed: {error}")
         self._arm()
         self._mark_all()
 
@@ -503,9 +507,16 @@ class Watcher:
             self._reestablish("read error")
             return
         self._stats["events"] += len(events)
-        if self._mechanism != "tree":
-            self._on_ancestor_events(events)
-            return
+        try:
+            if self._mechanism == "tree":
+                self._on_tree_events(events)
+            else:
+                self._on_ancestor_events(events)
+        except Exception:  # never leave the session believing nothing changed
+            self._log.exception("handling inotify events failed; rescanning everything")
+            self._reestablish("internal error while handling events")
+
+    def _on_tree_events(self, events) -> None:
         changed = False
         rewatch: str | None = None
         limit = False

@@ -375,6 +375,22 @@ def test_root_created_later_is_watched_once_it_exists(tmp_path):
     run(scenario())
 
 
+def test_root_below_a_symlinked_parent_is_awaited_through_the_link(tmp_path):
+    (tmp_path / "real").mkdir()
+    os.symlink("real", tmp_path / "link")
+    root = tmp_path / "link" / "root"
+
+    async def scenario():
+        async with started(root) as watcher:
+            assert watcher.state == f"watching for the root to be created (inotify on {tmp_path / 'link'})"
+            os.mkdir(tmp_path / "real" / "root")
+            batches = await gather_until(watcher, rescanned)
+            assert rescanned(batches)
+            assert watcher.state == "watching (inotify)"
+
+    run(scenario())
+
+
 def test_root_deleted_forces_a_rescan_and_waits_for_it_again(tmp_path):
     root = tmp_path / "root"
     write(root / "a" / "f")
@@ -472,6 +488,31 @@ def test_note_changed_triggers_a_poll_when_polling(tmp_path):
             watcher.note_changed(["x"])
             batch = await watcher.next_batch(timeout=DEADLINE)
             assert batch == WatchBatch(frozenset(), True)
+
+    run(scenario())
+
+
+class BrokenIgnorer:
+    """An ignorer that starts failing on demand (a bug elsewhere must not silence watching)."""
+
+    broken = False
+
+    def ignored(self, path: str, directory: bool) -> bool:
+        if self.broken:
+            raise RuntimeError("ignorer exploded")
+        return False
+
+
+def test_an_internal_failure_turns_into_a_rescan_and_polling(tmp_path):
+    ignorer = BrokenIgnorer()
+
+    async def scenario():
+        async with started(tmp_path, ignorer=ignorer, polling_interval=600) as watcher:
+            ignorer.broken = True
+            os.makedirs(tmp_path / "d")
+            batches = await gather_until(watcher, rescanned)
+            assert rescanned(batches)
+            assert watcher.state == "polling every 600 s (watching failed: ignorer exploded)"
 
     run(scenario())
 
