@@ -1,0 +1,91 @@
+"""The digest cache: atomic persistence, tolerant loading, reverse map."""
+
+import os
+
+import pytest
+
+from mutagen_actors.actors.sync.cache import CacheRecord, DigestCache
+from mutagen_actors.actors.sync.settings import HashAlgorithm
+
+DIGEST_A = b"a" * 16
+DIGEST_B = b"b" * 16
+
+
+def test_round_trip(tmp_path):
+    file = str(tmp_path / "cache")
+    cache = DigestCache(HashAlgorithm.XXH128)
+    cache.put("x", 1, 2, 3, 0o100644, DIGEST_A)
+    cache.put("d/y", 10, 20, 30, 0o100755, DIGEST_B)
+    cache.save(file)
+    loaded = DigestCache.load(file, HashAlgorithm.XXH128)
+    assert loaded.get("x") == CacheRecord(1, 2, 3, 0o100644, DIGEST_A)
+    assert loaded.get("d/y") == CacheRecord(10, 20, 30, 0o100755, DIGEST_B)
+    assert len(loaded) == 2
+    assert os.stat(file).st_mode & 0o777 == 0o600
+    assert [name for name in os.listdir(tmp_path) if name != "cache"] == []  # no temporary left
+
+
+@pytest.mark.parametrize(
+    "content",
+    [None, b"", b"\xff\x00garbage", b"\x93\x01\xa6xxh128\x01"],
+    ids=["missing", "empty", "garbage", "wrong-shape"],
+)
+def test_load_tolerates_missing_or_corrupt(tmp_path, content):
+    file = tmp_path / "cache"
+    if content is not None:
+        file.write_bytes(content)
+    cache = DigestCache.load(str(file), HashAlgorithm.XXH128)
+    assert len(cache) == 0
+
+
+def test_load_discards_other_algorithm(tmp_path):
+    file = str(tmp_path / "cache")
+    cache = DigestCache(HashAlgorithm.SHA1)
+    cache.put("x", 1, 2, 3, 4, b"s" * 20)
+    cache.save(file)
+    assert len(DigestCache.load(file, HashAlgorithm.SHA1)) == 1
+    assert len(DigestCache.load(file, HashAlgorithm.XXH128)) == 0
+
+
+def test_save_replaces_atomically(tmp_path):
+    file = str(tmp_path / "cache")
+    first = DigestCache()
+    first.put("old", 1, 1, 1, 1, DIGEST_A)
+    first.save(file)
+    second = DigestCache()
+    second.put("new", 2, 2, 2, 2, DIGEST_B)
+    second.save(file)
+    loaded = DigestCache.load(file)
+    assert "new" in loaded and "old" not in loaded
+
+
+def test_reverse_map_follows_changes():
+    cache = DigestCache()
+    cache.put("a", 1, 1, 1, 1, DIGEST_A)
+    cache.put("b/c", 1, 1, 2, 1, DIGEST_A)
+    cache.put("d", 1, 1, 3, 1, DIGEST_B)
+    assert sorted(cache.paths_for(DIGEST_A)) == ["a", "b/c"]
+    cache.discard("a")
+    assert cache.paths_for(DIGEST_A) == ["b/c"]
+    cache.discard_below("b")
+    assert cache.paths_for(DIGEST_A) == []
+    assert cache.paths_for(DIGEST_B) == ["d"]
+
+
+def test_matching_digest(tmp_path):
+    path = tmp_path / "f"
+    path.write_bytes(b"x")
+    st = os.lstat(path)
+    cache = DigestCache()
+    assert cache.matching_digest("f", st) is None
+    cache.put_stat("f", st, DIGEST_A)
+    assert cache.matching_digest("f", st) == DIGEST_A
+    os.chmod(path, 0o700)
+    assert cache.matching_digest("f", os.lstat(path)) is None
+
+
+def test_discard_below_root_clears_everything():
+    cache = DigestCache()
+    cache.put("a", 1, 1, 1, 1, DIGEST_A)
+    cache.discard_below("")
+    assert len(cache) == 0
