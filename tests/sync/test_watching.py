@@ -286,6 +286,13 @@ LIMIT_SCRIPT = textwrap.dedent(
         out["grown_watches"] = watcher.statistics()["watches"]
         out["tick_batch"] = show(await watcher.next_batch(timeout=10))
         await watcher.stop()
+
+        with open("/proc/sys/user/max_inotify_instances", "w") as handle:
+            handle.write("0")
+        watcher = Watcher(small, mode=WatchMode.PORTABLE, polling_interval=0.2)
+        await watcher.start()
+        out["no_instance_state"] = watcher.state
+        await watcher.stop()
         print(json.dumps(out))
 
     asyncio.run(main())
@@ -295,7 +302,8 @@ LIMIT_SCRIPT = textwrap.dedent(
 
 def test_watch_limit_falls_back_to_polling_and_says_so(tmp_path):
     """A real ENOSPC from inotify_add_watch: the limit is lowered to 5 watches inside a
-    private user namespace (the system-wide limit, shared with everyone, is not touched)."""
+    private user namespace (the system-wide limit, shared with everyone, is not touched).
+    Then the instance limit is lowered to 0 there: EMFILE from inotify_init also polls."""
     if not _userns_available():
         pytest.skip("unprivileged user namespaces with a writable inotify limit are not available")
     big, small = tmp_path / "big", tmp_path / "small"
@@ -320,6 +328,9 @@ def test_watch_limit_falls_back_to_polling_and_says_so(tmp_path):
     assert out["grown_state"] == polling
     assert out["grown_watches"] == 0
     assert out["tick_batch"] == {"paths": [], "rescan_all": True}
+    assert out["no_instance_state"] == (
+        "polling every 0.2 s (inotify instance limit reached (fs.inotify.max_user_instances))"
+    )
 
 
 # ---------------------------------------------------------------------------- modes
