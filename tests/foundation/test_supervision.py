@@ -1,0 +1,76 @@
+"""Supervision through the real CLI and real processes: crashes restart only what crashed;
+a child that cannot start halts its session, never the daemon."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+
+from .conftest import alive, wait_until
+
+
+def _pids(session: dict) -> dict:
+    return {a["id"]: a["pid"] for a in session["actors"]}
+
+
+def test_kill_9_of_any_actor_restarts_it_within_a_second_and_nothing_else(daemon):
+    daemon_pid = daemon.start()
+    first = daemon.create_session(3)
+    other = daemon.create_session(2)
+    assert first["status"] == "running"
+    before, other_before = _pids(first), _pids(other)
+    assert all(before.values()) and len(set(before.values())) == 3
+
+    for victim in ("actor-1", "actor-3"):
+        killed_pid = before[victim]
+        killed_at = time.time()
+        os.kill(killed_pid, signal.SIGKILL)
+
+        def restarted():
+            actor = next(a for a in daemon.session(first["id"])["actors"] if a["id"] == victim)
+            return actor if actor["state"] == "running" and actor["pid"] != killed_pid else None
+
+        actor = wait_until(restarted, 10, what=f"{victim} to be restarted")
+        assert actor["ready_at"] - killed_at < 1.0, "restarted later than 1 s after kill -9"
+        assert actor["last_exit"] == "killed by SIGKILL"
+        assert alive(actor["pid"]) and not alive(killed_pid)
+        after = _pids(daemon.session(first["id"]))
+        assert {k: v for k, v in after.items() if k != victim} == \
+               {k: v for k, v in before.items() if k != victim}
+        before = after
+
+    status = daemon.status()
+    assert status["pid"] == daemon_pid
+    assert _pids(daemon.session(other["id"])) == other_before
+    restarts = {a["id"]: a["restarts"] for a in daemon.session(first["id"])["actors"]}
+    assert restarts == {"actor-1": 1, "actor-2": 0, "actor-3": 1}
+
+
+def test_actor_crashing_on_every_start_halts_its_session_and_the_daemon_stays_up(daemon):
+    daemon_pid = daemon.start()
+    healthy = daemon.create_session(1)
+    started = time.monotonic()
+    crashing = daemon.create_session(2, "--crash-on-start", "--name", "crashy")
+    assert time.monotonic() - started < 15
+
+    assert crashing["status"] == "halted"
+    assert "exceeded the restart budget" in crashing["halt_reason"]
+    assert "on_start raised RuntimeError: crash on start requested" in crashing["halt_reason"]
+    assert all(a["pid"] == 0 for a in crashing["actors"])
+
+    # The daemon and the other session carry on, and say so through the CLI.
+    status = daemon.status()
+    assert status["pid"] == daemon_pid
+    assert daemon.session(healthy["id"])["status"] == "running"
+    assert _pids(daemon.session(healthy["id"])) == _pids(healthy)
+    text = daemon.cli("daemon", "status", check=True).stdout
+    assert "Status: Halted" in text and "exceeded the restart budget" in text
+    daemon.wait_log(lambda e: e.get("event") == "session halted"
+                    and e.get("session") == crashing["id"], what="halt logged")
+
+    # A halted session stays halted (no restart loop): nothing of it is running a moment later.
+    assert not [a for a in daemon.session(crashing["id"])["actors"] if a["pid"]]
+    result = daemon.cli("daemon", "debug-session", "terminate", "crashy", check=True)
+    assert "Terminated" in result.stdout
+    assert crashing["id"] not in [s["id"] for s in daemon.status()["sessions"]]
