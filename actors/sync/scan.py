@@ -1,0 +1,510 @@
+"""Scanning a synchronization root into a snapshot (the filesystem shell of the sync core).
+
+``scan(root, ...)`` walks the root with directory file descriptors (``openat``-style: every child
+is opened relative to its parent's descriptor with ``O_NOFOLLOW``) and returns a ``ScanResult``:
+the root ``Entry`` (``None`` if the root does not exist), the scan problems, counts, and the
+updated ``DigestCache``.
+
+What each on-disk thing becomes:
+- directory -> ``Kind.DIRECTORY`` (its contents scanned), file -> ``Kind.FILE`` with the digest of
+  the session's hash and, in portable permissions mode, the executable bit (any of u/g/o x);
+- symbolic link -> ``Kind.SYMLINK`` if ``symlink_problem`` accepts it (portable / posix-raw),
+  ``Kind.PROBLEMATIC`` if not, ``Kind.UNTRACKED`` in symlink mode ``ignore``;
+- sockets, FIFOs, devices and ignored paths -> ``Kind.UNTRACKED`` (never read, never traversed;
+  with docker ignore syntax an ignored directory that may hold re-included content is traversed
+  as ``Kind.PHANTOM``);
+- names starting with ``TEMPORARY_PREFIX`` -> skipped entirely;
+- problematic (recorded, never synchronized, never deleted): unreadable file ("unable to open
+  file: ..."), unreadable directory ("unable to read directory contents: ..." / "unable to open
+  directory: ..."), non-UTF-8 names ("non-UTF-8 filename"; the name is shown with its bad bytes
+  as ``\\xNN`` escapes), a file whose size changed while hashed ("hashed size mismatch"), a
+  directory on another filesystem ("scan crossed filesystem boundary").
+
+Unchanged files are never re-hashed: a file whose lstat metadata (size, mtime, inode, mode)
+matches its cache record reuses the cached digest (``ScanResult.hashed`` counts the files that
+were read).
+
+Incremental scan: with ``previous`` and ``dirty`` (root-relative paths reported by a watcher),
+only the dirty paths and their ancestors are re-examined: each dirty path is lstat-ed through its
+ancestors' descriptors (gone -> dropped; a file -> re-hashed only if its metadata changed; a
+directory -> rescanned as a whole subtree), each ancestor is re-opened (if it is no longer a
+directory on the same device, it is re-examined whole) and rebuilt copy-on-write; everything else
+is reused from ``previous``. The watcher must report created and deleted names themselves (inotify
+does): a parent directory is not re-listed for unreported siblings. Report ``""`` (or pass
+``dirty=None``) to rescan everything.
+
+Errors (``ScanError``): the root is a symbolic link, the root directory cannot be opened or read,
+the entry count exceeds ``max_entry_count``. Everything below the root becomes an entry or a
+problem; the scan keeps going.
+"""
+
+from __future__ import annotations
+
+import os
+import stat as _stat
+from typing import Iterable, Optional
+
+import structlog
+
+from .cache import DigestCache
+from .hashing import hash_fd
+from .model import UNTRACKED, Counts, Entry, Kind, Problem, join, walk
+from .paths import UnsafePathError, split_path
+from .settings import TEMPORARY_PREFIX, HashAlgorithm, PermissionsMode, SymlinkMode
+
+from .symlinks import symlink_problem
+
+log = structlog.get_logger(__name__)
+
+_DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+_FILE_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK
+_IFMT = 0o170000
+_IFREG = _stat.S_IFREG
+_IFDIR = _stat.S_IFDIR
+_IFLNK = _stat.S_IFLNK
+
+NON_UTF8 = "non-UTF-8 filename"
+SIZE_MISMATCH = "hashed size mismatch"
+CROSSED_FILESYSTEM = "scan crossed filesystem boundary"
+
+# (directories, files, symbolic links, total file size) of a subtree.
+_ZERO = (0, 0, 0, 0)
+
+
+class ScanError(Exception):
+    """The scan as a whole failed (the cycle should report it and retry later)."""
+
+
+class ScanResult:
+    """The outcome of one scan.
+
+    ``root``: the snapshot (``None`` if the root does not exist); ``problems``: scan problems
+    sorted by path; ``counts``: directories, files, symlinks and total file size; ``cache``: the
+    updated digest cache; ``hashed``: how many files were read and hashed by this scan.
+    The other attributes are bookkeeping that lets the next scan be incremental.
+    """
+
+    __slots__ = ("root", "cache", "hashed", "counts", "_problems", "_subtotals", "_device", "_settings")
+
+    def __init__(self, root, cache, hashed, counts, problems, subtotals, device, settings):
+        self.root: Optional[Entry] = root
+        self.cache: DigestCache = cache
+        self.hashed: int = hashed
+        self.counts: Counts = counts
+        self._problems: dict[str, str] = problems
+        self._subtotals: dict[str, tuple] = subtotals
+        self._device = device
+        self._settings = settings
+
+    @property
+    def problems(self) -> list[Problem]:
+        return [Problem(path, self._problems[path]) for path in sorted(self._problems)]
+
+    def __repr__(self) -> str:
+        return f"ScanResult(counts={self.counts!r}, problems={len(self._problems)}, hashed={self.hashed})"
+
+
+def display_name(name: str) -> Optional[str]:
+    """``None`` for a valid UTF-8 name, else a printable stand-in (bad bytes as ``\\xNN``)."""
+    if name.isascii():
+        return None
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:
+        return name.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+    return None
+
+
+class _Walker:
+    """State of one scan; methods are the imperative walk."""
+
+    def __init__(self, algorithm, ignorer, symlink_mode, permissions_mode, old, out, problems, subtotals, device):
+        self.algorithm = HashAlgorithm(algorithm)
+        self.ignorer = ignorer
+        self.symlink_mode = SymlinkMode(symlink_mode)
+        self.track_executable = PermissionsMode(permissions_mode) is PermissionsMode.PORTABLE
+        self.old = old  # path -> cache record to reuse
+        self.out = out  # path -> cache record seen by this scan
+        self.problems = problems
+        self.subtotals = subtotals
+        self.device = device
+        self.hashed = 0
+
+    # -- single entries -------------------------------------------------------------------------
+
+    def problem(self, path: str, text: str) -> Entry:
+        self.problems[path] = text
+        return Entry(Kind.PROBLEMATIC, problem=text)
+
+    def hash_file(self, dfd: int, name: str, path: str, st):
+        """Hash a regular file: ``(digest, size, mode)`` or a problem ``Entry``."""
+        try:
+            fd = os.open(name, _FILE_FLAGS, dir_fd=dfd)
+        except OSError as error:
+            return self.problem(path, f"unable to open file: {error.strerror}")
+        try:
+            opened = os.fstat(fd)
+            if opened.st_mode & _IFMT != _IFREG:
+                return self.problem(path, "file changed type during scan")
+            self.hashed += 1
+            try:
+                digest, read = hash_fd(fd, self.algorithm, opened.st_size)
+            except OSError as error:
+                return self.problem(path, f"unable to read file: {error.strerror}")
+            if read != opened.st_size:
+                return self.problem(path, SIZE_MISMATCH)
+        finally:
+            os.close(fd)
+        record = (opened.st_size, opened.st_mtime_ns, opened.st_ino, opened.st_mode, digest)
+        self.out[path] = record
+        return record
+
+    def examine(self, dfd: int, st: os.stat_result, name: str, path: str):
+        """Scan one directory child, given its lstat result: ``(entry, subtotal)``."""
+        mode = st.st_mode
+        kind = mode & _IFMT
+        ignorer = self.ignorer
+        if kind == _IFREG:
+            if ignorer is not None and ignorer.ignored(path, False):
+                return UNTRACKED, _ZERO
+            record = self.old.get(path)
+            if (
+                record is None
+                or record[0] != st.st_size
+                or record[1] != st.st_mtime_ns
+                or record[2] != st.st_ino
+                or record[3] != mode
+            ):
+                record = self.hash_file(dfd, name, path, st)
+                if type(record) is Entry:
+                    return record, _ZERO
+            else:
+                self.out[path] = record
+            executable = self.track_executable and (record[3] & 0o111) != 0
+            return Entry(Kind.FILE, digest=record[4], executable=executable), (0, 1, 0, record[0])
+        if kind == _IFDIR:
+            phantom = False
+            if ignorer is not None and ignorer.ignored(path, True):
+                if not ignorer.may_reinclude_below(path):
+                    return UNTRACKED, _ZERO
+                phantom = True
+            if st.st_dev != self.device:
+                return self.problem(path, CROSSED_FILESYSTEM), _ZERO
+            try:
+                child_fd = os.open(name, _DIR_FLAGS, dir_fd=dfd)
+            except OSError as error:
+                return self.problem(path, f"unable to open directory: {error.strerror}"), _ZERO
+            try:
+                return self.directory(child_fd, path, phantom)
+            finally:
+                os.close(child_fd)
+        if kind == _IFLNK:
+            if self.symlink_mode is SymlinkMode.IGNORE:
+                return UNTRACKED, _ZERO
+            if ignorer is not None and ignorer.ignored(path, False):
+                return UNTRACKED, _ZERO
+            try:
+                target = os.readlink(name, dir_fd=dfd)
+            except OSError as error:
+                return self.problem(path, f"unable to read symbolic link: {error.strerror}"), _ZERO
+            if display_name(target) is not None:
+                return self.problem(path, "invalid symbolic link: target is not valid UTF-8"), _ZERO
+            text = symlink_problem(target, path, self.symlink_mode)
+            if text:
+                return self.problem(path, text), _ZERO
+            return Entry(Kind.SYMLINK, target=target), (0, 0, 1, 0)
+        # Sockets, FIFOs, devices: never synchronized, never deleted.
+        return UNTRACKED, _ZERO
+
+    # -- whole directories ----------------------------------------------------------------------
+
+    def directory(self, dfd: int, path: str, phantom: bool = False):
+        """Scan a whole directory subtree: ``(entry, subtotal)``."""
+        try:
+            listing = os.scandir(dfd)
+        except OSError as error:
+            return self.problem(path, f"unable to read directory contents: {error.strerror}"), _ZERO
+        contents: dict[str, Entry] = {}
+        dirs = 0 if phantom else 1
+        files = links = size = 0
+        examine = self.examine
+        try:
+            with listing:
+                for item in listing:
+                    name = item.name
+                    if name.startswith(TEMPORARY_PREFIX):
+                        continue
+                    if not name.isascii():
+                        shown = display_name(name)
+                        if shown is not None:
+                            child = f"{path}/{shown}" if path else shown
+                            if shown not in contents:
+                                contents[shown] = self.problem(child, NON_UTF8)
+                            continue
+                    child = f"{path}/{name}" if path else name
+                    try:
+                        st = item.stat(follow_symlinks=False)
+                    except FileNotFoundError:
+                        continue
+                    except OSError as error:
+                        contents[name] = self.problem(child, f"unable to stat: {error.strerror}")
+                        continue
+                    entry, sub = examine(dfd, st, name, child)
+                    contents[name] = entry
+                    if sub is not _ZERO:
+                        dirs += sub[0]
+                        files += sub[1]
+                        links += sub[2]
+                        size += sub[3]
+        except OSError as error:
+            # readdir failing half-way: the directory cannot be represented faithfully.
+            return self.problem(path, f"unable to read directory contents: {error.strerror}"), _ZERO
+        subtotal = (dirs, files, links, size)
+        self.subtotals[path] = subtotal
+        return Entry(Kind.PHANTOM if phantom else Kind.DIRECTORY, contents), subtotal
+
+    # -- incremental ----------------------------------------------------------------------------
+
+    def forget(self, path: str, previous: Optional[Entry]) -> None:
+        """Drop the bookkeeping of a previous subtree before it is rescanned or removed."""
+        if previous is None:
+            return
+        out, old, problems, subtotals = self.out, self.old, self.problems, self.subtotals
+        for sub_path, entry in walk(previous, path):
+            kind = entry.kind
+            if kind == Kind.FILE:
+                record = out.pop(sub_path, None)
+                if record is not None:
+                    old[sub_path] = record
+            elif kind == Kind.DIRECTORY or kind == Kind.PHANTOM:
+                subtotals.pop(sub_path, None)
+            elif kind == Kind.PROBLEMATIC:
+                problems.pop(sub_path, None)
+
+    def reused_subtotal(self, path: str, entry: Entry):
+        kind = entry.kind
+        if kind == Kind.FILE:
+            record = self.out.get(path)
+            return (0, 1, 0, record[0] if record is not None else 0)
+        if kind == Kind.DIRECTORY or kind == Kind.PHANTOM:
+            return self.subtotals.get(path, _ZERO)
+        if kind == Kind.SYMLINK:
+            return (0, 0, 1, 0)
+        return _ZERO
+
+    def update(self, dfd: int, path: str, previous: Entry, dirty: dict):
+        """Re-examine the dirty children of a directory; reuse everything else.
+
+        ``dirty`` maps child names to ``True`` (re-examine that child, as a whole subtree if
+        it is a directory) or to a sub-trie (only some paths below that child are dirty).
+        """
+        contents = dict(previous.contents)
+        dirs, files, links, size = self.subtotals.get(path, _ZERO)
+        for name, mark in dirty.items():
+            if name.startswith(TEMPORARY_PREFIX):
+                continue
+            shown = display_name(name)
+            if shown is not None:
+                # A non-UTF-8 name is recorded under its printable stand-in, as a problem.
+                child = join(path, shown)
+                self.forget(child, contents.get(shown))
+                try:
+                    os.stat(name, dir_fd=dfd, follow_symlinks=False)
+                except OSError:
+                    contents.pop(shown, None)
+                else:
+                    contents[shown] = self.problem(child, NON_UTF8)
+                continue
+            child = join(path, name)
+            old_entry = contents.get(name)
+            if old_entry is not None:
+                old_sub = self.reused_subtotal(child, old_entry)
+            else:
+                old_sub = _ZERO
+            entry = sub = None
+            if mark is not True and old_entry is not None and (
+                old_entry.kind == Kind.DIRECTORY or old_entry.kind == Kind.PHANTOM
+            ):
+                entry, sub = self.update_below(dfd, name, child, old_entry, mark)
+            if entry is None:
+                self.forget(child, old_entry)
+                entry, sub = self.examine_name(dfd, name, child)
+            if entry is None:
+                contents.pop(name, None)
+            else:
+                contents[name] = entry
+            dirs += sub[0] - old_sub[0]
+            files += sub[1] - old_sub[1]
+            links += sub[2] - old_sub[2]
+            size += sub[3] - old_sub[3]
+        subtotal = (dirs, files, links, size)
+        self.subtotals[path] = subtotal
+        return Entry(previous.kind, contents), subtotal
+
+    def update_below(self, dfd: int, name: str, child: str, old_entry: Entry, mark: dict):
+        """Descend into a still-existing directory: ``(entry, subtotal)``, or ``(None, None)``
+        when it is no longer the same kind of thing (the caller re-examines it whole)."""
+        try:
+            child_fd = os.open(name, _DIR_FLAGS, dir_fd=dfd)
+        except OSError:
+            return None, None
+        try:
+            if os.fstat(child_fd).st_dev != self.device:
+                return None, None
+            return self.update(child_fd, child, old_entry, mark)
+        finally:
+            os.close(child_fd)
+
+    def examine_name(self, dfd: int, name: str, child: str):
+        """Examine one child by name (it may have vanished): ``(entry or None, subtotal)``."""
+        try:
+            st = os.stat(name, dir_fd=dfd, follow_symlinks=False)
+        except (FileNotFoundError, NotADirectoryError):
+            return None, _ZERO
+        except OSError as error:
+            return self.problem(child, f"unable to stat: {error.strerror}"), _ZERO
+        return self.examine(dfd, st, name, child)
+
+
+def _dirty_tree(dirty: Iterable[str]) -> Optional[dict]:
+    """A trie of dirty paths: name -> subtrie, or ``True`` for "this whole subtree".
+
+    Returns ``None`` when a full scan is needed (the root itself, or a path we cannot trust).
+    """
+    tree: dict = {}
+    for path in dirty:
+        try:
+            components = split_path(path)
+        except UnsafePathError:
+            log.warning("unusable dirty path, scanning everything", path=path)
+            return None
+        if not components:
+            return None
+        node = tree
+        for component in components[:-1]:
+            sub = node.get(component)
+            if sub is True:
+                break
+            if sub is None:
+                sub = node[component] = {}
+            node = sub
+        else:
+            node[components[-1]] = True
+    return tree
+
+
+def scan(
+    root: str,
+    *,
+    hash: HashAlgorithm = HashAlgorithm.XXH128,
+    ignorer=None,
+    symlink_mode: SymlinkMode = SymlinkMode.PORTABLE,
+    permissions_mode: PermissionsMode = PermissionsMode.PORTABLE,
+    cache: Optional[DigestCache] = None,
+    previous: Optional[ScanResult] = None,
+    dirty: Optional[Iterable[str]] = None,
+    max_entry_count: int = 0,
+) -> ScanResult:
+    """Scan ``root`` (see the module docstring); incremental when ``previous`` and ``dirty`` are
+    given and ``previous`` used the same settings."""
+    hash = HashAlgorithm(hash)
+    if cache is None:
+        cache = DigestCache(hash)
+    elif cache.algorithm is not hash:
+        log.info("digest cache holds another hash, starting it empty", cache=cache.algorithm.value, hash=hash.value)
+        cache.replace_entries({})
+        cache.algorithm = hash
+    settings = (hash, id(ignorer), SymlinkMode(symlink_mode), PermissionsMode(permissions_mode))
+
+    try:
+        root_stat = os.lstat(root)
+    except FileNotFoundError:
+        cache.replace_entries({})
+        return ScanResult(None, cache, 0, Counts(), {}, {}, None, settings)
+    except OSError as error:
+        raise ScanError(f"unable to access synchronization root {root!r}: {error.strerror}") from None
+    root_kind = root_stat.st_mode & _IFMT
+    if root_kind == _IFLNK:
+        raise ScanError(f"synchronization root {root!r} is a symbolic link")
+
+    tree = None
+    if (
+        dirty is not None
+        and previous is not None
+        and previous._settings == settings
+        and previous.root is not None
+        and previous.root.kind == Kind.DIRECTORY
+        and root_kind == _IFDIR
+        and previous._device == root_stat.st_dev
+        and previous.cache is cache
+    ):
+        tree = _dirty_tree(dirty)
+
+    if tree is not None:
+        walker = _Walker(
+            hash, ignorer, symlink_mode, permissions_mode, {}, cache.entries,
+            dict(previous._problems), dict(previous._subtotals), root_stat.st_dev,
+        )
+        if not tree:
+            return ScanResult(
+                previous.root, cache, 0, previous.counts, walker.problems, walker.subtotals,
+                root_stat.st_dev, settings,
+            )
+        fd = _open_root(root)
+        try:
+            entry, subtotal = walker.update(fd, "", previous.root, tree)
+        finally:
+            os.close(fd)
+        cache.replace_entries(walker.out)
+    else:
+        walker = _Walker(
+            hash, ignorer, symlink_mode, permissions_mode, cache.entries, {}, {}, {}, root_stat.st_dev,
+        )
+        if root_kind == _IFDIR:
+            fd = _open_root(root)
+            try:
+                entry, subtotal = walker.directory(fd, "")
+            finally:
+                os.close(fd)
+        elif root_kind == _IFREG:
+            entry, subtotal = _scan_root_file(walker, root, root_stat)
+        else:
+            entry, subtotal = UNTRACKED, _ZERO
+        cache.replace_entries(walker.out)
+        if entry.kind == Kind.PROBLEMATIC and root_kind == _IFDIR:
+            raise ScanError(f"unable to scan synchronization root {root!r}: {entry.problem}")
+
+    counts = Counts(*subtotal)
+    if max_entry_count and counts.directories + counts.files + counts.symbolic_links > max_entry_count:
+        raise ScanError(
+            f"exceeded allowed entry count ({counts.directories + counts.files + counts.symbolic_links}"
+            f" > {max_entry_count})"
+        )
+    return ScanResult(entry, cache, walker.hashed, counts, walker.problems, walker.subtotals, root_stat.st_dev, settings)
+
+
+def _open_root(root: str) -> int:
+    try:
+        return os.open(root, _DIR_FLAGS)
+    except OSError as error:
+        raise ScanError(f"unable to open synchronization root {root!r}: {error.strerror}") from None
+
+
+def _scan_root_file(walker: _Walker, root: str, root_stat):
+    parent = os.path.dirname(os.path.abspath(root)) or "/"
+    name = os.path.basename(os.path.abspath(root))
+    dfd = os.open(parent, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        record = walker.old.get("")
+        if record is not None and record[:4] == (
+            root_stat.st_size, root_stat.st_mtime_ns, root_stat.st_ino, root_stat.st_mode,
+        ):
+            walker.out[""] = record
+        else:
+            record = walker.hash_file(dfd, name, "", root_stat)
+            if type(record) is Entry:
+                return record, _ZERO
+    finally:
+        os.close(dfd)
+    executable = walker.track_executable and (record[3] & 0o111) != 0
+    return Entry(Kind.FILE, digest=record[4], executable=executable), (0, 1, 0, record[0])
