@@ -1,0 +1,574 @@
+"""Applying one side's changes on disk (the transition): the most safety-critical code we have.
+
+``transition(root, changes, ...)`` applies each ``Change(path, old, new)`` in order, where ``old``
+is what this side's last scan saw at ``path`` and ``new`` what reconcile wants there, and returns
+a ``TransitionResult``: for every change it could address, ``Change(path, old, actual)`` with the
+entry that really exists afterwards (so the ancestor records only what happened), the problems it
+met, and whether staged content was missing.
+
+Rules (design brief invariants 1 and 6):
+- Every path is validated and resolved inside the root through directory descriptors opened with
+  ``O_NOFOLLOW``; a symbolic link or non-directory in a parent component stops the change (see
+  ``paths.py``). A path with ``..``, an absolute path, an empty component or a NUL byte is refused
+  and left out of the results (nothing happened there).
+- Nothing is overwritten or deleted unless it is still exactly what the scan saw: for a file, its
+  lstat metadata (size, mtime, inode, mode) must equal the digest-cache record and the cached
+  digest must equal ``old``'s digest (without a record, the file is hashed now and must match);
+  for a symlink, its target must equal ``old``'s. Otherwise the path is left alone and
+  "modification detected" is reported.
+- A directory is removed by removing the entries ``old`` lists; untracked or problematic children
+  are never touched, and anything left afterwards (including names that appeared since the scan)
+  keeps the directory and is reported as "unknown content encountered on disk".
+- New content comes from the staging store, is copied or moved to a ``TEMPORARY_PREFIX`` name in
+  the target directory, gets its mode and ownership, is verified against its digest, and only then
+  appears under its real name: ``rename`` over the old file for a swap (atomic), ``link`` (which
+  never replaces) for a new file. A reader, or a crash at any point, sees the old file or the new
+  one, never a partial one; a crash can leave a temporary name behind, which scans skip.
+- A change of the executable bit only is a ``chmod`` in place (after the same verification).
+- New files get ``new_file_mode(default_file_mode, executable, permissions_mode)``, new
+  directories ``default_directory_mode``, both the default owner and group if configured.
+- A missing parent is not recreated: the change is reported ("parent path does not exist") and
+  nothing is recorded there, because the ancestor could not hold the child without its parent.
+- OSError in one change becomes a problem for that path; the other changes still run.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import secrets
+import stat as _stat
+from collections import Counter
+from typing import NamedTuple, Optional, Union
+
+import structlog
+
+from .cache import DigestCache
+from .hashing import hash_fd
+from .model import Change, Entry, Kind, Problem, join
+from .paths import ParentError, UnsafePathError, open_directory, split_path
+from .settings import (
+    DEFAULT_DIRECTORY_MODE,
+    DEFAULT_FILE_MODE,
+    TEMPORARY_PREFIX,
+    HashAlgorithm,
+    PermissionsMode,
+    SymlinkMode,
+)
+from .staging import Staging
+
+from .permissions import new_file_mode, parse_group, parse_owner, with_executability
+from .symlinks import symlink_problem
+
+log = structlog.get_logger(__name__)
+
+MODIFICATION_DETECTED = "modification detected"
+UNKNOWN_CONTENT = "unknown content encountered on disk"
+PARENT_MISSING = "parent path does not exist"
+STAGED_MISSING = "staged file missing"
+STAGED_MISMATCH = "staged file does not match its digest"
+
+_DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+_READ_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK
+_COPY_BLOCK = 1 << 20
+_TRACKED = (Kind.DIRECTORY, Kind.FILE, Kind.SYMLINK)
+
+
+class TransitionResult(NamedTuple):
+    results: list[Change]
+    problems: list[Problem]
+    missing_staged: bool
+
+
+class _Failed(Exception):
+    """One change (or sub-change) could not be applied; carries the problem text."""
+
+    def __init__(self, path: str, text: str):
+        super().__init__(text)
+        self.path = path
+        self.text = text
+
+
+def _resolve_id(value: Union[int, str, None], which: str) -> int:
+    """A uid/gid (``None`` -> -1, "leave unchanged")."""
+    if value is None:
+        return -1
+    if isinstance(value, int):
+        return value
+    return parse_owner(value) if which == "owner" else parse_group(value)
+
+
+class _Transition:
+    def __init__(self, root, cache, staging, algorithm, symlink_mode, permissions_mode,
+                 file_mode, directory_mode, owner, group, uses):
+        self.root = root
+        self.cache: DigestCache = cache
+        self.staging: Staging = staging
+        self.algorithm = HashAlgorithm(algorithm)
+        self.symlink_mode = SymlinkMode(symlink_mode)
+        self.permissions_mode = PermissionsMode(permissions_mode)
+        self.portable = self.permissions_mode is PermissionsMode.PORTABLE
+        self.file_mode = file_mode
+        self.directory_mode = directory_mode
+        self.uid = owner
+        self.gid = group
+        self.uses: Counter = uses
+        self.problems: list[Problem] = []
+        self.missing_staged = False
+
+    def report(self, path: str, text: str) -> None:
+        self.problems.append(Problem(path, text))
+        log.info("transition problem", path=path, problem=text)
+
+    # -- verification ---------------------------------------------------------------------------
+
+    def file_unchanged(self, pfd: int, name: str, path: str, st: os.stat_result, old: Entry) -> bool:
+        """Whether the file at (pfd, name), lstat ``st``, is exactly what the scan saw as ``old``."""
+        if not _stat.S_ISREG(st.st_mode):
+            return False
+        if self.portable and bool(st.st_mode & 0o111) != old.executable:
+            return False
+        record = self.cache.entries.get(path)
+        if record is not None:
+            return (
+                record[0] == st.st_size
+                and record[1] == st.st_mtime_ns
+                and record[2] == st.st_ino
+                and record[3] == st.st_mode
+                and record[4] == old.digest
+            )
+        # No record (e.g. a cache that failed to load): the content itself must match.
+        try:
+            fd = os.open(name, _READ_FLAGS, dir_fd=pfd)
+        except OSError:
+            return False
+        try:
+            opened = os.fstat(fd)
+            if opened.st_ino != st.st_ino or opened.st_mtime_ns != st.st_mtime_ns:
+                return False
+            digest, read = hash_fd(fd, self.algorithm, opened.st_size)
+        finally:
+            os.close(fd)
+        if read != st.st_size or digest != old.digest:
+            return False
+        self.cache.put_stat(path, st, digest)
+        return True
+
+    # -- removal --------------------------------------------------------------------------------
+
+    def remove(self, pfd: int, name: str, path: str, old: Entry) -> tuple[bool, Optional[Entry]]:
+        """Remove what the scan saw as ``old``: ``(removed, what remains, ancestor-safe)``."""
+        kind = old.kind
+        if kind == Kind.FILE:
+            try:
+                st = os.stat(name, dir_fd=pfd, follow_symlinks=False)
+            except FileNotFoundError:
+                self.cache.discard(path)
+                return True, None
+            if not self.file_unchanged(pfd, name, path, st, old):
+                self.report(path, MODIFICATION_DETECTED)
+                return False, old
+            os.unlink(name, dir_fd=pfd)
+            self.cache.discard(path)
+            return True, None
+        if kind == Kind.SYMLINK:
+            try:
+                target = os.readlink(name, dir_fd=pfd)
+            except FileNotFoundError:
+                return True, None
+            except OSError as error:
+                if error.errno != errno.EINVAL:  # EINVAL: not a symlink any more
+                    raise
+                self.report(path, MODIFICATION_DETECTED)
+                return False, old
+            if target != old.target:
+                self.report(path, MODIFICATION_DETECTED)
+                return False, old
+            os.unlink(name, dir_fd=pfd)
+            return True, None
+        if kind == Kind.DIRECTORY or kind == Kind.PHANTOM:
+            try:
+                dfd = os.open(name, _DIR_FLAGS, dir_fd=pfd)
+            except FileNotFoundError:
+                return True, None
+            except OSError as error:
+                if error.errno in (errno.ELOOP, errno.ENOTDIR):
+                    self.report(path, MODIFICATION_DETECTED)
+                    return False, old if kind == Kind.DIRECTORY else None
+                raise
+            remaining: dict[str, Entry] = {}
+            try:
+                for child_name, child in old.contents.items():
+                    if child.kind not in _TRACKED and child.kind != Kind.PHANTOM:
+                        continue  # untracked or problematic: never removed
+                    child_path = join(path, child_name)
+                    try:
+                        removed, left = self.remove(dfd, child_name, child_path, child)
+                    except OSError as error:
+                        self.report(child_path, _os_problem("unable to remove", error))
+                        removed, left = False, child if child.kind in _TRACKED else None
+                    if not removed and left is not None:
+                        remaining[child_name] = left
+                leftover = os.listdir(dfd)
+            finally:
+                os.close(dfd)
+            if leftover:
+                if any(item not in remaining for item in leftover):
+                    self.report(path, UNKNOWN_CONTENT)
+                return False, Entry(Kind.DIRECTORY, remaining)
+            try:
+                os.rmdir(name, dir_fd=pfd)
+            except OSError as error:
+                if error.errno in (errno.ENOTEMPTY, errno.EEXIST):
+                    self.report(path, UNKNOWN_CONTENT)
+                    return False, Entry(Kind.DIRECTORY, remaining)
+                raise
+            return True, None
+        # Untracked or problematic content is never removed.
+        self.report(path, UNKNOWN_CONTENT)
+        return False, None
+
+    # -- staged content -------------------------------------------------------------------------
+
+    def place_temporary(self, pfd: int, path: str, new: Entry) -> Optional[str]:
+        """Bring the staged content of ``new`` into directory ``pfd`` under a temporary name, with
+        its final mode and ownership, verified against the digest. None (and a problem) if not."""
+        digest = new.digest
+        try:
+            staged = self.staging.path_for(digest)
+        except ValueError as error:
+            self.report(path, str(error))
+            return None
+        self.uses[digest] -= 1
+        temporary = f"{TEMPORARY_PREFIX}{secrets.token_hex(8)}"
+        moved = False
+        if self.uses[digest] <= 0:
+            try:
+                os.rename(staged, temporary, dst_dir_fd=pfd)
+                moved = True
+            except FileNotFoundError:
+                self.missing_staged = True
+                self.report(path, STAGED_MISSING)
+                return None
+            except OSError as error:
+                if error.errno != errno.EXDEV:
+                    raise
+        if not moved:
+            try:
+                source = os.open(staged, _READ_FLAGS)
+            except FileNotFoundError:
+                self.missing_staged = True
+                self.report(path, STAGED_MISSING)
+                return None
+            try:
+                _copy_into(source, pfd, temporary)
+            finally:
+                os.close(source)
+        try:
+            fd = os.open(temporary, os.O_RDWR | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=pfd)
+            try:
+                os.fchmod(fd, new_file_mode(self.file_mode, new.executable, self.permissions_mode))
+                if self.uid != -1 or self.gid != -1:
+                    os.fchown(fd, self.uid, self.gid)
+                actual, _ = hash_fd(fd, self.algorithm)
+            finally:
+                os.close(fd)
+        except BaseException:
+            _unlink_quietly(pfd, temporary)
+            raise
+        if actual != digest:
+            _unlink_quietly(pfd, temporary)
+            self.report(path, STAGED_MISMATCH)
+            return None
+        return temporary
+
+    # -- creation -------------------------------------------------------------------------------
+
+    def create(self, pfd: int, name: str, path: str, new: Entry) -> Optional[Entry]:
+        """Create ``new`` where nothing is; returns what was created (or None)."""
+        kind = new.kind
+        if kind == Kind.FILE:
+            temporary = self.place_temporary(pfd, path, new)
+            if temporary is None:
+                return None
+            try:
+                if not _link_no_replace(pfd, temporary, name):
+                    self.report(path, MODIFICATION_DETECTED)
+                    return None
+            finally:
+                _unlink_quietly(pfd, temporary)
+            self.cache.put_stat(path, os.stat(name, dir_fd=pfd, follow_symlinks=False), new.digest)
+            return new
+        if kind == Kind.SYMLINK:
+            if self.symlink_mode is SymlinkMode.IGNORE:
+                self.report(path, "symbolic links are ignored on this endpoint")
+                return None
+            text = symlink_problem(new.target, path, self.symlink_mode)
+            if text:
+                self.report(path, f"symbolic link was not in normalized form or was not portable: {text}")
+                return None
+            try:
+                os.symlink(new.target, name, dir_fd=pfd)
+            except FileExistsError:
+                self.report(path, MODIFICATION_DETECTED)
+                return None
+            if self.uid != -1 or self.gid != -1:
+                os.chown(name, self.uid, self.gid, dir_fd=pfd, follow_symlinks=False)
+            return new
+        if kind == Kind.DIRECTORY:
+            try:
+                os.mkdir(name, self.directory_mode, dir_fd=pfd)
+            except FileExistsError:
+                self.report(path, MODIFICATION_DETECTED)
+                return None
+            dfd = os.open(name, _DIR_FLAGS, dir_fd=pfd)
+            try:
+                os.fchmod(dfd, self.directory_mode)  # exact mode, whatever the umask
+                if self.uid != -1 or self.gid != -1:
+                    os.fchown(dfd, self.uid, self.gid)
+                created: dict[str, Entry] = {}
+                for child_name, child in new.contents.items():
+                    child_path = join(path, child_name)
+                    try:
+                        result = self.create(dfd, child_name, child_path, child)
+                    except OSError as error:
+                        self.report(child_path, _os_problem("unable to create", error))
+                        result = None
+                    if result is not None:
+                        created[child_name] = result
+            finally:
+                os.close(dfd)
+            return Entry(Kind.DIRECTORY, created)
+        # Untracked, problematic or phantom content is never created.
+        return None
+
+    # -- changes --------------------------------------------------------------------------------
+
+    def swap_file(self, pfd: int, name: str, path: str, old: Entry, new: Entry) -> Optional[Entry]:
+        try:
+            st = os.stat(name, dir_fd=pfd, follow_symlinks=False)
+        except FileNotFoundError:
+            self.report(path, MODIFICATION_DETECTED)  # deleted since the scan: keep the deletion
+            self.cache.discard(path)
+            return None
+        if not self.file_unchanged(pfd, name, path, st, old):
+            self.report(path, MODIFICATION_DETECTED)
+            return old
+        if old.digest == new.digest:
+            if old.executable == new.executable or not self.portable:
+                return new
+            fd = os.open(name, _READ_FLAGS, dir_fd=pfd)
+            try:
+                opened = os.fstat(fd)
+                if opened.st_ino != st.st_ino:
+                    self.report(path, MODIFICATION_DETECTED)
+                    return old
+                os.fchmod(fd, _stat.S_IMODE(with_executability(opened.st_mode, new.executable)))
+                self.cache.put_stat(path, os.fstat(fd), new.digest)
+            finally:
+                os.close(fd)
+            return new
+        temporary = self.place_temporary(pfd, path, new)
+        if temporary is None:
+            return old
+        try:
+            again = os.stat(name, dir_fd=pfd, follow_symlinks=False)
+            if _identity(again) != _identity(st):
+                self.report(path, MODIFICATION_DETECTED)
+                return old
+            os.rename(temporary, name, src_dir_fd=pfd, dst_dir_fd=pfd)
+        finally:
+            _unlink_quietly(pfd, temporary)
+        self.cache.put_stat(path, os.stat(name, dir_fd=pfd, follow_symlinks=False), new.digest)
+        return new
+
+    def apply(self, pfd: int, name: str, path: str, old: Optional[Entry], new: Optional[Entry]) -> Optional[Entry]:
+        """Apply one change below ``pfd``; returns the entry that exists afterwards."""
+        if old is not None and new is not None:
+            if old.kind == Kind.FILE and new.kind == Kind.FILE:
+                return self.swap_file(pfd, name, path, old, new)
+            if old.kind == Kind.DIRECTORY and new.kind == Kind.DIRECTORY:
+                return self.merge_directory(pfd, name, path, old, new)
+        if old is not None:
+            removed, remaining = self.remove(pfd, name, path, old)
+            if not removed:
+                return remaining
+        if new is None:
+            return None
+        return self.create(pfd, name, path, new)
+
+    def merge_directory(self, pfd, name, path, old: Entry, new: Entry) -> Optional[Entry]:
+        """Directory to directory: apply the differences child by child."""
+        try:
+            dfd = os.open(name, _DIR_FLAGS, dir_fd=pfd)
+        except OSError:
+            self.report(path, MODIFICATION_DETECTED)
+            return old
+        result: dict[str, Entry] = {}
+        try:
+            for child_name in list(old.contents) + [n for n in new.contents if n not in old.contents]:
+                before = old.contents.get(child_name)
+                after = new.contents.get(child_name)
+                child_path = join(path, child_name)
+                if before == after:
+                    actual = before
+                else:
+                    try:
+                        actual = self.apply(dfd, child_name, child_path, before, after)
+                    except OSError as error:
+                        self.report(child_path, _os_problem("unable to apply change", error))
+                        actual = before
+                if actual is not None and actual.kind in _TRACKED:
+                    result[child_name] = actual
+        finally:
+            os.close(dfd)
+        return Entry(Kind.DIRECTORY, result)
+
+
+def _identity(st: os.stat_result) -> tuple:
+    return (st.st_mode, st.st_ino, st.st_dev, st.st_size, st.st_mtime_ns)
+
+
+def _os_problem(what: str, error: OSError) -> str:
+    return f"{what}: {error.strerror or error}"
+
+
+def _unlink_quietly(dfd: int, name: str) -> None:
+    try:
+        os.unlink(name, dir_fd=dfd)
+    except FileNotFoundError:
+        pass
+    except OSError as error:
+        log.warning("unable to remove temporary file", name=name, error=str(error))
+
+
+def _copy_into(source: int, dfd: int, name: str) -> None:
+    target = os.open(name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600, dir_fd=dfd)
+    try:
+        while True:
+            block = os.read(source, _COPY_BLOCK)
+            if not block:
+                break
+            view = memoryview(block)
+            while view:
+                view = view[os.write(target, view):]
+    except BaseException:
+        os.close(target)
+        _unlink_quietly(dfd, name)
+        raise
+    os.close(target)
+
+
+def _link_no_replace(dfd: int, source: str, name: str) -> bool:
+    """Give ``source`` the name ``name`` in ``dfd`` unless ``name`` exists (False then)."""
+    try:
+        os.link(source, name, src_dir_fd=dfd, dst_dir_fd=dfd, follow_symlinks=False)
+        return True
+    except FileExistsError:
+        return False
+    except OSError as error:
+        if error.errno not in (errno.EPERM, errno.EOPNOTSUPP, errno.EMLINK, errno.ENOSYS):
+            raise
+    # A filesystem without hard links: check, then rename (a tiny window remains).
+    try:
+        os.stat(name, dir_fd=dfd, follow_symlinks=False)
+        return False
+    except FileNotFoundError:
+        os.rename(source, name, src_dir_fd=dfd, dst_dir_fd=dfd)
+        return True
+
+
+def transition(
+    root: str,
+    changes: list[Change],
+    *,
+    cache: DigestCache,
+    staging: Staging,
+    hash: HashAlgorithm = HashAlgorithm.XXH128,
+    symlink_mode: SymlinkMode = SymlinkMode.PORTABLE,
+    permissions_mode: PermissionsMode = PermissionsMode.PORTABLE,
+    default_file_mode: int = DEFAULT_FILE_MODE,
+    default_directory_mode: int = DEFAULT_DIRECTORY_MODE,
+    default_owner: Union[int, str, None] = None,
+    default_group: Union[int, str, None] = None,
+) -> TransitionResult:
+    """Apply ``changes`` below ``root`` (see the module docstring for the rules)."""
+    uses: Counter = Counter()
+    for change in changes:
+        _count_digests(change.new, uses)
+    state = _Transition(
+        root, cache, staging, hash, symlink_mode, permissions_mode, default_file_mode,
+        default_directory_mode, _resolve_id(default_owner, "owner"), _resolve_id(default_group, "group"), uses,
+    )
+    results: list[Change] = []
+    root_fd: Optional[int] = None
+    try:
+        for change in changes:
+            path = change.path
+            try:
+                components = split_path(path)
+            except UnsafePathError as error:
+                state.report(str(path), str(error))
+                continue
+            try:
+                if not components:
+                    actual = _apply_root(state, root, change)
+                    if root_fd is not None:
+                        os.close(root_fd)
+                        root_fd = None
+                else:
+                    if root_fd is None:
+                        root_fd = _open_root_fd(root)
+                    pfd = open_directory(root_fd, components[:-1])
+                    try:
+                        actual = state.apply(pfd, components[-1], path, change.old, change.new)
+                    finally:
+                        os.close(pfd)
+            except ParentError as error:
+                text = PARENT_MISSING if error.errno == errno.ENOENT else f"{error.strerror}: {error.filename}"
+                state.report(path, text)
+                actual = change.old
+            except OSError as error:
+                state.report(path, _os_problem("unable to apply change", error))
+                actual = change.old
+            results.append(Change(path, change.old, actual))
+    finally:
+        if root_fd is not None:
+            os.close(root_fd)
+    return TransitionResult(results, state.problems, state.missing_staged)
+
+
+def _open_root_fd(root: str) -> int:
+    try:
+        return os.open(root, _DIR_FLAGS)
+    except OSError as error:
+        if error.errno == errno.ENOENT:
+            raise ParentError(errno.ENOENT, PARENT_MISSING, root) from None
+        if error.errno in (errno.ELOOP, errno.ENOTDIR):
+            raise ParentError(error.errno, "synchronization root is not a directory", root) from None
+        raise
+
+
+def _apply_root(state: _Transition, root: str, change: Change) -> Optional[Entry]:
+    """The root itself changes: operate relative to the root's parent (which may be reached
+    through symlinks: only the root's own final component must not be one)."""
+    absolute = os.path.abspath(root)
+    parent, name = os.path.dirname(absolute), os.path.basename(absolute)
+    try:
+        pfd = os.open(parent, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    except FileNotFoundError:
+        raise ParentError(errno.ENOENT, PARENT_MISSING, parent) from None
+    try:
+        return state.apply(pfd, name, "", change.old, change.new)
+    finally:
+        os.close(pfd)
+
+
+def _count_digests(entry: Optional[Entry], uses: Counter) -> None:
+    if entry is None:
+        return
+    if entry.kind == Kind.FILE:
+        uses[entry.digest] += 1
+    elif entry.contents:
+        for child in entry.contents.values():
+            _count_digests(child, uses)
