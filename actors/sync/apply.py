@@ -80,25 +80,35 @@ def apply_changes(root: Optional[Entry], changes: list[Change]) -> Optional[Entr
     return result.freeze() if isinstance(result, _Directory) else result
 
 
-def validate_ancestor(root: Optional[Entry]) -> None:
+def validate_ancestor(root: Optional[Entry], known_valid: Optional[Entry] = None) -> None:
     """Raise ``ValueError`` unless ``root`` is a valid ancestor.
 
     A valid ancestor holds only directories, files and symlinks: no untracked, problematic or
     phantom entries; child names are non-empty, not ``.`` or ``..``, and contain no ``/`` or NUL;
     only directories have contents; files carry a digest; symlinks carry a target.
+
+    ``known_valid`` (optional) is a tree already validated, typically the previous ancestor:
+    any subtree of ``root`` that is the very same object as the subtree at the same path of
+    ``known_valid`` is not walked again. ``apply_changes`` shares every untouched subtree with its
+    input, so validating the next ancestor costs time proportional to what changed.
     """
-    if root is None:
+    if root is None or root is known_valid:
         return
-    stack: list[tuple[str, Entry]] = [("", root)]
+    stack: list[tuple[str, Entry, Optional[Entry]]] = [("", root, known_valid)]
     while stack:
-        path, entry = stack.pop()
+        path, entry, previous = stack.pop()
         where = repr(path) if path else "the root"
         kind = entry.kind
         if kind == Kind.DIRECTORY:
+            previous_contents = (
+                previous.contents if previous is not None and previous.kind == Kind.DIRECTORY else {}
+            )
             for name, child in entry.contents.items():
                 if not name or name in (".", "..") or "/" in name or "\x00" in name:
                     raise ValueError(f"invalid ancestor: bad entry name {name!r} in {where}")
-                stack.append((join(path, name), child))
+                before = previous_contents.get(name)
+                if child is not before:
+                    stack.append((join(path, name), child, before))
             continue
         if kind == Kind.UNTRACKED:
             raise ValueError(f"invalid ancestor: untracked entry at {where}")

@@ -122,3 +122,13 @@ def test_valid_ancestors(root):
 def test_invalid_ancestors(root, message):
     with pytest.raises(ValueError, match="invalid ancestor: " + message.replace(".", r"\.")):
         validate_ancestor(root)
+
+
+def test_validation_against_the_previous_ancestor_still_finds_new_problems():
+    previous = R(x=R(f=F), y=R(g=F))
+    validate_ancestor(previous)
+    updated = apply_changes(previous, [Change("x/u", None, U)])
+    with pytest.raises(ValueError, match="untracked entry at 'x/u'"):
+        validate_ancestor(updated, known_valid=previous)
+    validate_ancestor(apply_changes(previous, [Change("x/h", None, F2)]), known_valid=previous)
+    validate_ancestor(previous, known_valid=previous)
