@@ -46,6 +46,7 @@ class EndpointConfiguration(Struct):
     max_entry_count: int = 0
     max_staging_file_size: int = 0
     compression: str = ""
+    probe_mode: str = ""  # "probe" | "assume" (added by the CLI author; "" = default)
 
 
 class SyncConfiguration(Struct):
