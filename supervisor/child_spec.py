@@ -12,7 +12,9 @@ class ChildSpec:
     """``id`` is unique within its session. ``actor_class`` is ``"module:Class"`` (an
     ``actors.runtime.actor.Actor`` subclass) started with ``args``. ``shutdown`` is how long a
     graceful stop may take before SIGTERM (then SIGKILL one second later). ``start_timeout``
-    bounds the wait for the actor's *ready*."""
+    bounds the wait for the actor's *ready*. ``mailbox`` (16 hex characters, optional) makes the
+    mailbox address stable across restarts (peers reconnect by themselves); empty = a fresh random
+    address per incarnation."""
 
     id: str
     actor_class: str
@@ -20,3 +22,4 @@ class ChildSpec:
     restart: Restart = Restart.PERMANENT
     shutdown: float = 5.0
     start_timeout: float = 10.0
+    mailbox: str = ""

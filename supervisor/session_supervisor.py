@@ -157,7 +157,7 @@ class SessionSupervisor:
         child.incarnation += 1
         incarnation = child.incarnation
         child.state = "starting" if child.restarts == 0 else "restarting"
-        child.mailbox = self.runtime.paths.mailbox(secrets.token_hex(8))
+        child.mailbox = self.runtime.paths.mailbox(child.spec.mailbox or secrets.token_hex(8))
         launch = ActorLaunch(
             session=self.id, actor_id=child.spec.id, actor_class=child.spec.actor_class,
             mailbox=child.mailbox, supervisor_pid=_own_pid(), restarts=child.restarts,

@@ -1,6 +1,209 @@
-"""Messages of the endpoint domain: a session's actors talking to an endpoint (the code that runs
-next to the files, in a local agent process or a remote agent)."""
+"""Messages of the endpoint domain: a sync session's actors talking to an endpoint (the code that
+runs next to the files, in a local agent process or a remote agent), and to each other.
 
-from .base import Message  # noqa: F401
+Endpoint requests (served by ``agent.endpoint_actor.EndpointActor``):
 
-MESSAGES: tuple = ()
+- ``EndpointHello`` -> ``EndpointWelcome``: readiness; ``epoch`` is a random token of this
+  endpoint incarnation. Requests that act on a scan (``StageBegin``, ``Transition``) carry the
+  epoch the requester saw; an endpoint restarted since answers ``ErrorReply("stale", ...)``, so
+  nothing is ever applied from a scan another incarnation made.
+- ``Scan`` -> ``ScanReply``: incremental unless ``full``; the snapshot is sent only when it differs
+  from the generation the requester already holds.
+- ``StageBegin`` -> ``StageNeeds``: the receiving side reuses content it already has (its staging
+  store, files of the same digest in its root) and answers which digests it still needs.
+- ``FileSizes`` -> ``Sizes``; ``Supply`` -> ``Supplied`` (sender side): file content in chunks of a
+  bounded total size per request; ``StageChunks`` -> ``StageAck`` (receiver side): chunks written
+  into staging, a file published only once its digest is verified.
+- ``Transition`` -> ``TransitionReply``: apply changes on disk (``actors.sync.transition``).
+- ``EndpointChanged`` (endpoint -> reconciler, no reply): the watcher saw changes.
+
+Session-actor requests: ``GetSessionState`` -> ``SessionProgress`` and ``SessionFlush`` ->
+``FlushTicket`` (daemon -> reconciler), ``ClearHalt`` (daemon -> reconciler), ``StageStart`` /
+``TransitionStart`` -> ``JobStarted`` and ``JobStatus`` -> ``JobReply`` (reconciler -> stager,
+transitioner): long operations run as jobs, polled with short deadlines, so a dead or hung actor
+is noticed quickly and the reconciler's mailbox stays responsive.
+"""
+
+from typing import Optional
+
+import msgspec
+
+from mutagen_actors.actors.sync.model import Change, Conflict, Counts, Entry, Problem
+
+from .base import Message
+from .sync import EndpointState, StagingProgress
+
+
+class StageItem(msgspec.Struct, array_like=True, frozen=True, forbid_unknown_fields=True):
+    path: str
+    digest: bytes
+
+
+class SupplyRequest(msgspec.Struct, array_like=True, frozen=True, forbid_unknown_fields=True):
+    path: str
+    digest: bytes
+    offset: int
+
+
+class Chunk(msgspec.Struct, array_like=True, forbid_unknown_fields=True):
+    """A piece of the content of ``path`` (which should have ``digest``) starting at ``offset``;
+    ``size`` is the file's size when read; ``eof`` marks the last piece; ``error`` (non-empty)
+    means the sender could not read it (``data`` is then empty and ``eof`` true)."""
+
+    path: str
+    digest: bytes
+    offset: int
+    size: int
+    data: bytes
+    eof: bool
+    error: str = ""
+
+
+class SideResult(msgspec.Struct, array_like=True, forbid_unknown_fields=True):
+    results: list[Change] = []
+    problems: list[Problem] = []
+    missing_staged: bool = False
+
+
+# ---------------------------------------------------------------------------- endpoint
+
+
+class EndpointHello(Message):
+    pass
+
+
+class EndpointWelcome(Message):
+    epoch: str
+    watch_state: str
+
+
+class Scan(Message):
+    full: bool
+    have_generation: int = 0
+
+
+class ScanReply(Message):
+    epoch: str
+    generation: int
+    changed: bool  # False: ``root`` is omitted, the requester's snapshot is still current
+    root: Optional[Entry]
+    counts: Counts
+    problems: list[Problem]
+    watch_state: str
+
+
+class StageBegin(Message):
+    epoch: str
+    items: list[StageItem]
+
+
+class StageNeeds(Message):
+    items: list[StageItem]
+
+
+class FileSizes(Message):
+    paths: list[str]
+
+
+class Sizes(Message):
+    sizes: list[int]  # -1: unknown
+
+
+class Supply(Message):
+    requests: list[SupplyRequest]
+    max_bytes: int
+
+
+class Supplied(Message):
+    chunks: list[Chunk]
+
+
+class StageChunks(Message):
+    chunks: list[Chunk]
+
+
+class StageAck(Message):
+    completed: int
+    problems: list[Problem]
+
+
+class Transition(Message):
+    epoch: str
+    changes: list[Change]
+
+
+class TransitionReply(Message):
+    result: SideResult
+
+
+class EndpointChanged(Message):
+    side: str
+
+
+# ---------------------------------------------------------------------------- session actors
+
+
+class GetSessionState(Message):
+    pass
+
+
+class SessionProgress(Message):
+    status: str
+    revision: int
+    successful_cycles: int
+    last_error: str
+    conflicts: list[Conflict]
+    alpha: EndpointState
+    beta: EndpointState
+    flush_completed: int
+    flush_failed: int
+    flush_error: str
+
+
+class SessionFlush(Message):
+    pass
+
+
+class FlushTicket(Message):
+    ticket: int
+
+
+class ClearHalt(Message):
+    pass
+
+
+class StageStart(Message):
+    receiver: str  # "alpha" or "beta"; the other side sends
+    items: list[StageItem]
+
+
+class TransitionStart(Message):
+    alpha_epoch: str
+    beta_epoch: str
+    alpha: list[Change]
+    beta: list[Change]
+
+
+class JobStarted(Message):
+    job: int
+
+
+class JobStatus(Message):
+    job: int
+
+
+class JobReply(Message):
+    job: int
+    done: bool
+    error: str = ""
+    progress: Optional[StagingProgress] = None
+    alpha: Optional[SideResult] = None
+    beta: Optional[SideResult] = None
+
+
+MESSAGES: tuple = (
+    EndpointHello, EndpointWelcome, Scan, ScanReply, StageBegin, StageNeeds, FileSizes, Sizes,
+    Supply, Supplied, StageChunks, StageAck, Transition, TransitionReply, EndpointChanged,
+    GetSessionState, SessionProgress, SessionFlush, FlushTicket, ClearHalt, StageStart,
+    TransitionStart, JobStarted, JobStatus, JobReply,
+)
