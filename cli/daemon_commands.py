@@ -35,6 +35,12 @@ def run():
     from mutagen_actors.supervisor.datadir import DataDirectoryError
     from mutagen_actors.supervisor.lock import LockHeld
 
+    main_module = getattr(sys.modules["__main__"], "__spec__", None)
+    if getattr(main_module, "name", None) != "mutagen_actors.cli.__main__":
+        # Run as `python -m mutagen_actors.cli`: the fork server's children then do not re-import
+        # this process's entry script (multiprocessing does that for a script given by path),
+        # which would load the whole CLI into every actor.
+        os.execv(sys.executable, [sys.executable, "-m", "mutagen_actors.cli", *sys.argv[1:]])
     where = client.paths()
     if sys.stderr.isatty():
         output.notice(f"mutagen-actors daemon running (pid {os.getpid()}); log: {where.log}")

@@ -28,7 +28,7 @@ from mutagen_actors.wire.version import VERSION
 from . import datadir
 from .actor_process import fork_server_context, fork_server_pid, stop_fork_server
 from .lock import DaemonLock
-from .session_supervisor import Runtime
+from .session_supervisor import HEARTBEAT_INTERVAL, Runtime
 from .sessions import Registry
 
 DEBUG_SETTLE_TIMEOUT = 20.0
@@ -52,7 +52,9 @@ class Daemon:
 
         forkserver.ensure_running()
         zmq_context = zmq.asyncio.Context()
-        self.registry = Registry(Runtime(mp_context, zmq_context, self.paths, self.log_level))
+        runtime = Runtime(mp_context, zmq_context, self.paths, self.log_level,
+                          heartbeat_interval=heartbeat_interval())
+        self.registry = Registry(runtime)
         server = StreamServer(self.paths.socket, self.handle)
         await server.start()
         log.info("daemon started", version=VERSION, data_directory=self.paths.root,
@@ -88,6 +90,16 @@ class Daemon:
             await self.registry.terminate(message.id)
             return Ok()
         raise NotHandled
+
+
+def heartbeat_interval() -> float:
+    """Seconds between heartbeats to each actor (``MUTAGEN_ACTORS_HEARTBEAT_INTERVAL``, a
+    diagnostic knob for tests; default 5 s). An actor silent for 3 intervals is killed."""
+    try:
+        value = float(os.environ.get("MUTAGEN_ACTORS_HEARTBEAT_INTERVAL", HEARTBEAT_INTERVAL))
+    except ValueError:
+        return HEARTBEAT_INTERVAL
+    return value if 0.05 <= value <= 3600 else HEARTBEAT_INTERVAL
 
 
 def run(paths: datadir.Paths) -> None:

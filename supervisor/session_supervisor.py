@@ -49,6 +49,7 @@ class Runtime:
     paths: object  # supervisor.datadir.Paths
     log_level: str = "info"
     clock: object = time.monotonic
+    heartbeat_interval: float = HEARTBEAT_INTERVAL
 
 
 @dataclass
@@ -175,7 +176,8 @@ class SessionSupervisor:
             return
         child.client = DealerClient(self.runtime.zmq_context, child.mailbox, log=self.log)
         child.ready_at = time.time()
-        child.liveness = Liveness(HEARTBEAT_INTERVAL, HEARTBEAT_MISSES, self.runtime.clock())
+        child.liveness = Liveness(self.runtime.heartbeat_interval, HEARTBEAT_MISSES,
+                                  self.runtime.clock())
         child.state = "running"
         self.log.info("actor running", actor=child.spec.id, actor_pid=process.pid,
                       restarts=child.restarts)
@@ -213,14 +215,14 @@ class SessionSupervisor:
 
     async def _heartbeats(self) -> None:
         while True:
-            await asyncio.sleep(HEARTBEAT_INTERVAL)
+            await asyncio.sleep(self.runtime.heartbeat_interval)
             running = [c for c in self.children.values() if c.state == "running" and c.client]
             await asyncio.gather(*(self._beat(c) for c in running))
 
     async def _beat(self, child: Child) -> None:
         client, process = child.client, child.process
         try:
-            await client.ping(timeout=HEARTBEAT_INTERVAL)
+            await client.ping(timeout=self.runtime.heartbeat_interval)
             child.liveness = child.liveness.heard(self.runtime.clock())
         except (RequestTimeout, RemoteError, ConnectionError):
             if child.liveness.dead(self.runtime.clock()) and child.process is process:

@@ -91,6 +91,8 @@ class StreamServer:
             await self._converse(reader, writer)
         except (ConnectionError, asyncio.IncompleteReadError):
             pass
+        except asyncio.CancelledError:
+            pass  # only ``close`` cancels these tasks: the server is going away
         finally:
             self._connections.discard(task)
             writer.close()

@@ -74,3 +74,44 @@ def test_actor_crashing_on_every_start_halts_its_session_and_the_daemon_stays_up
     result = daemon.cli("daemon", "debug-session", "terminate", "crashy", check=True)
     assert "Terminated" in result.stdout
     assert crashing["id"] not in [s["id"] for s in daemon.status()["sessions"]]
+
+
+def test_sigterm_of_an_actor_stops_it_cleanly_and_it_is_restarted(daemon):
+    daemon.start()
+    session = daemon.create_session(1)
+    pid = session["actors"][0]["pid"]
+    os.kill(pid, signal.SIGTERM)
+
+    def restarted():
+        actor = daemon.session(session["id"])["actors"][0]
+        return actor if actor["state"] == "running" and actor["pid"] != pid else None
+
+    actor = wait_until(restarted, 10, what="restart after SIGTERM")
+    assert actor["last_exit"] == "exited with status 143"
+    stopping = daemon.wait_log(lambda e: e["event"] == "actor stopped" and e.get("status") == 143)
+    assert stopping  # on_stop ran and the actor said goodbye: an orderly exit
+    assert not os.path.exists(session["actors"][0]["mailbox"].removeprefix("ipc://"))
+
+
+def test_hung_actor_is_killed_by_the_heartbeat_and_restarted(daemon):
+    daemon_env = daemon.env
+    daemon_env["MUTAGEN_ACTORS_HEARTBEAT_INTERVAL"] = "0.2"
+    import subprocess
+    import sys
+
+    subprocess.run([sys.executable, "-m", "mutagen_actors.cli", "daemon", "start"],
+                   env=daemon_env, check=True, capture_output=True, timeout=60)
+    session = daemon.create_session(2)
+    hung, other = session["actors"][0]["pid"], session["actors"][1]["pid"]
+    stopped_at = time.time()
+    os.kill(hung, signal.SIGSTOP)
+
+    def restarted():
+        actor = daemon.session(session["id"])["actors"][0]
+        return actor if actor["state"] == "running" and actor["pid"] != hung else None
+
+    actor = wait_until(restarted, 10, what="hung actor to be replaced")
+    assert actor["last_exit"] == "killed by SIGKILL"
+    assert 0.6 <= actor["ready_at"] - stopped_at < 3.0
+    assert daemon.session(session["id"])["actors"][1]["pid"] == other
+    assert daemon.wait_log(lambda e: e["event"] == "actor unresponsive; killing it")
