@@ -396,3 +396,103 @@ def test_cached_directory_answers_stay_consistent():
     first = [ignorer.ignored(p, d) for p, d in [("ignored", D), ("ignored/keep", D), ("ignored/keep/f", F)]]
     second = [ignorer.ignored(p, d) for p, d in [("ignored", D), ("ignored/keep", D), ("ignored/keep/f", F)]]
     assert first == second == [True, False, False]
+
+
+# ---------------------------------------------------------------------------------------------
+# Properties: the regex translation agrees with a direct, slow reading of doublestar's rules.
+
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+
+def _class_match(glob: str, char: str) -> tuple[bool, int]:
+    """(matches, length of the class text) for the class at the start of ``glob``."""
+    i = 1
+    negate = glob[i] in "!^"
+    i += negate
+    found = False
+    first = True
+    while first or glob[i] != "]":
+        first = False
+        lo = glob[i]
+        i += 1
+        if lo == "\\":
+            lo = glob[i]
+            i += 1
+        hi = lo
+        if glob[i] == "-" and glob[i + 1] != "]":
+            hi = glob[i + 1]
+            i += 2
+            if hi == "\\":
+                hi = glob[i]
+                i += 1
+        if lo <= char <= hi:
+            found = True
+    return found != negate, i + 1
+
+
+def reference_match(glob: str, name: str, segment_start: bool = True) -> bool:
+    """doublestar semantics for a brace-free glob, by plain recursion (exponential, tiny inputs)."""
+    if glob == "":
+        return name == ""
+    if name == "" and glob in ("*", "**", "/**"):
+        return True
+    if glob.startswith("**") and segment_start:
+        rest = glob[2:]
+        if rest == "":
+            return True
+        if rest[0] == "/":
+            starts = [0] + [i + 1 for i, c in enumerate(name) if c == "/"]
+            return any(reference_match(rest[1:], name[i:], True) for i in starts)
+    if glob[0] == "*":
+        rest = glob.lstrip("*")
+        for i in range(len(name) + 1):
+            if reference_match(rest, name[i:], False):
+                return True
+            if i < len(name) and name[i] == "/":
+                break
+        return False
+    if name == "":
+        return False
+    if glob[0] == "?":
+        return name[0] != "/" and reference_match(glob[1:], name[1:], False)
+    if glob[0] == "[":
+        ok, length = _class_match(glob, name[0])
+        return ok and reference_match(glob[length:], name[1:], False)
+    if glob[0] == "\\":
+        return name[0] == glob[1] and reference_match(glob[2:], name[1:], False)
+    return name[0] == glob[0] and reference_match(glob[1:], name[1:], glob[0] == "/")
+
+
+GLOB_PIECES = ["a", "b", ".", "/", "*", "**", "?", "[a]", "[!a]", "[^b]", "[a-b]", "[b-a]", "\\*", "\\[", "{a,b}", "{a/b,}", "-"]
+globs = st.lists(st.sampled_from(GLOB_PIECES), min_size=1, max_size=6).map("".join)
+names = st.lists(st.sampled_from(["a", "b", "ab", ".", "*", "[", "-", "a.b"]), min_size=1, max_size=4).map("/".join)
+
+
+@settings(max_examples=300, deadline=None)
+@given(glob=globs, name=names)
+def test_translation_matches_doublestar_rules(glob, name):
+    import re
+
+    expected = any(reference_match(g, name) for g in expand_braces(glob))
+    assert (re.fullmatch("(?s)" + ignore.doublestar_regex(glob), name) is not None) is expected
+
+
+@settings(max_examples=100, deadline=None)
+@given(patterns=st.lists(globs.map(lambda g: g.lstrip("/") or "a"), min_size=1, max_size=5),
+       negations=st.lists(st.booleans(), min_size=5, max_size=5),
+       name=names, directory=st.booleans(), syntax=st.sampled_from([MUTAGEN, DOCKER]))
+def test_re2_and_re_engines_agree(patterns, negations, name, directory, syntax):
+    patterns = [("!" if negated else "") + p for p, negated in zip(patterns, negations)]
+    patterns = [p for p in patterns if not (syntax is DOCKER and "\\" in p)]
+    try:
+        with_re2 = compile_ignores(patterns, syntax, True)
+    except InvalidIgnorePattern:
+        return
+    saved, ignore._re2 = ignore._re2, None
+    try:
+        with_re = compile_ignores(patterns, syntax, True)
+    finally:
+        ignore._re2 = saved
+    assert with_re2.status(name, directory) == with_re.status(name, directory)
+    assert with_re2.ignored(name, directory) == with_re.ignored(name, directory)
