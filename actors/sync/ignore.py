@@ -58,7 +58,7 @@ from enum import IntEnum
 
 from .settings import IgnoreSyntax
 
-try:  # optional accelerator, see _combine
+try:  # optional accelerator, see _LastMatch
     import re2 as _re2
 except ImportError:  # pragma: no cover - depends on the environment
     _re2 = None
@@ -132,7 +132,11 @@ class _LastMatch:
 
     def __init__(self, regexes: list[str]):
         self._set = None
-        self._regex = None
+        # Always compiled: the RE2 set only takes text that encodes as UTF-8, and a scanned name
+        # that is not UTF-8 arrives with surrogate escapes.
+        order = list(range(len(regexes)))[::-1]
+        self._order = [-1] + order
+        self._regex = re.compile("(?s)" + "|".join(f"({regexes[k]})" for k in order))
         if _re2 is not None:
             try:
                 options = _re2.Options()
@@ -146,14 +150,15 @@ class _LastMatch:
                 return
             except Exception:  # a construct RE2 refuses: use the backtracking engine
                 self._set = None
-        order = list(range(len(regexes)))[::-1]
-        self._order = [-1] + order
-        self._regex = re.compile("(?s)" + "|".join(f"({regexes[k]})" for k in order))
 
     def last(self, text: str) -> int:
         if self._set is not None:
-            found = self._set.Match(text)
-            return max(found) if found else -1
+            try:
+                found = self._set.Match(text)
+            except UnicodeEncodeError:
+                found = None
+            else:
+                return max(found) if found else -1
         m = self._regex.fullmatch(text)
         return -1 if m is None else self._order[m.lastindex]
 

@@ -496,3 +496,10 @@ def test_re2_and_re_engines_agree(patterns, negations, name, directory, syntax):
         ignore._re2 = saved
     assert with_re2.status(name, directory) == with_re.status(name, directory)
     assert with_re2.ignored(name, directory) == with_re.ignored(name, directory)
+
+
+@pytest.mark.parametrize("syntax, patterns", [(MUTAGEN, ["*.pyc", "!x*"]), (DOCKER, ["*.pyc", "!x*"])])
+def test_names_that_are_not_utf8_do_not_break_matching(syntax, patterns):
+    ignorer = compile_ignores(patterns, syntax, False)
+    assert ignorer.ignored("bad\udcffname.pyc", False) is True
+    assert ignorer.ignored("x\udcff", False) is False
