@@ -1,8 +1,81 @@
-"""``mutagen-actors sync ...`` (placeholders until synchronization sessions exist)."""
+"""``mutagen-actors sync ...``: create, list, monitor, flush, pause, resume, reset, terminate.
+
+Every command validates its input first (``sync_arguments``; bad input never reaches, or
+starts, the daemon), then talks to the daemon through ``client`` with a deadline per request.
+Failures end in the one error path (``CliError``: one line on stderr, exit 1).
+
+Commands acting on existing sessions resolve the selection with one ``SyncList`` (so a
+specification that matches nothing fails before anything changes), then act on each session in
+creation order, showing Mutagen's prompt (``Pausing session <id>...``) on a status line: on a
+terminal it is rewritten in place and cleared when done; otherwise each prompt is one line.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
 
 import click
 
-from .placeholders import placeholder
+from mutagen_actors.wire.messages import sync as messages
+
+from . import client, output, sync_output
+from .errors import CliError
+from .sync_arguments import ArgumentError, build_create, selection
+
+CREATE_TIMEOUT = 120.0  # the daemon starts the session's actors and connects both endpoints
+LIST_TIMEOUT = 10.0
+CONTROL_TIMEOUT = 60.0  # pause, resume, reset, terminate (per session)
+FLUSH_TIMEOUT = 3600.0  # a flush waits for a whole cycle, which may transfer a big tree
+MONITOR_WAIT = 10.0  # long-poll period of ``monitor``
+MONITOR_MINIMUM_INTERVAL = 0.05  # at most one status line update every 50 ms
+
+
+class StatusLine:
+    """One line rewritten in place on a terminal; one printed line per change otherwise."""
+
+    def __init__(self, stream=None):
+        self.stream = stream or sys.stdout
+        self.interactive = self.stream.isatty()
+        self.width = 0
+        self.last = None
+
+    def show(self, text: str) -> None:
+        if text == self.last:
+            return
+        self.last = text
+        if self.interactive:
+            padding = " " * max(self.width - len(text), 0)
+            self.stream.write("\r" + text + padding)
+            self.width = len(text)
+        else:
+            self.stream.write(text + "\n")
+        self.stream.flush()
+
+    def clear(self) -> None:
+        if self.interactive and self.width:
+            self.stream.write("\r" + " " * self.width + "\r")
+            self.stream.flush()
+        self.width = 0
+        self.last = None
+
+    def finish(self) -> None:
+        """Leave the current line as it is and move to the next one."""
+        if self.interactive and self.width:
+            self.stream.write("\n")
+            self.stream.flush()
+        self.width = 0
+        self.last = None
+
+
+def _invalid(error: ArgumentError) -> CliError:
+    return CliError(str(error))
+
+
+def _resolve(connection: client.Connection, chosen: messages.Selection) -> list:
+    reply = connection.request(messages.SyncList(selection=chosen), LIST_TIMEOUT)
+    return list(reply.sessions)
 
 
 @click.group("sync", invoke_without_command=True)
@@ -10,17 +83,225 @@ from .placeholders import placeholder
 def sync(ctx):
     """Create and manage synchronization sessions."""
     if ctx.invoked_subcommand is None:
-        click.echo(ctx.get_help())
+        output.say(ctx.get_help())
 
 
-for _name, _help in (
-    ("create", "Create and start a synchronization session."),
-    ("list", "List synchronization sessions and their status."),
-    ("monitor", "Show the status of synchronization sessions as it changes."),
-    ("flush", "Force a synchronization cycle."),
-    ("pause", "Pause synchronization sessions."),
-    ("resume", "Resume paused or halted synchronization sessions."),
-    ("reset", "Reset the synchronization history of sessions."),
-    ("terminate", "Terminate synchronization sessions."),
-):
-    placeholder(sync, _name, _help)
+# ------------------------------------------------------------------------------------- create
+
+
+def _side_options(function, base: str, help_text: str, metavar: str):
+    """``--<base>``, ``--<base>-alpha`` and ``--<base>-beta``."""
+    for suffix, where in (("-beta", " (beta only)"), ("-alpha", " (alpha only)"), ("", "")):
+        function = click.option(f"--{base}{suffix}", metavar=metavar,
+                                help=f"{help_text}{where}")(function)
+    return function
+
+
+def _create_options(function):
+    for base, help_text, metavar in reversed((
+        ("watch-mode", "Watch mode: portable, force-poll, no-watch", "MODE"),
+        ("watch-polling-interval", "Polling interval in seconds", "SECONDS"),
+        ("scan-mode", "Scan mode: accelerated, full", "MODE"),
+        ("stage-mode", "Staging mode: mutagen, neighboring, internal", "MODE"),
+        ("probe-mode", "Probe mode: probe, assume", "MODE"),
+        ("default-file-mode", "Mode (octal) of files created", "MODE"),
+        ("default-directory-mode", "Mode (octal) of directories created", "MODE"),
+        ("default-owner", "Owner (name or id:N) of content created", "OWNER"),
+        ("default-group", "Group (name or id:N) of content created", "GROUP"),
+    )):
+        function = _side_options(function, base, help_text, metavar)
+    function = click.option("--compression-beta", metavar="ALGORITHM",
+                            help="Compression to beta (beta only)")(function)
+    function = click.option("--compression-alpha", metavar="ALGORITHM",
+                            help="Compression to alpha (alpha only)")(function)
+    function = click.option("-C", "--compression", metavar="ALGORITHM",
+                            help="Compression to remote endpoints: none, deflate, zstandard")(function)
+    return function
+
+
+@sync.command("create")
+@click.argument("alpha")
+@click.argument("beta")
+@click.option("-n", "--name", default="", help="Session name.")
+@click.option("-l", "--label", "labels", multiple=True, metavar="KEY[=VALUE]",
+              help="Label (repeatable; comma-separated lists are split).")
+@click.option("-p", "--paused", is_flag=True, help="Create the session paused.")
+@click.option("--no-global-configuration", is_flag=True,
+              help="Do not read ~/.mutagen-actors.yml.")
+@click.option("-c", "--configuration-file", "configuration_files", multiple=True, metavar="PATH",
+              help="Extra configuration file (repeatable, applied in order).")
+@click.option("-m", "--mode", "--sync-mode", "mode", metavar="MODE",
+              help="two-way-safe, two-way-resolved, one-way-safe or one-way-replica.")
+@click.option("-H", "--hash", "hash", metavar="ALGORITHM", help="xxh128, sha1 or sha256.")
+@click.option("--max-entry-count", metavar="COUNT", help="Largest number of entries per endpoint.")
+@click.option("--max-staging-file-size", metavar="SIZE",
+              help="Largest file an endpoint stages (e.g. 100MB, 1GiB).")
+@click.option("--symlink-mode", metavar="MODE", help="portable, ignore or posix-raw.")
+@click.option("--ignore-syntax", metavar="SYNTAX", help="mutagen or docker.")
+@click.option("-i", "--ignore", "ignores", multiple=True, metavar="PATTERN",
+              help="Ignore pattern (repeatable; comma-separated lists are split).")
+@click.option("--ignore-vcs", is_flag=True, help="Ignore VCS directories (.git, .svn, ...).")
+@click.option("--no-ignore-vcs", is_flag=True, help="Propagate VCS directories.")
+@click.option("--permissions-mode", metavar="MODE", help="portable or manual.")
+@_create_options
+def create(alpha, beta, **options):
+    """Create and start a synchronization session between ALPHA and BETA.
+
+    Each is a local path, [user@]host[:port]:path (SSH) or docker://[user@]container/path.
+    """
+    try:
+        request = build_create({"alpha": alpha, "beta": beta, **options})
+    except ArgumentError as error:
+        raise _invalid(error) from None
+    connection = client.connect()
+    line = StatusLine()
+    line.show("Creating session...")
+    try:
+        reply = connection.request(request, CREATE_TIMEOUT)
+    finally:
+        line.clear()
+    output.say(f"Created session {reply.identifier}")
+
+
+# --------------------------------------------------------------------------------------- list
+
+
+@sync.command("list")
+@click.argument("sessions", nargs=-1)
+@click.option("-l", "--long", "long", is_flag=True, help="Show detailed session information.")
+@click.option("--json", "as_json", is_flag=True,
+              help="Print a JSON array of session objects (Mutagen's field names).")
+@click.option("--label-selector", metavar="SELECTOR", help="List sessions matching the selector.")
+def list_(sessions, long, as_json, label_selector):
+    """List synchronization sessions and their status."""
+    try:
+        chosen = selection(sessions, label_selector, False, default_all=True)
+    except ArgumentError as error:
+        raise _invalid(error) from None
+    states = _resolve(client.connect(), chosen)
+    if as_json:
+        output.say(json.dumps(sync_output.list_json(states), indent=2, ensure_ascii=False))
+        return
+    for text in sync_output.list_lines(states, long):
+        output.say(text)
+
+
+# ------------------------------------------------------------------------------------ monitor
+
+
+@sync.command("monitor")
+@click.argument("sessions", nargs=-1)
+@click.option("-l", "--long", "long", is_flag=True, help="Show detailed session information.")
+@click.option("--label-selector", metavar="SELECTOR",
+              help="Monitor the newest session matching the selector.")
+def monitor(sessions, long, label_selector):
+    """Show the status of the most recently created matching session as it changes (Ctrl-C ends)."""
+    try:
+        chosen = selection(sessions, label_selector, False, default_all=True)
+    except ArgumentError as error:
+        raise _invalid(error) from None
+    connection = client.connect()
+    line = StatusLine()
+    try:
+        reply = connection.request(messages.SyncList(selection=chosen), LIST_TIMEOUT)
+        if not reply.sessions:
+            raise CliError("no matching sessions exist")
+        state = reply.sessions[-1]
+        for text in sync_output.monitor_header_lines(state, long):
+            output.say(text)
+        single = messages.Selection(specifications=[state.identifier])
+        index = reply.index
+        while True:
+            line.show(sync_output.monitor_line(state))
+            started = time.monotonic()
+            reply = connection.request(
+                messages.SyncList(selection=single, after_index=index, wait=MONITOR_WAIT),
+                MONITOR_WAIT + client.ANSWER_TIMEOUT)
+            if len(reply.sessions) != 1:
+                raise CliError(f"session {state.identifier} no longer exists")
+            state, index = reply.sessions[0], reply.index
+            pause = MONITOR_MINIMUM_INTERVAL - (time.monotonic() - started)
+            if pause > 0:
+                time.sleep(pause)  # rate limit of the display, not a wait for a condition
+    except KeyboardInterrupt:
+        line.finish()
+        return
+    except CliError as error:
+        if error.message.startswith('specification "') and line.last is not None:
+            line.finish()
+            raise CliError(f"session {state.identifier} no longer exists") from None
+        line.finish()
+        raise
+
+
+# -------------------------------------------------------------------------- session commands
+
+
+def _selection_options(function):
+    function = click.option("--label-selector", metavar="SELECTOR",
+                            help="Act on sessions matching the label selector.")(function)
+    function = click.option("-a", "--all", "all_", is_flag=True, help="Act on all sessions.")(function)
+    return click.argument("sessions", nargs=-1)(function)
+
+
+def _act(sessions, label_selector, all_, prompt: str, make_request, timeout: float) -> None:
+    """Resolve the selection, then send ``make_request(single selection)`` for each session."""
+    try:
+        chosen = selection(sessions, label_selector, all_)
+    except ArgumentError as error:
+        raise _invalid(error) from None
+    connection = client.connect()
+    states = _resolve(connection, chosen)
+    line = StatusLine()
+    try:
+        for state in states:
+            line.show(prompt.format(state.identifier))
+            single = messages.Selection(specifications=[state.identifier])
+            connection.request(make_request(single), timeout)
+    except CliError:
+        line.finish()
+        raise
+    line.clear()
+
+
+@sync.command("flush")
+@_selection_options
+@click.option("--skip-wait", is_flag=True,
+              help="Do not wait for the resulting synchronization cycles to complete.")
+def flush(sessions, all_, label_selector, skip_wait):
+    """Force a synchronization cycle (and wait for it to complete)."""
+    _act(sessions, label_selector, all_, "Forcing synchronization cycle for session {}...",
+         lambda chosen: messages.SyncFlush(selection=chosen, skip_wait=skip_wait),
+         LIST_TIMEOUT if skip_wait else FLUSH_TIMEOUT)
+
+
+@sync.command("pause")
+@_selection_options
+def pause(sessions, all_, label_selector):
+    """Pause synchronization sessions."""
+    _act(sessions, label_selector, all_, "Pausing session {}...",
+         lambda chosen: messages.SyncPause(selection=chosen), CONTROL_TIMEOUT)
+
+
+@sync.command("resume")
+@_selection_options
+def resume(sessions, all_, label_selector):
+    """Resume paused or halted synchronization sessions."""
+    _act(sessions, label_selector, all_, "Resuming session {}...",
+         lambda chosen: messages.SyncResume(selection=chosen), CONTROL_TIMEOUT)
+
+
+@sync.command("reset")
+@_selection_options
+def reset(sessions, all_, label_selector):
+    """Reset the synchronization history (ancestor) of sessions."""
+    _act(sessions, label_selector, all_, "Resetting session {}...",
+         lambda chosen: messages.SyncReset(selection=chosen), CONTROL_TIMEOUT)
+
+
+@sync.command("terminate")
+@_selection_options
+def terminate(sessions, all_, label_selector):
+    """Terminate synchronization sessions (files on disk are left untouched)."""
+    _act(sessions, label_selector, all_, "Terminating session {}...",
+         lambda chosen: messages.SyncTerminate(selection=chosen), CONTROL_TIMEOUT)
