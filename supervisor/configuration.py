@@ -547,6 +547,17 @@ def forward_configuration(
     return merge_forward(*layers)
 
 
+def vcs_flag(ignore_vcs: bool, no_ignore_vcs: bool) -> Optional[bool]:
+    """The ``--ignore-vcs`` / ``--no-ignore-vcs`` pair as a setting (None when neither is given)."""
+    if ignore_vcs and no_ignore_vcs:
+        raise ValueError("conflicting VCS ignore behavior specified (--ignore-vcs and --no-ignore-vcs)")
+    if ignore_vcs:
+        return True
+    if no_ignore_vcs:
+        return False
+    return None
+
+
 def split_flag_values(values: list[str] | tuple[str, ...]) -> tuple[str, ...]:
     """pflag string-slice behaviour for ``-i``/``-l``/``-c``: every value is split on commas."""
     return tuple(item for value in values for item in value.split(","))
@@ -570,5 +581,6 @@ __all__ = [
     "split_flag_values",
     "sync_configuration",
     "validate_sync",
+    "vcs_flag",
 ]
 

@@ -29,6 +29,7 @@ from mutagen_actors.supervisor.configuration import (
     split_flag_values,
     sync_configuration,
     validate_sync,
+    vcs_flag,
 )
 
 FULL = """
@@ -290,3 +291,13 @@ def test_defaults_resolve_unset_settings():
 )
 def test_flag_values_split_on_commas_like_pflag(values, split):
     assert split_flag_values(values) == split
+
+
+@pytest.mark.parametrize("ignore, no_ignore, setting", [(False, False, None), (True, False, True), (False, True, False)])
+def test_vcs_flags(ignore, no_ignore, setting):
+    assert vcs_flag(ignore, no_ignore) is setting
+
+
+def test_both_vcs_flags_conflict():
+    with pytest.raises(ValueError, match="conflicting VCS ignore behavior specified"):
+        vcs_flag(True, True)
