@@ -33,13 +33,13 @@ class Selectable(Protocol):
 
 S = TypeVar("S", bound=Selectable)
 
-_OPERATORS = ("=", "==", "!=", "in", "notin", "exists", "!")
+OPERATORS = ("=", "==", "!=", "in", "notin", "exists", "!")
 
 
 @dataclass(frozen=True)
 class Requirement:
     key: str
-    operator: str  # one of _OPERATORS ("exists" for a bare key, "!" for !key)
+    operator: str  # one of OPERATORS ("exists" for a bare key, "!" for !key)
     values: frozenset[str] = frozenset()
 
     def matches(self, labels: Mapping[str, str]) -> bool:

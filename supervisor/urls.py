@@ -26,7 +26,6 @@ Every parse error is a ValueError with a one-line message naming the URL and the
 from __future__ import annotations
 
 import os
-import posixpath
 from dataclasses import dataclass, field
 from typing import Mapping
 
