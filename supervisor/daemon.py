@@ -67,7 +67,7 @@ class Daemon:
             await server.close()
             await self.registry.stop_all()
             stop_fork_server()
-            zmq_context.term()
+            zmq_context.destroy(linger=0)  # never blocks on a socket left open
             log.info("daemon stopped")
 
     async def handle(self, message):

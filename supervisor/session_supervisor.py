@@ -19,6 +19,7 @@ is killed (SIGKILL), which then goes through the same exit handling.
 from __future__ import annotations
 
 import asyncio
+import os
 import secrets
 import time
 from dataclasses import dataclass, field
@@ -161,7 +162,7 @@ class SessionSupervisor:
         child.mailbox = self.runtime.paths.mailbox(child.spec.mailbox or secrets.token_hex(8))
         launch = ActorLaunch(
             session=self.id, actor_id=child.spec.id, actor_class=child.spec.actor_class,
-            mailbox=child.mailbox, supervisor_pid=_own_pid(), restarts=child.restarts,
+            mailbox=child.mailbox, supervisor_pid=os.getpid(), restarts=child.restarts,
             log_path=self.runtime.paths.log, log_level=self.runtime.log_level,
             args=dict(child.spec.args))
         process = ActorProcess(self.runtime.mp_context, launch)
@@ -254,8 +255,3 @@ class SessionSupervisor:
             return None
         return ActorCounters(reply.queue_depth, reply.handled, reply.last_activity)
 
-
-def _own_pid() -> int:
-    import os
-
-    return os.getpid()

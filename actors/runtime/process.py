@@ -113,7 +113,7 @@ async def _main(launch: ActorLaunch, ready, log) -> int:
         loop.remove_reader(pidfd)
         os.close(pidfd)
         mailbox.close()
-        context.term()
+        context.destroy(linger=0)  # closes any socket an actor left open; never blocks
 
 
 async def _serve(actor, mailbox, launch, started, stopped, stop, log) -> int:

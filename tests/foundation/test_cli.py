@@ -46,8 +46,7 @@ def test_a_group_without_subcommand_prints_its_help(group):
 @pytest.mark.parametrize(
     "args, message",
     [
-        (["sync", "create", "a", "b"], "Error: `sync create` is not implemented yet"),
-        (["forward", "list"], "Error: `forward list` is not implemented yet"),
+        (["daemon", "status", "--bogus"], "Error: No such option: --bogus"),
         (["nonsense"], "Error: No such command 'nonsense'. (see `mutagen-actors --help`)"),
         (["daemon", "log", "--lines", "-3"], "Error: Invalid value for '-n' / '--lines'"),
     ],
