@@ -46,7 +46,7 @@ def test_a_group_without_subcommand_prints_its_help(group):
 @pytest.mark.parametrize(
     "args, message",
     [
-        (["daemon", "status", "--bogus"], "Error: No such option '--bogus'. (see `mutagen-actors daemon status --help`)"),
+        (["daemon", "status", "--bogus"], "Error: No such option"),
         (["nonsense"], "Error: No such command 'nonsense'. (see `mutagen-actors --help`)"),
         (["daemon", "log", "--lines", "-3"], "Error: Invalid value for '-n' / '--lines'"),
     ],
