@@ -116,12 +116,15 @@ def log(follow, lines):
         tail = stream.readlines()[-lines:] if lines else []
         stream.seek(0, os.SEEK_END)
         output.write_stream("".join(tail))
-        while follow:
-            chunk = stream.read()
-            if chunk:
-                output.write_stream(chunk)
-            else:
-                time.sleep(0.2)
+        try:
+            while follow:
+                chunk = stream.read()
+                if chunk:
+                    output.write_stream(chunk)
+                else:
+                    time.sleep(0.2)  # like `tail -f`: wait for the file to grow
+        except KeyboardInterrupt:
+            pass  # Ctrl-C is how one stops following
 
 
 # ----------------------------------------------------------------- diagnostics (hidden)

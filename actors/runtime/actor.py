@@ -10,6 +10,11 @@ answers ``unknown-request``, ``wire.handling.Refused`` answers its code, any oth
 answers ``failed`` with the text and is logged; the actor keeps running. An actor that finds
 its own state corrupt should call ``self.crash(reason)``: the process exits with status 1 and
 its supervisor restarts it from a clean state.
+
+Heartbeats are answered by the same event loop that runs ``handle``: a handler may await for as
+long as it likes, but must not block the loop (CPU-bound work without awaiting) for more than a
+few seconds; run such work with ``asyncio.to_thread`` or in slices. An actor whose loop does not
+answer for three heartbeat intervals (15 s by default) is taken for hung and killed.
 """
 
 from __future__ import annotations
