@@ -65,10 +65,10 @@ class Context:
     state: dict = field(default_factory=dict)
 
     def scan(self, **kwargs):
+        kwargs.setdefault("ignorer", None)
         return scan(
             self.tree,
             hash=HashAlgorithm.XXH128,
-            ignorer=None,
             symlink_mode=SymlinkMode.PORTABLE,
             permissions_mode=PermissionsMode.PORTABLE,
             **kwargs,
@@ -152,6 +152,19 @@ def warm_scan(ctx: Context):
     cache = ctx.state["cold"].cache
     seconds, result = _timed(lambda: ctx.scan(cache=cache))
     ctx.state["warm"] = result
+    return seconds, f"{result.hashed} hashed"
+
+
+@scenario("warm rescan with cache and 3 ignore patterns", None)
+def warm_scan_ignores(ctx: Context):
+    from mutagen_actors.actors.sync.ignore import compile_ignores
+    from mutagen_actors.actors.sync.settings import IgnoreSyntax
+
+    if "cold" not in ctx.state:
+        cold_scan(ctx)
+    ignorer = compile_ignores(["*.pyc", "node_modules/", "/build"], IgnoreSyntax.MUTAGEN, True)
+    cache = ctx.state["cold"].cache
+    seconds, result = _timed(lambda: ctx.scan(cache=cache, ignorer=ignorer))
     return seconds, f"{result.hashed} hashed"
 
 
