@@ -117,7 +117,7 @@ def _host_port(text: str, protocol: str, address: str) -> tuple[str, int]:
                               f"{protocol}:<host>:<port> (the host may be empty)")
     if host.startswith("[") and host.endswith("]"):
         host = host[1:-1]
-        if not host or ":" not in host and protocol != "tcp6":
+        if not host or ":" not in host:
             raise ForwardingError(f"invalid forwarding endpoint {text!r}: brackets are only "
                                   "for IPv6 addresses")
     elif ":" in host or "[" in host or "]" in host:
