@@ -30,6 +30,7 @@ from .actor_process import fork_server_context, fork_server_pid, stop_fork_serve
 from .lock import DaemonLock
 from .session_supervisor import HEARTBEAT_INTERVAL, Runtime
 from .sessions import Registry
+from .sync_manager import HANDLED as SYNC_MESSAGES, SyncManager
 
 DEBUG_SETTLE_TIMEOUT = 20.0
 
@@ -55,6 +56,7 @@ class Daemon:
         runtime = Runtime(mp_context, zmq_context, self.paths, self.log_level,
                           heartbeat_interval=heartbeat_interval())
         self.registry = Registry(runtime)
+        self.sync = SyncManager(self.registry)
         server = StreamServer(self.paths.socket, self.handle)
         await server.start()
         log.info("daemon started", version=VERSION, data_directory=self.paths.root,
@@ -89,6 +91,8 @@ class Daemon:
         if isinstance(message, control.TerminateSession):
             await self.registry.terminate(message.id)
             return Ok()
+        if isinstance(message, SYNC_MESSAGES):
+            return await self.sync.handle(message)
         raise NotHandled
 
 

@@ -78,8 +78,12 @@ class EndpointWelcome(Message):
 
 
 class Scan(Message):
+    """``have_epoch``/``have_generation``: the snapshot the requester holds (skip sending it if
+    still current)."""
+
     full: bool
     have_generation: int = 0
+    have_epoch: str = ""
 
 
 class ScanReply(Message):
@@ -189,7 +193,10 @@ class JobStarted(Message):
 
 
 class JobStatus(Message):
+    """Answered with the job's ``JobReply`` as soon as it is done, or after ``wait`` seconds."""
+
     job: int
+    wait: float = 0.0
 
 
 class JobReply(Message):

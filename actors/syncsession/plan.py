@@ -1,0 +1,74 @@
+"""Pure helpers of the sync cycle (no I/O): what to stage, how to batch a transfer, how the
+ancestor moves forward.
+
+- ``files_to_stage(changes)``: the ``(path, digest)`` of every file a side must receive content
+  for to apply ``changes``: files in ``new`` that the transition will create or swap, i.e. not
+  already the same file (same digest) at the same place in ``old``. A change of the executable
+  bit only needs no content. Sorted by path, one item per path.
+- ``take_batch(queue, sizes, max_bytes)``: the next ``Supply`` request of a transfer: items from
+  the front of ``queue`` (``(item, offset)`` pairs) while their remaining sizes fit in
+  ``max_bytes``; always at least one item; a file larger than the budget is read in pieces.
+- ``next_ancestor(ancestor, ancestor_changes, alpha_results, beta_results)``: the ancestor after
+  a cycle: the reconciler's ancestor changes, then what each side *actually* has at each changed
+  path (``synchronizable`` part only), validated. Raises ``ValueError`` if the changes do not fit
+  or the result is not a valid ancestor (the cycle must then fail without saving).
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from typing import Optional
+
+from mutagen_actors.actors.sync.apply import apply_changes, validate_ancestor
+from mutagen_actors.actors.sync.model import Change, Entry, Kind, join
+from mutagen_actors.actors.sync.reconcile import synchronizable
+from mutagen_actors.wire.messages.endpoint import StageItem, SupplyRequest
+
+
+def _needed(path: str, old: Optional[Entry], new: Optional[Entry], out: dict) -> None:
+    if new is None:
+        return
+    if new.kind == Kind.FILE:
+        if old is None or old.kind != Kind.FILE or old.digest != new.digest:
+            out[path] = new.digest
+        return
+    if new.kind == Kind.DIRECTORY:
+        same_kind = old is not None and old.kind == Kind.DIRECTORY
+        for name, child in new.contents.items():
+            _needed(join(path, name), old.contents.get(name) if same_kind else None, child, out)
+
+
+def files_to_stage(changes: list[Change]) -> list[StageItem]:
+    out: dict[str, bytes] = {}
+    for change in changes:
+        _needed(change.path, change.old, change.new, out)
+    return [StageItem(path, out[path]) for path in sorted(out)]
+
+
+def take_batch(queue: deque, sizes: dict, max_bytes: int) -> list[SupplyRequest]:
+    """Pop items for one request from ``queue`` (of ``(StageItem, offset)``); ``sizes`` maps a
+    path to its expected size (missing or negative: unknown, counted as one whole budget)."""
+    batch: list[SupplyRequest] = []
+    budget = max_bytes
+    while queue:
+        item, offset = queue[0]
+        size = sizes.get(item.path, -1)
+        remaining = max_bytes if size < 0 else max(0, size - offset)
+        if batch and remaining > budget:
+            break
+        queue.popleft()
+        batch.append(SupplyRequest(item.path, item.digest, offset))
+        budget -= remaining
+        if budget <= 0:
+            break
+    return batch
+
+
+def next_ancestor(ancestor: Optional[Entry], ancestor_changes: list[Change],
+                  alpha_results: list[Change], beta_results: list[Change]) -> Optional[Entry]:
+    changes = list(ancestor_changes)
+    for result in (*alpha_results, *beta_results):
+        changes.append(Change(result.path, None, synchronizable(result.new)))
+    updated = apply_changes(ancestor, changes)
+    validate_ancestor(updated)
+    return updated

@@ -1,0 +1,263 @@
+"""The reconciler actor: drives one session's sync cycles, owns the ancestor and the state.
+
+The cycle runs in a task, never in the message handler, so ``GetSessionState`` and the other
+requests are answered at once whatever the cycle is doing. Loop:
+
+1. connect: ``EndpointHello`` to alpha, then beta, until both answer (``connecting-alpha`` /
+   ``connecting-beta``);
+2. unless both sides are ``no-watch``, run a cycle at once; then wait (``watching``) for an
+   ``EndpointChanged`` notification, a flush, or a cleared halt;
+3. a cycle: scan both sides in parallel (full on flush and after a failure) -> phantom
+   reification -> root-emptied check -> reconcile (publishes conflicts) -> root deletion / type
+   change checks -> staging on alpha, then on beta (``stager`` jobs, progress published) ->
+   transition on both sides (``transitioner`` job) -> new ancestor = ancestor changes + each
+   side's *actual* results, validated, saved atomically (``archive``) -> publish. Staged content
+   missing (a concurrent change) runs one more cycle at once.
+4. a safety check that fails sets the halted status; no cycle runs until ``ClearHalt``
+   (``sync resume``), which re-runs the checks.
+5. any failed request (timeout, an actor went away, a stale endpoint) fails the cycle: nothing is
+   saved, ``last_error`` is set, and after ``RETRY_DELAY`` the loop reconnects and runs a full
+   cycle. The ancestor is loaded at start and saved only after a transition, so a restarted
+   reconciler simply starts over.
+
+Flushes: ``SessionFlush`` answers a ticket; ``flush_completed`` / ``flush_failed`` in the state
+say when the cycle that started after the ticket ended (the daemon waits on them).
+
+Arguments: ``session``, ``data_directory``, ``mode``, mailboxes ``alpha``, ``beta``, ``stager``,
+``transitioner``, and ``no_watch`` (true when both sides are no-watch).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+from typing import Optional
+
+import msgspec
+
+from mutagen_actors.actors.runtime.actor import Actor
+from mutagen_actors.actors.sync.model import Entry
+from mutagen_actors.actors.sync.phantom import has_phantoms, reify
+from mutagen_actors.actors.sync.reconcile import reconcile
+from mutagen_actors.actors.sync.safety import check_root_changes, check_root_emptied
+from mutagen_actors.actors.sync.settings import Mode
+from mutagen_actors.wire.errors import RemoteError, RequestTimeout
+from mutagen_actors.wire.handling import NotHandled, Refused
+from mutagen_actors.wire.messages import endpoint as m
+from mutagen_actors.wire.messages.sync import STATUS_DESCRIPTIONS, EndpointState, EndpointUrl
+
+from . import archive
+from .archive import ArchiveError
+from .peer import Peer
+from .plan import files_to_stage, next_ancestor
+
+SIDES = ("alpha", "beta")
+HELLO_TIMEOUT = 2.0
+SCAN_TIMEOUT = 900.0
+JOB_START_TIMEOUT = 10.0
+JOB_POLL = 0.25
+RETRY_DELAY = 1.0
+HALTED = ("halted-on-root-emptied", "halted-on-root-deletion", "halted-on-root-type-change")
+
+
+class CycleFailed(Exception):
+    pass
+
+
+class ReconcilerActor(Actor):
+    async def on_start(self) -> None:
+        args = self.context.args
+        context = self.context.zmq_context
+        self.session = args["session"]
+        self.mode = Mode(args.get("mode") or Mode.TWO_WAY_SAFE.value)
+        self.no_watch = bool(args.get("no_watch"))
+        self.archive_file = archive.archive_path(args["data_directory"], self.session)
+        self.ancestor: Optional[Entry] = archive.load(self.archive_file)  # ArchiveError: no start
+        self.peers = {name: Peer(context, args[name], f"{name} endpoint" if name in SIDES
+                                 else name, self.log)
+                      for name in (*SIDES, "stager", "transitioner")}
+        self.status = "connecting-alpha"
+        self.revision = 1
+        self.successful_cycles = 0
+        self.last_error = ""
+        self.conflicts: list = []
+        self.sides = {side: EndpointState(url=EndpointUrl()) for side in SIDES}
+        self.snapshots: dict[str, tuple[str, int, Optional[Entry]]] = {}
+        self.epochs: dict[str, str] = {}
+        self.flush_numbers = itertools.count(1)
+        self.flush_requested = 0
+        self.flush_completed = 0
+        self.flush_failed = 0
+        self.flush_error = ""
+        self.full_requested = True
+        self.wake = asyncio.Event()
+        self.task = asyncio.get_running_loop().create_task(self._run())
+
+    async def on_stop(self) -> None:
+        self.task.cancel()
+        await asyncio.gather(self.task, return_exceptions=True)
+        for peer in self.peers.values():
+            peer.close()
+
+    # ------------------------------------------------------------------ requests
+
+    async def handle(self, message):
+        if isinstance(message, m.EndpointChanged):
+            self.wake.set()
+            return None
+        if isinstance(message, m.GetSessionState):
+            return m.SessionProgress(
+                self.status, self.revision, self.successful_cycles, self.last_error,
+                list(self.conflicts), self.sides["alpha"], self.sides["beta"],
+                self.flush_completed, self.flush_failed, self.flush_error)
+        if isinstance(message, m.SessionFlush):
+            if self.status in HALTED:
+                raise Refused("halted", f"session is halted ({STATUS_DESCRIPTIONS[self.status]});"
+                                        " resume it first")
+            self.flush_requested = next(self.flush_numbers)
+            self.full_requested = True
+            self.wake.set()
+            return m.FlushTicket(self.flush_requested)
+        if isinstance(message, m.ClearHalt):
+            if self.status in HALTED:
+                self._set(status="watching")
+                self.full_requested = True
+                self.wake.set()
+            return None
+        raise NotHandled
+
+    def _set(self, **changes) -> None:
+        for key, value in changes.items():
+            setattr(self, key, value)
+        self.revision += 1
+
+    def _set_side(self, side: str, **changes) -> None:
+        self.sides[side] = msgspec.structs.replace(self.sides[side], **changes)
+        self.revision += 1
+
+    # ------------------------------------------------------------------ loop
+
+    async def _run(self) -> None:
+        await self._connect()
+        pending = not self.no_watch
+        while True:
+            if not pending:
+                if self.status not in HALTED:
+                    self._set(status="watching")
+                await self.wake.wait()
+            pending = False
+            self.wake.clear()
+            if self.status in HALTED:
+                continue
+            ticket = self.flush_requested
+            full, self.full_requested = self.full_requested, False
+            try:
+                again = await self._cycle(full)
+            except (CycleFailed, RequestTimeout, RemoteError, ConnectionError, OSError,
+                    ValueError, ArchiveError) as error:
+                text = str(error) or type(error).__name__
+                self.log.warning("cycle failed", error=text)
+                self._set(last_error=text)
+                if ticket > self.flush_completed:
+                    self._set(flush_failed=ticket, flush_error=text)
+                self.full_requested = True
+                await asyncio.sleep(RETRY_DELAY)  # back-off before reconnecting
+                await self._connect()
+                pending = True
+                continue
+            if self.status in HALTED:
+                if ticket > self.flush_completed:
+                    self._set(flush_failed=ticket, flush_error=STATUS_DESCRIPTIONS[self.status])
+                continue
+            self._set(successful_cycles=self.successful_cycles + 1, last_error="",
+                      flush_completed=max(self.flush_completed, ticket))
+            pending = again or self.wake.is_set()
+
+    async def _connect(self) -> None:
+        for side in SIDES:
+            self._set(status=f"connecting-{side}")
+            while True:
+                try:
+                    welcome = await self.peers[side].request(m.EndpointHello(),
+                                                             timeout=HELLO_TIMEOUT)
+                    break
+                except (RequestTimeout, RemoteError, ConnectionError) as error:
+                    self._set_side(side, connected=False)
+                    self.log.info("endpoint not answering yet", side=side, error=str(error))
+            self.epochs[side] = welcome.epoch
+            self._set_side(side, connected=True, watch_state=welcome.watch_state)
+
+    async def _scan(self, side: str, full: bool) -> tuple[str, Optional[Entry]]:
+        epoch, generation, root = self.snapshots.get(side, ("", 0, None))
+        reply = await self.peers[side].request(m.Scan(full, generation, epoch),
+                                               timeout=SCAN_TIMEOUT)
+        if reply.changed:
+            root = reply.root
+        self.snapshots[side] = (reply.epoch, reply.generation, root)
+        counts = reply.counts
+        self._set_side(side, connected=True, scanned=True, directories=counts.directories,
+                       files=counts.files, symbolic_links=counts.symbolic_links,
+                       total_file_size=counts.total_file_size, scan_problems=reply.problems,
+                       watch_state=reply.watch_state)
+        return reply.epoch, root
+
+    async def _job(self, peer_name: str, start, side: str = "") -> m.JobReply:
+        peer = self.peers[peer_name]
+        started = await peer.request(start, timeout=JOB_START_TIMEOUT)
+        while True:
+            reply = await peer.request(m.JobStatus(started.job, JOB_POLL),
+                                       timeout=JOB_POLL + JOB_START_TIMEOUT)
+            if side and reply.progress is not None:
+                self._set_side(side, staging_progress=reply.progress)
+            if reply.done:
+                if reply.error:
+                    raise CycleFailed(f"{peer_name}: {reply.error}")
+                return reply
+
+    async def _cycle(self, full: bool) -> bool:
+        """One cycle; True if another should run at once (staged content was missing)."""
+        self._set(status="scanning")
+        (alpha_epoch, alpha), (beta_epoch, beta) = await asyncio.gather(
+            self._scan("alpha", full), self._scan("beta", full))
+        ancestor = self.ancestor
+        if has_phantoms(alpha) or has_phantoms(beta):
+            alpha, beta = reify(ancestor, alpha, beta)
+        halt = check_root_emptied(ancestor, alpha, beta)
+        if halt is not None:
+            self._halt(halt.value)
+            return False
+        self._set(status="reconciling")
+        result = reconcile(ancestor, alpha, beta, self.mode)
+        self._set(conflicts=result.conflicts)
+        halt = check_root_changes(result)
+        if halt is not None:
+            self._halt(halt.value)
+            return False
+        results = {"alpha": m.SideResult(), "beta": m.SideResult()}
+        changes = {"alpha": result.alpha_changes, "beta": result.beta_changes}
+        if changes["alpha"] or changes["beta"]:
+            for side in SIDES:
+                items = files_to_stage(changes[side])
+                if items:
+                    self._set(status=f"staging-{side}")
+                    try:
+                        await self._job("stager", m.StageStart(side, items), side)
+                    finally:
+                        self._set_side(side, staging_progress=None)
+            self._set(status="transitioning")
+            reply = await self._job("transitioner", m.TransitionStart(
+                alpha_epoch, beta_epoch, changes["alpha"], changes["beta"]))
+            results = {"alpha": reply.alpha, "beta": reply.beta}
+            for side in SIDES:
+                self._set_side(side, transition_problems=results[side].problems)
+        updated = next_ancestor(ancestor, result.ancestor_changes, results["alpha"].results,
+                                results["beta"].results)
+        if updated != ancestor:
+            self._set(status="saving")
+            await asyncio.to_thread(archive.save, self.archive_file, updated)
+            self.ancestor = updated
+        return results["alpha"].missing_staged or results["beta"].missing_staged
+
+    def _halt(self, status: str) -> None:
+        self.log.warning("session halted by a safety check", status=status)
+        self._set(status=status)

@@ -1,0 +1,399 @@
+"""One synchronization root as an endpoint: scan, watch, stage, supply, transition.
+
+This is the code that runs next to the files (in a local agent process now, inside a remote agent
+later), so it imports only ``wire`` and the sync core (``actors.sync``), never daemon code.
+
+``LocalEndpoint(settings)``; ``await start()`` loads the digest cache (``<data>/caches/<session>-
+<side>.cache``), opens the staging store and starts the watcher; ``await stop()`` stops the
+watcher and saves the cache. Contract of each operation:
+
+- ``scan(full, have_generation)``: incremental (only the paths the watcher reported dirty, the
+  previous snapshot reused elsewhere) unless ``full``, the scan mode is ``full``, there is no
+  previous scan or the watcher asked for a full rescan. ``generation`` counts snapshot changes;
+  the snapshot is returned only if it differs from ``have_generation``. ``ScanError`` propagates.
+- ``needs(items)``: for each distinct digest, keep it if already staged, else try to stage a
+  copy of a local file with that digest (cache reverse map; the copy is verified), else report
+  it as needed.
+- ``supply(requests, max_bytes)``: read content for the other side, at most ``max_bytes`` in
+  total (at least one chunk is always returned); a path is opened inside the root only (no
+  ``..``, no symlinks in parents). A file that cannot be read is a chunk with ``error``.
+- ``receive(chunks)``: append each chunk to the partial file of its digest (offsets must follow
+  on); at ``eof`` the digest is verified and the file published in staging. Mismatch, a gap or
+  an error chunk discards the partial file and is reported as a problem; nothing unverified is
+  ever published.
+- ``transition(changes)``: ``actors.sync.transition.transition`` on the root; afterwards the
+  changed paths are marked dirty (the next scan re-examines them), the watcher is told, the
+  cache is saved, and staging is emptied unless staged content was missing.
+- ``on_change``: called (from the event loop) whenever the watcher reports changes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import secrets
+from dataclasses import dataclass, field
+from typing import Callable, Optional
+
+import structlog
+
+from mutagen_actors.actors.sync.cache import DigestCache
+from mutagen_actors.actors.sync.hashing import new_hasher
+from mutagen_actors.actors.sync.ignore import compile_ignores
+from mutagen_actors.actors.sync.model import Change, Counts, Entry, Kind, Problem
+from mutagen_actors.actors.sync.paths import open_directory, split_path
+from mutagen_actors.actors.sync.scan import ScanResult, scan
+from mutagen_actors.actors.sync.settings import (
+    DEFAULT_DIRECTORY_MODE,
+    DEFAULT_FILE_MODE,
+    DEFAULT_WATCH_POLLING_INTERVAL,
+    HashAlgorithm,
+    IgnoreSyntax,
+    PermissionsMode,
+    ScanMode,
+    StageMode,
+    SymlinkMode,
+    WatchMode,
+)
+from mutagen_actors.actors.sync.staging import Staging, StagingError, staging_directory
+from mutagen_actors.actors.sync.transition import TransitionResult, transition
+from mutagen_actors.actors.sync.watching import Watcher
+from mutagen_actors.wire.messages.endpoint import Chunk, StageItem, SupplyRequest
+
+_READ_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK
+_ROOT_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+_PARTIAL = ".partial-"
+
+
+@dataclass
+class EndpointSettings:
+    """Resolved settings of one side (defaults already applied)."""
+
+    root: str
+    session: str
+    side: str
+    data_directory: str
+    hash: HashAlgorithm = HashAlgorithm.XXH128
+    ignores: list = field(default_factory=list)
+    ignore_syntax: IgnoreSyntax = IgnoreSyntax.MUTAGEN
+    ignore_vcs: bool = False
+    symlink_mode: SymlinkMode = SymlinkMode.PORTABLE
+    permissions_mode: PermissionsMode = PermissionsMode.PORTABLE
+    watch_mode: WatchMode = WatchMode.PORTABLE
+    watch_polling_interval: int = DEFAULT_WATCH_POLLING_INTERVAL
+    scan_mode: ScanMode = ScanMode.ACCELERATED
+    stage_mode: StageMode = StageMode.DATA_DIRECTORY
+    default_file_mode: int = DEFAULT_FILE_MODE
+    default_directory_mode: int = DEFAULT_DIRECTORY_MODE
+    default_owner: str = ""
+    default_group: str = ""
+    max_entry_count: int = 0
+    max_staging_file_size: int = 0
+
+    @classmethod
+    def from_args(cls, args: dict) -> "EndpointSettings":
+        known = {f for f in cls.__dataclass_fields__}
+        values = {k: v for k, v in args.items() if k in known and v not in (None, "")}
+        converters = {"hash": HashAlgorithm, "ignore_syntax": IgnoreSyntax,
+                      "symlink_mode": SymlinkMode, "permissions_mode": PermissionsMode,
+                      "watch_mode": WatchMode, "scan_mode": ScanMode, "stage_mode": StageMode}
+        for key, convert in converters.items():
+            if key in values:
+                values[key] = convert(values[key])
+        for key in ("watch_polling_interval", "default_file_mode", "default_directory_mode"):
+            if not values.get(key):
+                values.pop(key, None)
+        return cls(**values)
+
+
+def cache_path(data_directory: str, session: str, side: str) -> str:
+    return os.path.join(data_directory, "caches", f"{session}-{side}.cache")
+
+
+class _Partial:
+    __slots__ = ("fd", "path", "hasher", "offset")
+
+    def __init__(self, fd: int, path: str, hasher):
+        self.fd, self.path, self.hasher, self.offset = fd, path, hasher, 0
+
+
+class LocalEndpoint:
+    def __init__(self, settings: EndpointSettings, *, on_change: Optional[Callable[[], None]] = None,
+                 log=None):
+        self.settings = settings
+        self.root = os.path.abspath(settings.root)
+        self.on_change = on_change or (lambda: None)
+        self.log = log or structlog.get_logger("endpoint").bind(side=settings.side)
+        self.epoch = secrets.token_hex(8)
+        self.ignorer = compile_ignores(list(settings.ignores), settings.ignore_syntax,
+                                       settings.ignore_vcs)
+        self.cache_file = cache_path(settings.data_directory, settings.session, settings.side)
+        self.staging = Staging(
+            staging_directory(settings.stage_mode, root=self.root, session=settings.session,
+                              side=settings.side, data_directory=settings.data_directory),
+            settings.hash, max_file_size=settings.max_staging_file_size)
+        self.cache = DigestCache(settings.hash)
+        self.previous: Optional[ScanResult] = None
+        self.dirty: Optional[set] = None  # None: everything
+        self.generation = 0
+        self.watcher: Optional[Watcher] = None
+        self._pump: Optional[asyncio.Task] = None
+        self._partials: dict[bytes, _Partial] = {}
+        self._cache_dirty = False
+
+    # ------------------------------------------------------------------ lifecycle
+
+    async def start(self) -> None:
+        os.makedirs(os.path.dirname(self.cache_file), mode=0o700, exist_ok=True)
+        self.cache = await asyncio.to_thread(DigestCache.load, self.cache_file, self.settings.hash)
+        self.watcher = Watcher(self.root, mode=self.settings.watch_mode,
+                               polling_interval=float(self.settings.watch_polling_interval),
+                               ignorer=self.ignorer, log=self.log)
+        await self.watcher.start()
+        self._pump = asyncio.get_running_loop().create_task(self._pump_batches())
+
+    async def stop(self) -> None:
+        if self._pump is not None:
+            self._pump.cancel()
+            await asyncio.gather(self._pump, return_exceptions=True)
+        if self.watcher is not None:
+            await self.watcher.stop()
+        self._discard_partials()
+        self.save_cache()
+
+    @property
+    def watch_state(self) -> str:
+        return self.watcher.state if self.watcher is not None else ""
+
+    async def _pump_batches(self) -> None:
+        while True:
+            batch = await self.watcher.next_batch()
+            if batch is None:
+                return
+            if batch.rescan_all:
+                self.dirty = None
+            elif self.dirty is not None:
+                self.dirty.update(batch.paths)
+            self.on_change()
+
+    def save_cache(self) -> None:
+        if not self._cache_dirty:
+            return
+        try:
+            self.cache.save(self.cache_file)
+            self._cache_dirty = False
+        except OSError as error:
+            self.log.warning("unable to save digest cache", error=str(error))
+
+    # ------------------------------------------------------------------ scan
+
+    def scan(self, full: bool, dirty: Optional[set]) -> ScanResult:
+        """Blocking (run in a worker thread by ``scan_async``): scan with ``dirty`` taken from
+        ``self.dirty`` by the caller, in the event loop's thread."""
+        incremental = (not full and dirty is not None and self.previous is not None
+                       and self.settings.scan_mode is ScanMode.ACCELERATED)
+        try:
+            result = scan(self.root, hash=self.settings.hash, ignorer=self.ignorer,
+                          symlink_mode=self.settings.symlink_mode,
+                          permissions_mode=self.settings.permissions_mode, cache=self.cache,
+                          previous=self.previous if incremental else None,
+                          dirty=sorted(dirty) if incremental else None,
+                          max_entry_count=self.settings.max_entry_count)
+        except BaseException:
+            self.dirty = None  # the next scan must be complete
+            raise
+        if self.previous is None or result.root != self.previous.root:
+            self.generation += 1
+        if result.hashed or self.previous is None:
+            self._cache_dirty = True
+        self.previous = result
+        return result
+
+    async def scan_async(self, full: bool) -> ScanResult:
+        dirty, self.dirty = self.dirty, set()
+        result = await asyncio.to_thread(self.scan, full, dirty)
+        if self._cache_dirty:
+            await asyncio.to_thread(self.save_cache)
+        return result
+
+    def counts(self) -> Counts:
+        return self.previous.counts if self.previous is not None else Counts()
+
+    # ------------------------------------------------------------------ staging (receiver)
+
+    def needs(self, items: list[StageItem]) -> list[StageItem]:
+        self._discard_partials()
+        needed: list[StageItem] = []
+        seen: set[bytes] = set()
+        for item in items:
+            if item.digest in seen:
+                continue
+            seen.add(item.digest)
+            try:
+                if self.staging.has(item.digest):
+                    continue
+            except StagingError:
+                needed.append(item)
+                continue
+            if not self._reuse_local(item.digest):
+                needed.append(item)
+        return needed
+
+    def _reuse_local(self, digest: bytes) -> bool:
+        for path in self.cache.paths_for(digest)[:4]:
+            try:
+                components = split_path(path)
+                root_fd = os.open(self.root, _ROOT_FLAGS)
+                try:
+                    parent = open_directory(root_fd, components[:-1])
+                finally:
+                    os.close(root_fd)
+                try:
+                    self.staging.receive_file(digest, components[-1], dir_fd=parent)
+                finally:
+                    os.close(parent)
+                return True
+            except (OSError, ValueError):
+                continue
+        return False
+
+    def receive(self, chunks: list[Chunk]) -> tuple[int, list[Problem]]:
+        completed = 0
+        problems: list[Problem] = []
+        for chunk in chunks:
+            try:
+                if self._receive_chunk(chunk):
+                    completed += 1
+            except (OSError, StagingError) as error:
+                self._drop_partial(chunk.digest)
+                problems.append(Problem(chunk.path, str(error)))
+        return completed, problems
+
+    def _receive_chunk(self, chunk: Chunk) -> bool:
+        if chunk.error:
+            self._drop_partial(chunk.digest)
+            raise StagingError(chunk.error)
+        partial = self._partials.get(chunk.digest)
+        if partial is None:
+            if chunk.offset != 0:
+                raise StagingError(f"content of {chunk.path!r} arrived out of order")
+            final = self.staging.path_for(chunk.digest)
+            os.makedirs(os.path.dirname(final), mode=0o700, exist_ok=True)
+            temporary = f"{final}{_PARTIAL}{secrets.token_hex(6)}"
+            fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
+            partial = self._partials[chunk.digest] = _Partial(
+                fd, temporary, new_hasher(self.settings.hash))
+        if chunk.offset != partial.offset:
+            raise StagingError(f"content of {chunk.path!r} arrived out of order")
+        limit = self.settings.max_staging_file_size
+        if limit and partial.offset + len(chunk.data) > limit:
+            raise StagingError(f"staged file exceeds the maximum staging file size ({limit} bytes)")
+        view = memoryview(chunk.data)
+        while view:
+            view = view[os.write(partial.fd, view):]
+        partial.hasher.update(chunk.data)
+        partial.offset += len(chunk.data)
+        if not chunk.eof:
+            return False
+        del self._partials[chunk.digest]
+        os.close(partial.fd)
+        if partial.hasher.digest() != chunk.digest:
+            _unlink(partial.path)
+            raise StagingError("received content does not match its digest (changed while sent?)")
+        os.rename(partial.path, self.staging.path_for(chunk.digest))
+        return True
+
+    def _drop_partial(self, digest: bytes) -> None:
+        partial = self._partials.pop(digest, None)
+        if partial is not None:
+            os.close(partial.fd)
+            _unlink(partial.path)
+
+    def _discard_partials(self) -> None:
+        for digest in list(self._partials):
+            self._drop_partial(digest)
+
+    # ------------------------------------------------------------------ supplying (sender)
+
+    def sizes(self, paths: list[str]) -> list[int]:
+        sizes = []
+        for path in paths:
+            record = self.cache.get(path)
+            sizes.append(record[0] if record is not None else -1)
+        return sizes
+
+    def supply(self, requests: list[SupplyRequest], max_bytes: int) -> list[Chunk]:
+        chunks: list[Chunk] = []
+        budget = max(1, max_bytes)
+        try:
+            root_fd = os.open(self.root, _ROOT_FLAGS)
+        except OSError as error:
+            return [Chunk(r.path, r.digest, r.offset, 0, b"", True,
+                          f"unable to open synchronization root: {error.strerror}")
+                    for r in requests]
+        try:
+            for request in requests:
+                if budget <= 0:
+                    break
+                chunk = self._read(root_fd, request, budget)
+                budget -= len(chunk.data)
+                chunks.append(chunk)
+        finally:
+            os.close(root_fd)
+        return chunks
+
+    def _read(self, root_fd: int, request: SupplyRequest, budget: int) -> Chunk:
+        try:
+            components = split_path(request.path)
+            if not components:
+                raise ValueError("the root is not a file")
+            parent = open_directory(root_fd, components[:-1])
+            try:
+                fd = os.open(components[-1], _READ_FLAGS, dir_fd=parent)
+            finally:
+                os.close(parent)
+            try:
+                size = os.fstat(fd).st_size
+                data = os.pread(fd, min(budget, max(0, size - request.offset)), request.offset)
+            finally:
+                os.close(fd)
+        except (OSError, ValueError) as error:
+            text = error.strerror if isinstance(error, OSError) and error.strerror else str(error)
+            return Chunk(request.path, request.digest, request.offset, 0, b"", True,
+                         f"unable to read file: {text}")
+        end = request.offset + len(data)
+        return Chunk(request.path, request.digest, request.offset, size, data, end >= size)
+
+    # ------------------------------------------------------------------ transition
+
+    def transition(self, changes: list[Change]) -> TransitionResult:
+        """Blocking: run in a worker thread."""
+        settings = self.settings
+        result = transition(
+            self.root, changes, cache=self.cache, staging=self.staging, hash=settings.hash,
+            symlink_mode=settings.symlink_mode, permissions_mode=settings.permissions_mode,
+            default_file_mode=settings.default_file_mode,
+            default_directory_mode=settings.default_directory_mode,
+            default_owner=settings.default_owner or None,
+            default_group=settings.default_group or None)
+        self._cache_dirty = True
+        self.save_cache()
+        if not result.missing_staged:
+            self.staging.wipe()
+        return result
+
+    async def transition_async(self, changes: list[Change]) -> TransitionResult:
+        result = await asyncio.to_thread(self.transition, changes)
+        if self.dirty is not None:
+            self.dirty.update(change.path for change in changes)
+        if self.watcher is not None:
+            self.watcher.note_changed([change.path for change in changes])
+        return result
+
+
+def _unlink(path: str) -> None:
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        pass
+

@@ -1,0 +1,508 @@
+"""The daemon's synchronization sessions: create / list / flush / pause / resume / reset /
+terminate (``wire.messages.sync``), persistence as ``SessionRecord`` of kind ``sync``.
+
+One session = one ``SessionSupervisor`` (``one_for_one``) with children in this order: ``alpha``
+and ``beta`` endpoints (``agent.endpoint_actor``), ``transitioner``, ``stager``, ``reconciler``
+(last: it drives the cycle and needs the others). Every child has a stable mailbox address
+(derived from the session id and the child id), so the others reconnect to a restarted child by
+themselves; each actor reloads what it needs from disk (endpoints their digest cache, the
+reconciler the archive), which is why restarting only the child that died is enough. A paused
+session is supervised with no children at all.
+
+Rules:
+- Create validates everything itself (never trusting the CLI): local URLs only for now, alpha and
+  beta neither equal nor nested (after resolving symbolic links), name and labels
+  (``identity``), setting words (``actors.sync.settings``), ignore patterns (``compile_ignores``).
+  A root that does not exist yet is valid. Unless paused it answers once both endpoints are
+  connected; if that does not happen within ``CONNECT_TIMEOUT`` nothing is kept.
+- Every command answers in bounded time: state is asked of the reconciler with a short deadline
+  (``STATE_TIMEOUT``), falling back to the last state it gave.
+- ``list`` with ``after_index`` is a long poll: the index moves whenever any session's state
+  does (create, terminate, pause/resume or a new state revision of a reconciler).
+- Data: ``sessions/<id>.json`` (record), ``archives/<id>.archive`` (ancestor),
+  ``caches/<id>-<side>.cache``, ``staging/<id>-<side>/``. Terminate deletes all of them and
+  leaves the synchronized files alone.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import os
+import shutil
+import time
+from typing import Optional
+
+import msgspec
+import structlog
+
+from mutagen_actors.actors.sync.ignore import compile_ignores
+from mutagen_actors.actors.sync.settings import (
+    HashAlgorithm,
+    IgnoreSyntax,
+    Mode,
+    PermissionsMode,
+    ScanMode,
+    StageMode,
+    SymlinkMode,
+    WatchMode,
+)
+from mutagen_actors.actors.sync.staging import staging_directory
+from mutagen_actors.wire.errors import RemoteError, RequestTimeout
+from mutagen_actors.wire.handling import NotHandled, Refused
+from mutagen_actors.wire.messages import endpoint as em
+from mutagen_actors.wire.messages import sync as sm
+from mutagen_actors.wire.sockets import DealerClient
+
+from . import identity, persistence, selection
+from .child_spec import ChildSpec
+from .persistence import SessionRecord
+from .restart import Strategy
+from .sessions import KINDS, Registry
+
+KIND = "sync"
+ENDPOINT_ACTOR = "mutagen_actors.agent.endpoint_actor:EndpointActor"
+TRANSITIONER_ACTOR = "mutagen_actors.actors.syncsession.transitioner:TransitionerActor"
+STAGER_ACTOR = "mutagen_actors.actors.syncsession.stager:StagerActor"
+RECONCILER_ACTOR = "mutagen_actors.actors.syncsession.reconciler:ReconcilerActor"
+CHILDREN = ("alpha", "beta", "transitioner", "stager", "reconciler")
+STATE_TIMEOUT = 0.5
+CONNECT_TIMEOUT = 30.0
+FLUSH_TIMEOUT = 3600.0
+POLL_INTERVAL = 0.02
+HANDLED = (sm.SyncCreate, sm.SyncList, sm.SyncFlush, sm.SyncPause, sm.SyncResume, sm.SyncReset,
+           sm.SyncTerminate)
+
+log = structlog.get_logger("supervisor.sync")
+
+_paths = None  # datadir.Paths of this daemon, set by SyncManager (child specs need mailboxes)
+
+
+# ---------------------------------------------------------------------------- pure helpers
+
+
+def mailbox_token(session: str, child: str) -> str:
+    """A stable 16-hex-character mailbox name for one child of one session."""
+    return hashlib.blake2b(f"{session}/{child}".encode(), digest_size=8).hexdigest()
+
+
+def _choice(kind, text: str, what: str, default):
+    return kind.parse(text, what) if text else default
+
+
+def endpoint_settings(configuration: sm.SyncConfiguration, side: str) -> dict:
+    """The resolved settings of one side (its override, else the session-wide value, else the
+    default), as the endpoint actor's arguments."""
+    common = configuration.endpoint
+    own = getattr(configuration, side)
+
+    def pick(field: str):
+        value = getattr(own, field)
+        return value if value else getattr(common, field)
+
+    return {
+        "hash": _choice(HashAlgorithm, configuration.hash, "hash algorithm",
+                        HashAlgorithm.XXH128).value,
+        "ignores": list(configuration.ignores),
+        "ignore_syntax": _choice(IgnoreSyntax, configuration.ignore_syntax, "ignore syntax",
+                                 IgnoreSyntax.MUTAGEN).value,
+        "ignore_vcs": bool(configuration.ignore_vcs),
+        "symlink_mode": _choice(SymlinkMode, configuration.symlink_mode, "symbolic link mode",
+                                SymlinkMode.PORTABLE).value,
+        "permissions_mode": _choice(PermissionsMode, configuration.permissions_mode,
+                                    "permissions mode", PermissionsMode.PORTABLE).value,
+        "watch_mode": _choice(WatchMode, pick("watch_mode"), "watch mode",
+                              WatchMode.PORTABLE).value,
+        "watch_polling_interval": pick("watch_polling_interval"),
+        "scan_mode": _choice(ScanMode, pick("scan_mode"), "scan mode", ScanMode.ACCELERATED).value,
+        "stage_mode": _choice(StageMode, pick("stage_mode"), "stage mode",
+                              StageMode.DATA_DIRECTORY).value,
+        "default_file_mode": pick("default_file_mode"),
+        "default_directory_mode": pick("default_directory_mode"),
+        "default_owner": pick("default_owner"),
+        "default_group": pick("default_group"),
+        "max_entry_count": pick("max_entry_count"),
+        "max_staging_file_size": pick("max_staging_file_size"),
+    }
+
+
+def validate_configuration(configuration: sm.SyncConfiguration) -> None:
+    """Raise ValueError naming the first bad setting."""
+    _choice(Mode, configuration.mode, "synchronization mode", Mode.TWO_WAY_SAFE)
+    for side in ("alpha", "beta"):
+        settings = endpoint_settings(configuration, side)
+        for key in ("watch_polling_interval", "max_entry_count", "max_staging_file_size"):
+            if settings[key] < 0:
+                raise ValueError(f"invalid {key.replace('_', ' ')}: {settings[key]} is negative")
+        for key in ("default_file_mode", "default_directory_mode"):
+            if not 0 <= settings[key] <= 0o7777:
+                raise ValueError(f"invalid {key.replace('_', ' ')} {settings[key]:o}")
+    compile_ignores(list(configuration.ignores),
+                    _choice(IgnoreSyntax, configuration.ignore_syntax, "ignore syntax",
+                            IgnoreSyntax.MUTAGEN),
+                    bool(configuration.ignore_vcs))
+
+
+def _inside(parent: str, child: str) -> bool:
+    return child.startswith(parent.rstrip("/") + "/") or parent == "/"
+
+
+def validate_roots(alpha: sm.EndpointUrl, beta: sm.EndpointUrl) -> tuple[str, str]:
+    """Both roots as absolute, normalized paths; ValueError if not local, equal or nested."""
+    roots = []
+    for side, url in (("alpha", alpha), ("beta", beta)):
+        if url.protocol != "local":
+            raise ValueError(f"{side}: {url.protocol} endpoints are not supported yet "
+                             "(only local paths)")
+        if not url.path or not os.path.isabs(url.path):
+            raise ValueError(f"{side}: the path must be absolute (got {url.path!r})")
+        roots.append(os.path.normpath(url.path))
+    resolved = [os.path.realpath(root) for root in roots]
+    if resolved[0] == resolved[1]:
+        raise ValueError(f"alpha and beta are the same path ({roots[0]})")
+    if _inside(resolved[1], resolved[0]):
+        raise ValueError(f"alpha ({roots[0]}) is inside beta ({roots[1]})")
+    if _inside(resolved[0], resolved[1]):
+        raise ValueError(f"beta ({roots[1]}) is inside alpha ({roots[0]})")
+    return roots[0], roots[1]
+
+
+def _create_message(record: SessionRecord) -> sm.SyncCreate:
+    return msgspec.convert(record.spec["create"], sm.SyncCreate)
+
+
+def sync_specs(record: SessionRecord) -> list[ChildSpec]:
+    """Child specs of a sync session (none while it is paused)."""
+    if record.paused:
+        return []
+    paths = _paths
+    create = _create_message(record)
+    configuration = create.configuration
+    mailbox = {child: paths.mailbox(mailbox_token(record.id, child)) for child in CHILDREN}
+    specs = []
+    for side, url in (("alpha", create.alpha), ("beta", create.beta)):
+        args = {**endpoint_settings(configuration, side), "root": url.path, "session": record.id,
+                "side": side, "data_directory": paths.root, "notify": mailbox["reconciler"]}
+        specs.append(ChildSpec(side, ENDPOINT_ACTOR, args, start_timeout=120.0,
+                               mailbox=mailbox_token(record.id, side)))
+    peers = {"alpha": mailbox["alpha"], "beta": mailbox["beta"]}
+    specs.append(ChildSpec("transitioner", TRANSITIONER_ACTOR, dict(peers),
+                           mailbox=mailbox_token(record.id, "transitioner")))
+    specs.append(ChildSpec("stager", STAGER_ACTOR, dict(peers),
+                           mailbox=mailbox_token(record.id, "stager")))
+    no_watch = all(endpoint_settings(configuration, side)["watch_mode"] == "no-watch"
+                   for side in ("alpha", "beta"))
+    specs.append(ChildSpec("reconciler", RECONCILER_ACTOR, {
+        **peers, "stager": mailbox["stager"], "transitioner": mailbox["transitioner"],
+        "session": record.id, "data_directory": paths.root,
+        "mode": configuration.mode or Mode.TWO_WAY_SAFE.value, "no_watch": no_watch,
+    }, mailbox=mailbox_token(record.id, "reconciler")))
+    return specs
+
+
+KINDS[KIND] = (sync_specs, Strategy.ONE_FOR_ONE)
+
+
+# ---------------------------------------------------------------------------- the manager
+
+
+class _Session:
+    """What the daemon keeps about one sync session besides its supervisor."""
+
+    def __init__(self, record: SessionRecord):
+        self.record = record
+        self.create = _create_message(record)
+        self.client: Optional[DealerClient] = None
+        self.progress: Optional[em.SessionProgress] = None
+
+    @property
+    def id(self) -> str:
+        return self.record.id
+
+    @property
+    def name(self) -> str:
+        return self.record.name
+
+    @property
+    def created(self) -> float:
+        return self.record.created
+
+    @property
+    def labels(self) -> dict:
+        return self.create.labels
+
+    def close_client(self) -> None:
+        if self.client is not None:
+            self.client.close()
+            self.client = None
+
+
+class SyncManager:
+    def __init__(self, registry: Registry):
+        global _paths
+        self.registry = registry
+        self.runtime = registry.runtime
+        self.paths = registry.runtime.paths
+        _paths = self.paths
+        self.sessions: dict[str, _Session] = {}
+        self.index = 1
+        self._signatures: dict[str, tuple] = {}
+        for record in persistence.load_all(self.paths.sessions):
+            if record.kind == KIND:
+                try:
+                    self.sessions[record.id] = _Session(record)
+                except (KeyError, msgspec.ValidationError) as error:
+                    log.error("unreadable sync session record", session=record.id,
+                              error=str(error))
+
+    async def handle(self, message):
+        try:
+            if isinstance(message, sm.SyncCreate):
+                return await self.create(message)
+            if isinstance(message, sm.SyncList):
+                return await self.list(message)
+            if isinstance(message, sm.SyncFlush):
+                return await self.flush(message)
+            if isinstance(message, sm.SyncPause):
+                return await self._each(message.selection, self._pause)
+            if isinstance(message, sm.SyncResume):
+                return await self._each(message.selection, self._resume)
+            if isinstance(message, sm.SyncReset):
+                return await self._each(message.selection, self._reset)
+            if isinstance(message, sm.SyncTerminate):
+                return await self._each(message.selection, self._terminate)
+        except ValueError as error:
+            raise Refused("invalid-argument", str(error)) from None
+        raise NotHandled
+
+    def _select(self, chosen: sm.Selection, default_all: bool = False) -> list[_Session]:
+        return selection.select(self.sessions.values(), chosen.specifications,
+                                chosen.label_selector, chosen.all, default_all=default_all)
+
+    # ------------------------------------------------------------------ create
+
+    async def create(self, message: sm.SyncCreate) -> sm.SyncCreated:
+        alpha_root, beta_root = validate_roots(message.alpha, message.beta)
+        identity.validate_name(message.name)
+        for key, value in message.labels.items():
+            identity.validate_label_key(key)
+            identity.validate_label_value(value, key)
+        validate_configuration(message.configuration)
+        message = msgspec.structs.replace(
+            message, alpha=msgspec.structs.replace(message.alpha, path=alpha_root),
+            beta=msgspec.structs.replace(message.beta, path=beta_root))
+        record = SessionRecord(id=identity.new_identifier("sync"), name=message.name, kind=KIND,
+                               created=time.time(),
+                               spec={"create": msgspec.to_builtins(message)},
+                               paused=message.paused)
+        persistence.save(self.paths.sessions, record)
+        session = self.sessions[record.id] = _Session(record)
+        supervisor = self.registry._supervise(record)
+        self.index += 1
+        if not record.paused:
+            try:
+                await self._wait_connected(session, CONNECT_TIMEOUT)
+            except Refused:
+                await self._terminate(session)
+                raise
+        log.info("sync session created", session=record.id, alpha=alpha_root, beta=beta_root,
+                 paused=record.paused, supervisor=supervisor.status)
+        return sm.SyncCreated(record.id)
+
+    async def _wait_connected(self, session: _Session, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while True:
+            supervisor = self.registry.sessions.get(session.id)
+            if supervisor is not None and supervisor.status == "halted":
+                raise Refused("unavailable", f"unable to start the session: "
+                                             f"{supervisor.halt_reason}")
+            progress = await self._progress(session)
+            if progress is not None and progress.alpha.connected and progress.beta.connected:
+                return
+            if time.monotonic() > deadline:
+                raise Refused("unavailable", f"unable to connect to the endpoints within "
+                                             f"{timeout:g} s")
+            await asyncio.sleep(POLL_INTERVAL)
+
+    # ------------------------------------------------------------------ state
+
+    async def _progress(self, session: _Session,
+                        timeout: float = STATE_TIMEOUT) -> Optional[em.SessionProgress]:
+        """The reconciler's current state (None if it did not answer in time)."""
+        if session.record.paused:
+            return None
+        supervisor = self.registry.sessions.get(session.id)
+        if supervisor is None or supervisor.status == "halted":
+            return None
+        if session.client is None:
+            address = self.paths.mailbox(mailbox_token(session.id, "reconciler"))
+            session.client = DealerClient(self.runtime.zmq_context, address, log=log)
+        try:
+            progress = await session.client.request(em.GetSessionState(), timeout=timeout)
+        except (RequestTimeout, RemoteError, ConnectionError):
+            return None
+        session.progress = progress
+        return progress
+
+    def _state(self, session: _Session, progress: Optional[em.SessionProgress]) -> sm.SyncSessionState:
+        create = session.create
+        record = session.record
+        alpha = sm.EndpointState(url=create.alpha)
+        beta = sm.EndpointState(url=create.beta)
+        status, last_error, cycles, conflicts = "disconnected", "", 0, []
+        supervisor = self.registry.sessions.get(session.id)
+        if supervisor is not None and supervisor.status == "halted":
+            status, last_error = "halted-on-actor-failure", supervisor.halt_reason
+        elif not record.paused:
+            progress = progress or session.progress
+            if progress is not None:
+                status, last_error = progress.status, progress.last_error
+                cycles, conflicts = progress.successful_cycles, progress.conflicts
+                alpha = msgspec.structs.replace(progress.alpha, url=create.alpha)
+                beta = msgspec.structs.replace(progress.beta, url=create.beta)
+        return sm.SyncSessionState(
+            identifier=session.id, name=session.name, labels=dict(create.labels),
+            created=session.created, paused=record.paused, status=status,
+            successful_cycles=cycles, last_error=last_error, conflicts=conflicts,
+            alpha=alpha, beta=beta, configuration=create.configuration)
+
+    async def _states(self, sessions: list[_Session]) -> list[sm.SyncSessionState]:
+        progresses = await asyncio.gather(*(self._progress(s) for s in sessions))
+        states = [self._state(s, p) for s, p in zip(sessions, progresses)]
+        for session, progress, state in zip(sessions, progresses, states):
+            signature = (state.paused, state.status, progress.revision if progress else -1)
+            if self._signatures.get(session.id) != signature:
+                self._signatures[session.id] = signature
+                self.index += 1
+        return states
+
+    async def list(self, message: sm.SyncList) -> sm.SyncListReply:
+        sessions = self._select(message.selection, default_all=True)
+        deadline = time.monotonic() + max(0.0, min(message.wait, 60.0))
+        while True:
+            states = await self._states(sessions)
+            if (message.after_index <= 0 or self.index > message.after_index
+                    or time.monotonic() >= deadline):
+                return sm.SyncListReply(states, self.index)
+            await asyncio.sleep(0.05)
+            sessions = [s for s in sessions if s.id in self.sessions]
+
+    # ------------------------------------------------------------------ commands
+
+    async def _each(self, chosen: sm.Selection, action) -> sm.SyncAffected:
+        sessions = self._select(chosen)
+        for session in sessions:
+            await action(session)
+        self.index += 1
+        return sm.SyncAffected([s.id for s in sessions])
+
+    async def _restart(self, session: _Session) -> None:
+        """Stop the session's supervisor (if any) and supervise it again from its record."""
+        session.close_client()
+        supervisor = self.registry.sessions.pop(session.id, None)
+        if supervisor is not None:
+            await supervisor.stop()
+        session.progress = None
+        self.registry._supervise(session.record)
+
+    async def _pause(self, session: _Session) -> None:
+        if session.record.paused:
+            return
+        session.record.paused = True
+        persistence.save(self.paths.sessions, session.record)
+        await self._restart(session)
+
+    async def _resume(self, session: _Session) -> None:
+        supervisor = self.registry.sessions.get(session.id)
+        if session.record.paused or supervisor is None or supervisor.status == "halted":
+            session.record.paused = False
+            persistence.save(self.paths.sessions, session.record)
+            await self._restart(session)
+            try:
+                await self._wait_connected(session, CONNECT_TIMEOUT)
+            except Refused as refusal:
+                log.warning("resumed session not connected yet", session=session.id,
+                            error=refusal.message)
+            return
+        if session.client is None:
+            await self._progress(session)
+        try:
+            await session.client.request(em.ClearHalt(), timeout=5.0)
+        except (RequestTimeout, RemoteError, ConnectionError) as error:
+            raise Refused("unavailable", f"unable to resume session {session.id}: {error}")
+
+    async def _reset(self, session: _Session) -> None:
+        from mutagen_actors.actors.syncsession import archive
+
+        session.close_client()
+        supervisor = self.registry.sessions.pop(session.id, None)
+        if supervisor is not None:
+            await supervisor.stop()
+        archive.delete(archive.archive_path(self.paths.root, session.id))
+        session.progress = None
+        self.registry._supervise(session.record)
+
+    async def _terminate(self, session: _Session) -> None:
+        from mutagen_actors.actors.syncsession import archive
+
+        session.close_client()
+        supervisor = self.registry.sessions.pop(session.id, None)
+        if supervisor is not None:
+            await supervisor.stop()
+        persistence.delete(self.paths.sessions, session.id)
+        archive.delete(archive.archive_path(self.paths.root, session.id))
+        for side, url in (("alpha", session.create.alpha), ("beta", session.create.beta)):
+            settings = endpoint_settings(session.create.configuration, side)
+            try:
+                os.unlink(os.path.join(self.paths.root, "caches", f"{session.id}-{side}.cache"))
+            except FileNotFoundError:
+                pass
+            shutil.rmtree(staging_directory(settings["stage_mode"], root=url.path,
+                                            session=session.id, side=side,
+                                            data_directory=self.paths.root),
+                          ignore_errors=True)
+        self.sessions.pop(session.id, None)
+        self._signatures.pop(session.id, None)
+        log.info("sync session terminated", session=session.id)
+
+    async def flush(self, message: sm.SyncFlush) -> sm.SyncAffected:
+        sessions = self._select(message.selection)
+        for session in sessions:
+            if session.record.paused:
+                raise Refused("paused", "session is paused")
+        tickets = []
+        for session in sessions:
+            if await self._progress(session) is None:
+                raise Refused("unavailable", "session is not currently able to synchronize")
+            try:
+                ticket = await session.client.request(em.SessionFlush(), timeout=5.0)
+            except RemoteError as error:
+                raise Refused("unavailable", error.message) from None
+            except (RequestTimeout, ConnectionError):
+                raise Refused("unavailable", "session is not currently able to synchronize")
+            tickets.append((session, ticket.ticket))
+        if not message.skip_wait:
+            for session, ticket in tickets:
+                await self._wait_flush(session, ticket)
+        return sm.SyncAffected([s.id for s in sessions])
+
+    async def _wait_flush(self, session: _Session, ticket: int) -> None:
+        deadline = time.monotonic() + FLUSH_TIMEOUT
+        silent_since = None
+        while time.monotonic() < deadline:
+            if session.id not in self.sessions or session.record.paused:
+                raise Refused("unavailable", "session stopped while waiting for the flush")
+            progress = await self._progress(session)
+            if progress is None:
+                silent_since = silent_since or time.monotonic()
+                if time.monotonic() - silent_since > 10.0:
+                    raise Refused("unavailable", "session stopped answering during the flush")
+            else:
+                silent_since = None
+                if progress.flush_completed >= ticket:
+                    return
+                if progress.flush_failed >= ticket:
+                    raise Refused("failed", f"synchronization cycle failed: "
+                                            f"{progress.flush_error}")
+            await asyncio.sleep(POLL_INTERVAL)
+        raise Refused("unavailable", "flush did not complete in time")
