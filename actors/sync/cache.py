@@ -11,14 +11,15 @@ Contract and failure rules:
 - ``save(file)`` is atomic: it writes a temporary file next to ``file``, fsyncs it, renames it
   over ``file`` and fsyncs the directory; a crash leaves either the old or the new cache. OSError
   propagates to the caller (the cache is an optimisation; callers may log and go on).
-- Records are plain tuples in ``entries`` (the scanner reads that dict directly, for speed).
+- Records are plain tuples in ``directories[parent][name]`` (the scanner reads those dicts
+  directly, for speed); ``record(path)`` / ``get(path)`` / ``put`` / ``discard`` use full paths.
 """
 
 from __future__ import annotations
 
 import os
 import secrets
-from typing import Iterable, NamedTuple, Optional
+from typing import Iterator, NamedTuple, Optional
 
 import msgspec
 import structlog
@@ -41,62 +42,90 @@ class CacheRecord(NamedTuple):
 class _CacheFile(msgspec.Struct, array_like=True):
     version: int
     algorithm: str
-    entries: dict[str, tuple[int, int, int, int, bytes]]
+    # directory path -> {name -> (size, mtime_ns, inode, mode, digest)}
+    directories: dict[str, dict[str, tuple[int, int, int, int, bytes]]]
 
 
 _encoder = msgspec.msgpack.Encoder()
 _decoder = msgspec.msgpack.Decoder(_CacheFile)
 
 
+def split(path: str) -> tuple[str, str]:
+    """``(parent directory path, name)`` of a root-relative path (the root is ``("", "")``)."""
+    parent, _, name = path.rpartition("/")
+    return parent, name
+
+
 class DigestCache:
-    """In-memory digest cache with atomic persistence and a lazily built reverse map."""
+    """In-memory digest cache with atomic persistence and a lazily built reverse map.
 
-    __slots__ = ("algorithm", "entries", "_reverse")
+    Records are grouped by parent directory (``directories[parent][name]``): a scan looks a
+    directory's map up once and then works on a small dict, which is markedly faster on big
+    trees than one flat map of full paths.
+    """
 
-    def __init__(self, algorithm: HashAlgorithm = HashAlgorithm.XXH128, entries: Optional[dict] = None):
+    __slots__ = ("algorithm", "directories", "_reverse")
+
+    def __init__(self, algorithm: HashAlgorithm = HashAlgorithm.XXH128, directories: Optional[dict] = None):
         self.algorithm = HashAlgorithm(algorithm)
-        # path -> (size, mtime_ns, inode, mode, digest)
-        self.entries: dict[str, tuple] = entries if entries is not None else {}
+        self.directories: dict[str, dict[str, tuple]] = directories if directories is not None else {}
         self._reverse: Optional[dict[bytes, list[str]]] = None
 
     def __len__(self) -> int:
-        return len(self.entries)
+        return sum(len(records) for records in self.directories.values())
 
     def __contains__(self, path: str) -> bool:
-        return path in self.entries
+        return self.record(path) is not None
+
+    def paths(self) -> Iterator[str]:
+        for parent, records in self.directories.items():
+            for name in records:
+                yield f"{parent}/{name}" if parent else name
+
+    def record(self, path: str) -> Optional[tuple]:
+        """The raw record tuple ``(size, mtime_ns, inode, mode, digest)`` or None."""
+        parent, name = split(path)
+        records = self.directories.get(parent)
+        return None if records is None else records.get(name)
 
     def get(self, path: str) -> Optional[CacheRecord]:
-        record = self.entries.get(path)
+        record = self.record(path)
         return None if record is None else CacheRecord(*record)
 
     def put(self, path: str, size: int, mtime_ns: int, inode: int, mode: int, digest: bytes) -> None:
-        self.entries[path] = (size, mtime_ns, inode, mode, digest)
+        parent, name = split(path)
+        self.directories.setdefault(parent, {})[name] = (size, mtime_ns, inode, mode, digest)
         self._reverse = None
 
     def put_stat(self, path: str, st: os.stat_result, digest: bytes) -> None:
         self.put(path, st.st_size, st.st_mtime_ns, st.st_ino, st.st_mode, digest)
 
     def discard(self, path: str) -> None:
-        if self.entries.pop(path, None) is not None:
+        parent, name = split(path)
+        records = self.directories.get(parent)
+        if records is not None and records.pop(name, None) is not None:
+            if not records:
+                del self.directories[parent]
             self._reverse = None
 
     def discard_below(self, path: str) -> None:
         """Forget ``path`` and everything below it (``""`` clears the cache)."""
         if path == "":
-            self.entries.clear()
+            self.directories.clear()
         else:
+            self.discard(path)
             prefix = path + "/"
-            for key in [k for k in self.entries if k == path or k.startswith(prefix)]:
-                del self.entries[key]
+            for parent in [p for p in self.directories if p == path or p.startswith(prefix)]:
+                del self.directories[parent]
         self._reverse = None
 
-    def replace_entries(self, entries: dict) -> None:
-        self.entries = entries
+    def replace(self, directories: dict) -> None:
+        self.directories = directories
         self._reverse = None
 
     def matching_digest(self, path: str, st: os.stat_result) -> Optional[bytes]:
         """The cached digest if ``st`` still matches the record for ``path``, else None."""
-        record = self.entries.get(path)
+        record = self.record(path)
         if record is None:
             return None
         if (
@@ -112,8 +141,9 @@ class DigestCache:
         """Paths whose cached content has ``digest`` (reverse map, rebuilt after changes)."""
         if self._reverse is None:
             reverse: dict[bytes, list[str]] = {}
-            for path, record in self.entries.items():
-                reverse.setdefault(record[4], []).append(path)
+            for parent, records in self.directories.items():
+                for name, record in records.items():
+                    reverse.setdefault(record[4], []).append(f"{parent}/{name}" if parent else name)
             self._reverse = reverse
         return list(self._reverse.get(digest, ()))
 
@@ -144,12 +174,16 @@ class DigestCache:
                 algorithm=decoded.algorithm,
             )
             return cls(algorithm)
-        return cls(algorithm, dict(decoded.entries))
+        return cls(algorithm, decoded.directories)
 
     def save(self, file: str) -> None:
         """Atomically replace ``file`` with this cache (temp file, fsync, rename, fsync dir)."""
-        entries = {path: record for path, record in self.entries.items() if _encodable(path)}
-        data = _encoder.encode(_CacheFile(FORMAT_VERSION, self.algorithm.value, entries))
+        directories = {
+            parent: {name: record for name, record in records.items() if _encodable(name)}
+            for parent, records in self.directories.items()
+            if _encodable(parent)
+        }
+        data = _encoder.encode(_CacheFile(FORMAT_VERSION, self.algorithm.value, directories))
         directory = os.path.dirname(os.path.abspath(file))
         temporary = os.path.join(directory, f"{TEMPORARY_PREFIX}cache-{secrets.token_hex(8)}")
         fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
@@ -193,7 +227,8 @@ def _fsync_directory(directory: str) -> None:
         os.close(fd)
 
 
-def records(cache: DigestCache) -> Iterable[tuple[str, CacheRecord]]:
+def records(cache: DigestCache) -> Iterator[tuple[str, CacheRecord]]:
     """All records, as ``(path, CacheRecord)`` pairs."""
-    for path, record in cache.entries.items():
-        yield path, CacheRecord(*record)
+    for parent, entries in cache.directories.items():
+        for name, record in entries.items():
+            yield (f"{parent}/{name}" if parent else name), CacheRecord(*record)

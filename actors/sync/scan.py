@@ -46,7 +46,7 @@ from typing import Iterable, Optional
 
 import structlog
 
-from .cache import DigestCache
+from .cache import DigestCache, split
 from .hashing import hash_fd
 from .model import UNTRACKED, Counts, Entry, Kind, Problem, join, walk
 from .paths import UnsafePathError, split_path
@@ -84,9 +84,12 @@ class ScanResult:
     The other attributes are bookkeeping that lets the next scan be incremental.
     """
 
-    __slots__ = ("root", "cache", "hashed", "counts", "_problems", "_subtotals", "_device", "_settings")
+    __slots__ = (
+        "root", "cache", "hashed", "counts", "_problems", "_subtotals", "_device", "_settings", "_ignorer",
+        "_ignore_memo",
+    )
 
-    def __init__(self, root, cache, hashed, counts, problems, subtotals, device, settings):
+    def __init__(self, root, cache, hashed, counts, problems, subtotals, device, settings, ignorer=None, memo=None):
         self.root: Optional[Entry] = root
         self.cache: DigestCache = cache
         self.hashed: int = hashed
@@ -95,6 +98,8 @@ class ScanResult:
         self._subtotals: dict[str, tuple] = subtotals
         self._device = device
         self._settings = settings
+        self._ignorer = ignorer
+        self._ignore_memo: dict[str, bool] = memo if memo is not None else {}
 
     @property
     def problems(self) -> list[Problem]:
@@ -115,6 +120,35 @@ def display_name(name: str) -> Optional[str]:
     return None
 
 
+class _MemoizedIgnorer:
+    """An ignorer whose answers are remembered from one scan to the next (the ignore cache).
+
+    ``known`` holds the previous scan's answers, ``seen`` collects this scan's (for a full scan a
+    fresh dict, so answers for paths that disappeared are dropped; for an incremental scan the
+    same dict). Keys are paths, with a trailing ``/`` for directories.
+    """
+
+    __slots__ = ("ignorer", "known", "seen")
+
+    def __init__(self, ignorer, known: dict, seen: dict):
+        self.ignorer = ignorer
+        self.known = known
+        self.seen = seen
+
+    def ignored(self, path: str, directory: bool) -> bool:
+        key = path + "/" if directory else path
+        value = self.seen.get(key)
+        if value is None:
+            value = self.known.get(key)
+            if value is None:
+                value = self.ignorer.ignored(path, directory)
+            self.seen[key] = value
+        return value
+
+    def may_reinclude_below(self, path: str) -> bool:
+        return self.ignorer.may_reinclude_below(path)
+
+
 class _Walker:
     """State of one scan; methods are the imperative walk."""
 
@@ -123,8 +157,8 @@ class _Walker:
         self.ignorer = ignorer
         self.symlink_mode = SymlinkMode(symlink_mode)
         self.track_executable = PermissionsMode(permissions_mode) is PermissionsMode.PORTABLE
-        self.old = old  # path -> cache record to reuse
-        self.out = out  # path -> cache record seen by this scan
+        self.old = old  # parent path -> {name -> cache record} to reuse
+        self.out = out  # parent path -> {name -> cache record} seen by this scan
         self.problems = problems
         self.subtotals = subtotals
         self.device = device
@@ -155,19 +189,20 @@ class _Walker:
                 return self.problem(path, SIZE_MISMATCH)
         finally:
             os.close(fd)
-        record = (opened.st_size, opened.st_mtime_ns, opened.st_ino, opened.st_mode, digest)
-        self.out[path] = record
-        return record
+        return (opened.st_size, opened.st_mtime_ns, opened.st_ino, opened.st_mode, digest)
 
-    def examine(self, dfd: int, st: os.stat_result, name: str, path: str):
-        """Scan one directory child, given its lstat result: ``(entry, subtotal)``."""
+    def examine(self, dfd: int, st: os.stat_result, name: str, path: str, old_records: dict, new_records: dict):
+        """Scan one directory child, given its lstat result: ``(entry, subtotal)``.
+
+        ``old_records`` / ``new_records`` are the parent directory's cache records (by name) to
+        reuse and to fill."""
         mode = st.st_mode
         kind = mode & _IFMT
         ignorer = self.ignorer
         if kind == _IFREG:
             if ignorer is not None and ignorer.ignored(path, False):
                 return UNTRACKED, _ZERO
-            record = self.old.get(path)
+            record = old_records.get(name)
             if (
                 record is None
                 or record[0] != st.st_size
@@ -178,8 +213,7 @@ class _Walker:
                 record = self.hash_file(dfd, name, path, st)
                 if type(record) is Entry:
                     return record, _ZERO
-            else:
-                self.out[path] = record
+            new_records[name] = record
             executable = self.track_executable and (record[3] & 0o111) != 0
             return Entry(Kind.FILE, digest=record[4], executable=executable), (0, 1, 0, record[0])
         if kind == _IFDIR:
@@ -228,11 +262,20 @@ class _Walker:
         dirs = 0 if phantom else 1
         files = links = size = 0
         examine = self.examine
+        # The fast path of a warm rescan (a regular file whose metadata matches the cache) is
+        # inlined here: it runs 100k times per rescan of a big tree.
+        ignorer = self.ignorer
+        old_records = self.old.get(path) or {}
+        old_get = old_records.get
+        new_records: dict[str, tuple] = {}
+        track = self.track_executable
+        file_kind = Kind.FILE
+        prefix = TEMPORARY_PREFIX
         try:
             with listing:
                 for item in listing:
                     name = item.name
-                    if name.startswith(TEMPORARY_PREFIX):
+                    if name[0] == "." and name.startswith(prefix):
                         continue
                     if not name.isascii():
                         shown = display_name(name)
@@ -249,7 +292,27 @@ class _Walker:
                     except OSError as error:
                         contents[name] = self.problem(child, f"unable to stat: {error.strerror}")
                         continue
-                    entry, sub = examine(dfd, st, name, child)
+                    mode = st.st_mode
+                    if mode & _IFMT == _IFREG:
+                        if ignorer is not None and ignorer.ignored(child, False):
+                            contents[name] = UNTRACKED
+                            continue
+                        record = old_get(name)
+                        if (
+                            record is not None
+                            and record[1] == st.st_mtime_ns
+                            and record[0] == st.st_size
+                            and record[2] == st.st_ino
+                            and record[3] == mode
+                        ):
+                            new_records[name] = record
+                            contents[name] = Entry(
+                                file_kind, digest=record[4], executable=track and (mode & 0o111) != 0
+                            )
+                            files += 1
+                            size += record[0]
+                            continue
+                    entry, sub = examine(dfd, st, name, child, old_records, new_records)
                     contents[name] = entry
                     if sub is not _ZERO:
                         dirs += sub[0]
@@ -259,6 +322,8 @@ class _Walker:
         except OSError as error:
             # readdir failing half-way: the directory cannot be represented faithfully.
             return self.problem(path, f"unable to read directory contents: {error.strerror}"), _ZERO
+        if new_records:
+            self.out[path] = new_records
         subtotal = (dirs, files, links, size)
         self.subtotals[path] = subtotal
         return Entry(Kind.PHANTOM if phantom else Kind.DIRECTORY, contents), subtotal
@@ -273,9 +338,13 @@ class _Walker:
         for sub_path, entry in walk(previous, path):
             kind = entry.kind
             if kind == Kind.FILE:
-                record = out.pop(sub_path, None)
+                parent, name = split(sub_path)
+                records = out.get(parent)
+                record = None if records is None else records.pop(name, None)
                 if record is not None:
-                    old[sub_path] = record
+                    old.setdefault(parent, {})[name] = record
+                    if not records:
+                        del out[parent]
             elif kind == Kind.DIRECTORY or kind == Kind.PHANTOM:
                 subtotals.pop(sub_path, None)
             elif kind == Kind.PROBLEMATIC:
@@ -284,7 +353,8 @@ class _Walker:
     def reused_subtotal(self, path: str, entry: Entry):
         kind = entry.kind
         if kind == Kind.FILE:
-            record = self.out.get(path)
+            parent, name = split(path)
+            record = self.out.get(parent, {}).get(name)
             return (0, 1, 0, record[0] if record is not None else 0)
         if kind == Kind.DIRECTORY or kind == Kind.PHANTOM:
             return self.subtotals.get(path, _ZERO)
@@ -363,7 +433,13 @@ class _Walker:
             return None, _ZERO
         except OSError as error:
             return self.problem(child, f"unable to stat: {error.strerror}"), _ZERO
-        return self.examine(dfd, st, name, child)
+        parent = split(child)[0]
+        new_records = self.out.setdefault(parent, {})
+        try:
+            return self.examine(dfd, st, name, child, self.old.get(parent, {}), new_records)
+        finally:
+            if not new_records:
+                self.out.pop(parent, None)
 
 
 def _dirty_tree(dirty: Iterable[str]) -> Optional[dict]:
@@ -412,15 +488,16 @@ def scan(
         cache = DigestCache(hash)
     elif cache.algorithm is not hash:
         log.info("digest cache holds another hash, starting it empty", cache=cache.algorithm.value, hash=hash.value)
-        cache.replace_entries({})
+        cache.replace({})
         cache.algorithm = hash
-    settings = (hash, id(ignorer), SymlinkMode(symlink_mode), PermissionsMode(permissions_mode))
+    settings = (hash, SymlinkMode(symlink_mode), PermissionsMode(permissions_mode))
+    same_settings = previous is not None and previous._settings == settings and previous._ignorer is ignorer
 
     try:
         root_stat = os.lstat(root)
     except FileNotFoundError:
-        cache.replace_entries({})
-        return ScanResult(None, cache, 0, Counts(), {}, {}, None, settings)
+        cache.replace({})
+        return ScanResult(None, cache, 0, Counts(), {}, {}, None, settings, ignorer)
     except OSError as error:
         raise ScanError(f"unable to access synchronization root {root!r}: {error.strerror}") from None
     root_kind = root_stat.st_mode & _IFMT
@@ -430,8 +507,7 @@ def scan(
     tree = None
     if (
         dirty is not None
-        and previous is not None
-        and previous._settings == settings
+        and same_settings
         and previous.root is not None
         and previous.root.kind == Kind.DIRECTORY
         and root_kind == _IFDIR
@@ -440,25 +516,30 @@ def scan(
     ):
         tree = _dirty_tree(dirty)
 
+    memo = None
+    if ignorer is not None:
+        known = previous._ignore_memo if same_settings else {}
+        memo = _MemoizedIgnorer(ignorer, known, known if tree is not None else {})
+
     if tree is not None:
         walker = _Walker(
-            hash, ignorer, symlink_mode, permissions_mode, {}, cache.entries,
+            hash, memo, symlink_mode, permissions_mode, {}, cache.directories,
             dict(previous._problems), dict(previous._subtotals), root_stat.st_dev,
         )
         if not tree:
             return ScanResult(
                 previous.root, cache, 0, previous.counts, walker.problems, walker.subtotals,
-                root_stat.st_dev, settings,
+                root_stat.st_dev, settings, ignorer, previous._ignore_memo,
             )
         fd = _open_root(root)
         try:
             entry, subtotal = walker.update(fd, "", previous.root, tree)
         finally:
             os.close(fd)
-        cache.replace_entries(walker.out)
+        cache.replace(walker.out)
     else:
         walker = _Walker(
-            hash, ignorer, symlink_mode, permissions_mode, cache.entries, {}, {}, {}, root_stat.st_dev,
+            hash, memo, symlink_mode, permissions_mode, cache.directories, {}, {}, {}, root_stat.st_dev,
         )
         if root_kind == _IFDIR:
             fd = _open_root(root)
@@ -470,7 +551,7 @@ def scan(
             entry, subtotal = _scan_root_file(walker, root, root_stat)
         else:
             entry, subtotal = UNTRACKED, _ZERO
-        cache.replace_entries(walker.out)
+        cache.replace(walker.out)
         if entry.kind == Kind.PROBLEMATIC and root_kind == _IFDIR:
             raise ScanError(f"unable to scan synchronization root {root!r}: {entry.problem}")
 
@@ -480,7 +561,10 @@ def scan(
             f"exceeded allowed entry count ({counts.directories + counts.files + counts.symbolic_links}"
             f" > {max_entry_count})"
         )
-    return ScanResult(entry, cache, walker.hashed, counts, walker.problems, walker.subtotals, root_stat.st_dev, settings)
+    return ScanResult(
+        entry, cache, walker.hashed, counts, walker.problems, walker.subtotals, root_stat.st_dev, settings,
+        ignorer, None if memo is None else memo.seen,
+    )
 
 
 def _open_root(root: str) -> int:
@@ -495,15 +579,14 @@ def _scan_root_file(walker: _Walker, root: str, root_stat):
     name = os.path.basename(os.path.abspath(root))
     dfd = os.open(parent, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
     try:
-        record = walker.old.get("")
-        if record is not None and record[:4] == (
+        record = walker.old.get("", {}).get("")
+        if record is None or record[:4] != (
             root_stat.st_size, root_stat.st_mtime_ns, root_stat.st_ino, root_stat.st_mode,
         ):
-            walker.out[""] = record
-        else:
             record = walker.hash_file(dfd, name, "", root_stat)
             if type(record) is Entry:
                 return record, _ZERO
+        walker.out[""] = {"": record}
     finally:
         os.close(dfd)
     executable = walker.track_executable and (record[3] & 0o111) != 0

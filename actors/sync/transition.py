@@ -128,7 +128,7 @@ class _Transition:
             return False
         if self.portable and bool(st.st_mode & 0o111) != old.executable:
             return False
-        record = self.cache.entries.get(path)
+        record = self.cache.record(path)
         if record is not None:
             return (
                 record[0] == st.st_size

@@ -174,19 +174,37 @@ def _random_edit(rng: random.Random, root: str) -> list[str]:
 
 
 @pytest.mark.parametrize("seed", range(6))
-def test_incremental_equals_full_on_random_edits(tmp_path, seed):
+@pytest.mark.parametrize("patterns", [None, ["n1*", "inner/"]], ids=["no-ignores", "ignores"])
+def test_incremental_equals_full_on_random_edits(tmp_path, seed, patterns):
     rng = random.Random(seed)
+    ignorer = None if patterns is None else compile_ignores(patterns, IgnoreSyntax.MUTAGEN, False)
     root = str(tmp_path / "root")
     os.mkdir(root)
     for _ in range(20):
         _random_edit(rng, root)
     cache = DigestCache()
-    previous = scan(root, cache=cache)
-    for _ in range(25):
+    previous = scan(root, cache=cache, ignorer=ignorer)
+    for round_number in range(25):
         dirty = []
         for _ in range(rng.randrange(1, 5)):
             dirty.extend(_random_edit(rng, root))
-        result = scan(root, cache=cache, previous=previous, dirty=dirty)
-        assert_same(result, full(root))
-        assert set(cache.entries) == set(full(root).cache.entries)
+        # Every fifth round is a full rescan that carries the previous result (and ignore cache).
+        result = scan(
+            root, cache=cache, ignorer=ignorer, previous=previous, dirty=None if round_number % 5 == 4 else dirty
+        )
+        reference = full(root, ignorer)
+        assert_same(result, reference)
+        assert set(cache.paths()) == set(reference.cache.paths())
+        assert all(cache.directories.values())  # no empty per-directory maps linger
         previous = result
+
+
+def test_another_ignorer_is_not_answered_from_the_ignore_cache(tmp_path):
+    write(str(tmp_path / "a.log"), b"x")
+    first = compile_ignores(["*.log"], IgnoreSyntax.MUTAGEN, False)
+    cache = DigestCache()
+    previous = scan(str(tmp_path), cache=cache, ignorer=first)
+    assert previous.root.contents["a.log"].kind.name == "UNTRACKED"
+    second = compile_ignores([], IgnoreSyntax.MUTAGEN, False)
+    result = scan(str(tmp_path), cache=cache, ignorer=second, previous=previous)
+    assert result.root.contents["a.log"].kind.name == "FILE"
