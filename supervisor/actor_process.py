@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import multiprocessing
 import os
+import select
 import signal
 from dataclasses import dataclass
 
@@ -32,12 +33,17 @@ class StartFailed(Exception):
 @dataclass(frozen=True)
 class Exit:
     status: int  # exit code, or -signal number
+    note: str = ""
 
     @property
     def normal(self) -> bool:
         return self.status == 0
 
     def describe(self) -> str:
+        text = self._describe_status()
+        return f"{text} ({self.note})" if self.note else text
+
+    def _describe_status(self) -> str:
         if self.status == 0:
             return "exited normally"
         if self.status < 0:
@@ -77,6 +83,7 @@ class ActorProcess:
         self._context = context
         self._process = None
         self.pid = 0
+        self._pidfd: int | None = None
         self.exited: asyncio.Future = asyncio.get_running_loop().create_future()
 
     async def start(self, timeout: float) -> int:
@@ -89,9 +96,16 @@ class ActorProcess:
             name=f"actor {self.launch.session}/{self.launch.actor_id}", daemon=False)
         try:
             self._process.start()
+        except (OSError, EOFError) as error:  # the fork server is unreachable
+            reader.close()
+            raise StartFailed(f"could not fork an actor: {error}") from None
         finally:
             writer.close()
         self.pid = self._process.pid
+        try:
+            self._pidfd = os.pidfd_open(self.pid)
+        except ProcessLookupError:
+            self._pidfd = None  # already gone; the sentinel tells how
         loop.add_reader(self._process.sentinel, self._on_exit)
         answer: asyncio.Future = loop.create_future()
 
@@ -122,19 +136,37 @@ class ActorProcess:
         raise StartFailed(f"{exit_.describe()} before it was ready")
 
     def _on_exit(self) -> None:
-        asyncio.get_running_loop().remove_reader(self._process.sentinel)
+        """The sentinel is readable: the fork server reported the exit status, or the fork
+        server itself died (status unknown, 255). In that case the actor may still run: kill it
+        through its pidfd and report the exit once the pidfd says it is gone."""
+        loop = asyncio.get_running_loop()
+        loop.remove_reader(self._process.sentinel)
         self._process.join(0)
         status = self._process.exitcode
-        if not self.exited.done():
-            self.exited.set_result(Exit(255 if status is None else status))
         self._process.close()
+        if status in (None, 255) and self._pidfd is not None and _running(self._pidfd):
+            signal.pidfd_send_signal(self._pidfd, signal.SIGKILL)
+            loop.add_reader(self._pidfd, self._finish,
+                            Exit(-signal.SIGKILL, "killed by the supervisor: its fork server died"))
+            return
+        self._finish(Exit(255 if status is None else status))
+
+    def _finish(self, exit_: Exit) -> None:
+        if self._pidfd is not None:
+            asyncio.get_running_loop().remove_reader(self._pidfd)
+            os.close(self._pidfd)
+            self._pidfd = None
+        if not self.exited.done():
+            self.exited.set_result(exit_)
 
     def kill(self, sig: int = signal.SIGKILL) -> None:
-        if self.pid and not self.exited.done():
-            try:
-                os.kill(self.pid, sig)
-            except ProcessLookupError:
-                pass
+        """Signal this incarnation (through its pidfd: never a recycled pid)."""
+        if self.exited.done() or self._pidfd is None:
+            return
+        try:
+            signal.pidfd_send_signal(self._pidfd, sig)
+        except ProcessLookupError:
+            pass
 
     async def stop(self, client, shutdown: float) -> Exit:
         """Stop gracefully; escalate to SIGTERM after ``shutdown`` s and SIGKILL 1 s later."""
@@ -156,3 +188,8 @@ class ActorProcess:
             except asyncio.TimeoutError:
                 continue
         return await self.exited
+
+
+def _running(pidfd: int) -> bool:
+    readable, _, _ = select.select([pidfd], [], [], 0)
+    return not readable

@@ -108,6 +108,15 @@ class SessionSupervisor:
         self.log.info("session stopped")
 
     async def _supervise(self) -> None:
+        try:
+            await self._supervise_children()
+        except asyncio.CancelledError:
+            raise
+        except Exception as error:  # noqa: BLE001 - a bug here must not go unnoticed
+            self.log.exception("session supervisor failed")
+            await self.halt(f"session supervisor failed: {type(error).__name__}: {error}")
+
+    async def _supervise_children(self) -> None:
         for child_id in self.order:
             await self._start_child(self.children[child_id])
         self._check_settled()

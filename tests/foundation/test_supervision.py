@@ -115,3 +115,26 @@ def test_hung_actor_is_killed_by_the_heartbeat_and_restarted(daemon):
     assert 0.6 <= actor["ready_at"] - stopped_at < 3.0
     assert daemon.session(session["id"])["actors"][1]["pid"] == other
     assert daemon.wait_log(lambda e: e["event"] == "actor unresponsive; killing it")
+
+
+def test_kill_9_of_the_fork_server_restarts_the_actors_under_a_new_one(daemon):
+    daemon_pid = daemon.start()
+    session = daemon.create_session(2)
+    old_actors = set(_pids(session).values())
+    old_server = daemon.status()["forkserver_pid"]
+    os.kill(old_server, signal.SIGKILL)
+
+    def all_replaced():
+        now = daemon.session(session["id"])
+        pids = set(_pids(now).values())
+        running = all(a["state"] == "running" for a in now["actors"])
+        return now if running and pids.isdisjoint(old_actors) and 0 not in pids else None
+
+    now = wait_until(all_replaced, 15, what="actors restarted under a new fork server")
+    assert now["status"] == "running"
+    assert {a["last_exit"] for a in now["actors"]} == {
+        "killed by SIGKILL (killed by the supervisor: its fork server died)"}
+    assert not any(alive(p) for p in old_actors)  # no orphan of the old fork server
+    status = daemon.status()
+    assert status["pid"] == daemon_pid
+    assert status["forkserver_pid"] not in (0, old_server) and alive(status["forkserver_pid"])
