@@ -23,7 +23,8 @@ Rules (design brief invariants 1 and 6):
   the target directory, gets its mode and ownership, is verified against its digest, and only then
   appears under its real name: ``rename`` over the old file for a swap (atomic), ``link`` (which
   never replaces) for a new file. A reader, or a crash at any point, sees the old file or the new
-  one, never a partial one; a crash can leave a temporary name behind, which scans skip.
+  one, never a partial one; a crash can leave a temporary name behind, which scans skip and a
+  later removal of its directory deletes.
 - A change of the executable bit only is a ``chmod`` in place (after the same verification).
 - New files get ``new_file_mode(default_file_mode, executable, permissions_mode)``, new
   directories ``default_directory_mode``, both the default owner and group if configured.
@@ -71,6 +72,9 @@ STAGED_MISMATCH = "staged file does not match its digest"
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 _READ_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK
 _COPY_BLOCK = 1 << 20
+# Names of the files this module writes before they get their real names. One left behind by a
+# crash is garbage: removing a directory deletes those (and only those) unknown names.
+_OWN_TEMPORARY = f"{TEMPORARY_PREFIX}new-"
 _TRACKED = (Kind.DIRECTORY, Kind.FILE, Kind.SYMLINK)
 
 
@@ -209,7 +213,7 @@ class _Transition:
                         removed, left = False, child if child.kind in _TRACKED else None
                     if not removed and left is not None:
                         remaining[child_name] = left
-                leftover = os.listdir(dfd)
+                leftover = [item for item in os.listdir(dfd) if not _removed_own_temporary(dfd, item)]
             finally:
                 os.close(dfd)
             if leftover:
@@ -240,7 +244,7 @@ class _Transition:
             self.report(path, str(error))
             return None
         self.uses[digest] -= 1
-        temporary = f"{TEMPORARY_PREFIX}{secrets.token_hex(8)}"
+        temporary = f"{_OWN_TEMPORARY}{secrets.token_hex(8)}"
         moved = False
         if self.uses[digest] <= 0:
             try:
@@ -423,6 +427,21 @@ class _Transition:
         finally:
             os.close(dfd)
         return Entry(Kind.DIRECTORY, result)
+
+
+def _removed_own_temporary(dfd: int, name: str) -> bool:
+    """Delete ``name`` if it is a regular file left behind by an interrupted transition."""
+    if not name.startswith(_OWN_TEMPORARY):
+        return False
+    try:
+        if not _stat.S_ISREG(os.stat(name, dir_fd=dfd, follow_symlinks=False).st_mode):
+            return False
+        os.unlink(name, dir_fd=dfd)
+    except FileNotFoundError:
+        return True
+    except OSError:
+        return False
+    return True
 
 
 def _identity(st: os.stat_result) -> tuple:

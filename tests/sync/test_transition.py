@@ -337,3 +337,16 @@ def test_verification_without_a_cache_record_hashes_the_file(side):
     side.cache.discard("f")  # e.g. the cache file was lost
     result = side.apply([Change("f", snapshot.contents["f"], side.stage(b"new"))])
     assert result.problems == [] and side.read("f") == b"new"
+
+
+def test_temporaries_left_by_a_crash_do_not_block_directory_removal(side):
+    side.write("d/f", b"f")
+    snapshot = side.scan()
+    side.write(f"d/{TEMPORARY_PREFIX}new-0123456789abcdef", b"half-written by a killed transition")
+    side.write(f"d/{TEMPORARY_PREFIX}staging-other", b"not ours to delete")
+    result = side.apply([Change("d", snapshot.contents["d"], None)])
+    assert side.names("d") == [f"{TEMPORARY_PREFIX}staging-other"]
+    assert result.problems == [Problem("d", "unknown content encountered on disk")]
+    os.unlink(os.path.join(side.root, "d", f"{TEMPORARY_PREFIX}staging-other"))
+    result = side.apply([Change("d", Entry.directory(), None)])
+    assert result.problems == [] and side.names() == []
