@@ -22,7 +22,6 @@ from mutagen_actors.wire.messages import sync as messages
 
 from . import client, output, sync_output
 from .errors import CliError
-from .sync_arguments import ArgumentError, build_create, selection
 
 CREATE_TIMEOUT = 120.0  # the daemon starts the session's actors and connects both endpoints
 LIST_TIMEOUT = 10.0
@@ -69,8 +68,15 @@ class StatusLine:
         self.last = None
 
 
-def _invalid(error: ArgumentError) -> CliError:
-    return CliError(str(error))
+def _selection(specifications, label_selector, all_, *, default_all: bool = False):
+    """The validated selection, or the one-line error (imported lazily: it loads the
+    configuration and ignore machinery, which only ``create`` and selections need)."""
+    from . import sync_arguments
+
+    try:
+        return sync_arguments.selection(specifications, label_selector, all_, default_all=default_all)
+    except sync_arguments.ArgumentError as error:
+        raise CliError(str(error)) from None
 
 
 def _resolve(connection: client.Connection, chosen: messages.Selection) -> list:
@@ -149,10 +155,12 @@ def create(alpha, beta, **options):
 
     Each is a local path, [user@]host[:port]:path (SSH) or docker://[user@]container/path.
     """
+    from . import sync_arguments
+
     try:
-        request = build_create({"alpha": alpha, "beta": beta, **options})
-    except ArgumentError as error:
-        raise _invalid(error) from None
+        request = sync_arguments.build_create({"alpha": alpha, "beta": beta, **options})
+    except sync_arguments.ArgumentError as error:
+        raise CliError(str(error)) from None
     connection = client.connect()
     line = StatusLine()
     line.show("Creating session...")
@@ -174,10 +182,7 @@ def create(alpha, beta, **options):
 @click.option("--label-selector", metavar="SELECTOR", help="List sessions matching the selector.")
 def list_(sessions, long, as_json, label_selector):
     """List synchronization sessions and their status."""
-    try:
-        chosen = selection(sessions, label_selector, False, default_all=True)
-    except ArgumentError as error:
-        raise _invalid(error) from None
+    chosen = _selection(sessions, label_selector, False, default_all=True)
     states = _resolve(client.connect(), chosen)
     if as_json:
         output.say(json.dumps(sync_output.list_json(states), indent=2, ensure_ascii=False))
@@ -196,10 +201,7 @@ def list_(sessions, long, as_json, label_selector):
               help="Monitor the newest session matching the selector.")
 def monitor(sessions, long, label_selector):
     """Show the status of the most recently created matching session as it changes (Ctrl-C ends)."""
-    try:
-        chosen = selection(sessions, label_selector, False, default_all=True)
-    except ArgumentError as error:
-        raise _invalid(error) from None
+    chosen = _selection(sessions, label_selector, False, default_all=True)
     connection = client.connect()
     line = StatusLine()
     try:
@@ -246,10 +248,7 @@ def _selection_options(function):
 
 def _act(sessions, label_selector, all_, prompt: str, make_request, timeout: float) -> None:
     """Resolve the selection, then send ``make_request(single selection)`` for each session."""
-    try:
-        chosen = selection(sessions, label_selector, all_)
-    except ArgumentError as error:
-        raise _invalid(error) from None
+    chosen = _selection(sessions, label_selector, all_)
     connection = client.connect()
     states = _resolve(connection, chosen)
     line = StatusLine()

@@ -248,7 +248,7 @@ def _endpoint_lines(title: str, state: EndpointState, configuration: EndpointCon
                      + f" ({humanize_bytes(state.total_file_size)})")
         lines.append("\t\t" + plural(state.symbolic_links, "symbolic link", "symbolic links"))
     if state.watch_state:
-        lines.append(f"\tWatching: {state.watch_state}")
+        lines.append(f"\tWatch status: {state.watch_state}")
     lines.extend(_problem_lines("Scan problems", state.scan_problems, long))
     lines.extend(_problem_lines("Transition problems", state.transition_problems, long))
     return lines

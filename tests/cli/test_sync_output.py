@@ -90,6 +90,12 @@ def test_short_list_golden():
     ])
 
 
+def test_watch_status_is_shown_when_known():
+    lines = sync_output.session_lines(state(alpha=scanned(watch_state="polling (inotify watch limit reached)")))
+    assert "\tWatch status: polling (inotify watch limit reached)" in lines
+    assert sync_output.session_json(state(alpha=scanned(watch_state="x")))["alpha"]["watchState"] == "x"
+
+
 @pytest.mark.parametrize("directories, files, links, size, expected", [
     (1, 1, 1, 5, ["1 directory", "1 file (5 B)", "1 symbolic link"]),
     (0, 0, 0, 0, ["0 directories", "0 files (0 B)", "0 symbolic links"]),
