@@ -19,6 +19,8 @@ connections (the kernel closes its sockets).
 
 from __future__ import annotations
 
+import resource
+
 from mutagen_actors.actors.runtime.actor import Actor
 from mutagen_actors.wire.handling import NotHandled
 from mutagen_actors.wire.messages.forward import ForwardingStatistics, GetForwardingStatistics
@@ -33,6 +35,7 @@ class ForwarderActor(Actor):
     relay: Relay | None = None
 
     async def on_start(self) -> None:
+        _raise_file_limit()
         args = self.context.args
         source = parse_endpoint(args["source"], listening=True)
         destination = parse_endpoint(args["destination"], listening=False)
@@ -61,3 +64,15 @@ class ForwarderActor(Actor):
     async def on_stop(self) -> None:
         if self.relay is not None:
             await self.relay.close()
+
+
+def _raise_file_limit(ceiling: int = 65536) -> None:
+    """Each forwarded connection holds six descriptors (two sockets, two splice pipes): lift
+    this process's soft limit to its hard limit (bounded), as servers usually do."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    wanted = ceiling if hard == resource.RLIM_INFINITY else min(hard, ceiling)
+    if soft != resource.RLIM_INFINITY and soft < wanted:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (wanted, hard))
+        except (ValueError, OSError):
+            pass

@@ -42,8 +42,8 @@ async def _dial(endpoint: Endpoint):
         family = {"tcp": socket.AF_UNSPEC, "tcp4": socket.AF_INET,
                   "tcp6": socket.AF_INET6}[endpoint.protocol]
         try:
-            infos = await loop.getaddrinfo(endpoint.host, endpoint.port, family=family,
-                                           type=socket.SOCK_STREAM)
+            infos = _numeric(endpoint, family) or await loop.getaddrinfo(
+                endpoint.host, endpoint.port, family=family, type=socket.SOCK_STREAM)
         except socket.gaierror as error:
             raise DialError(f"cannot connect to {endpoint}: cannot resolve {endpoint.host!r} "
                             f"({error.strerror})") from None
@@ -69,3 +69,13 @@ async def _dial(endpoint: Endpoint):
     else:
         reason = str(last)
     raise DialError(f"cannot connect to {endpoint}: {reason}")
+
+
+def _numeric(endpoint: Endpoint, family: int) -> list:
+    """Addresses of a numeric host without a trip through the resolver's thread pool (empty
+    for a host name)."""
+    try:
+        return socket.getaddrinfo(endpoint.host, endpoint.port, family, socket.SOCK_STREAM, 0,
+                                  socket.AI_NUMERICHOST)
+    except socket.gaierror:
+        return []

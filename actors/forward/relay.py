@@ -145,7 +145,8 @@ class Relay:
             for task in done:
                 error = task.exception()
                 if error is not None and not _is_disconnect(error):
-                    self.log.warning("connection ended by an error", error=repr(error))
+                    self._error(f"connection ended by an error: {type(error).__name__}: "
+                                f"{error}")
         finally:
             for task in tasks:
                 task.cancel()

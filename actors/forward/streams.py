@@ -41,6 +41,48 @@ class StreamListener(Protocol):
 Dialer = Callable[[], Awaitable[tuple[object, object]]]
 
 
+class QueueListener:
+    """A listener fed by a callback: ``deliver(reader, writer)`` queues a connection accepted
+    elsewhere (``asyncio.start_server``, an asyncssh server-side forward handler, a multiplexed
+    agent stream) and ``accept`` hands it to the relay. After ``close`` delivered connections
+    are closed at once and ``accept`` raises ``ListenerClosed``."""
+
+    def __init__(self, description: str, on_close: Callable[[], None] | None = None):
+        self._description = description
+        self._queue: asyncio.Queue = asyncio.Queue()
+        self._on_close = on_close
+        self._closed = False
+
+    def deliver(self, reader, writer) -> None:
+        if self._closed:
+            writer.close()
+            return
+        self._queue.put_nowait((reader, writer))
+
+    async def accept(self):
+        if self._closed:
+            raise ListenerClosed(self._description)
+        pair = await self._queue.get()
+        if pair is None:
+            raise ListenerClosed(self._description)
+        return pair
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        while not self._queue.empty():
+            pair = self._queue.get_nowait()
+            if pair is not None:
+                pair[1].close()
+        self._queue.put_nowait(None)  # wakes a pending accept
+        if self._on_close is not None:
+            self._on_close()
+
+    def describe(self) -> str:
+        return self._description
+
+
 class SocketReader:
     def __init__(self, sock: socket.socket):
         self.socket = sock

@@ -215,3 +215,62 @@ def test_destination_down_is_an_error_then_up_again_works(forwards):
         assert forwards.statistics(relay).errors == 2
     finally:
         server.close()
+
+
+def test_any_stream_opener_plugs_in_asyncio_streams_on_both_sides(forwards):
+    """The relay is written against (reader, writer) pairs: asyncio streams on the listening
+    side (a callback-fed ``QueueListener``, the shape of an SSH server-side forward) and on the
+    dialing side (the shape of an SSH channel) take the generic copy path."""
+    from mutagen_actors.actors.forward.relay import Relay
+    from mutagen_actors.actors.forward.streams import QueueListener
+
+    sink = HashSink("tcp:127.0.0.1:0")
+    sink_port = int(sink.endpoint.rsplit(":")[-1])
+
+    async def start():
+        listener = QueueListener("asyncio-streams")
+        server = await asyncio.start_server(listener.deliver, "127.0.0.1", 0)
+        listener._on_close = server.close
+
+        async def dial():
+            return await asyncio.open_connection("127.0.0.1", sink_port)
+
+        relay = Relay(listener, dial)
+        relay.start()
+        return relay, server.sockets[0].getsockname()[1]
+
+    try:
+        relay, port = forwards.run(start())
+        forwards.relays.append(relay)
+        payload = os.urandom(3 * 1024 * 1024 + 11)
+        with connect(f"tcp:127.0.0.1:{port}") as client:
+            client.sendall(payload)
+            client.shutdown(socket.SHUT_WR)  # half-close through asyncio's write_eof
+            answer = recv_all(client).decode()
+        assert answer == f"{len(payload)} {hashlib.sha256(payload).hexdigest()}\n"
+        stats = wait_until(lambda: (s := forwards.statistics(relay)).open_connections == 0
+                           and s, 5, what="the connection to be closed")
+        assert (stats.total_connections, stats.outbound_bytes, stats.inbound_bytes,
+                stats.errors) == (1, len(payload), len(answer), 0)
+    finally:
+        sink.close()
+
+
+def test_closing_the_relay_drops_its_connections_and_stops_listening(forwards):
+    server = EchoServer("tcp:127.0.0.1:0")
+    try:
+        relay = forwards.start("tcp:127.0.0.1:0", server.endpoint)
+        address = relay.listener.describe()
+        with connect(address) as client:
+            client.sendall(b"ping")
+            assert client.recv(4) == b"ping"
+            forwards.run(relay.close())
+            try:
+                assert recv_all(client) == b""
+            except ConnectionResetError:
+                pass
+        assert forwards.statistics(relay).open_connections == 0
+        with pytest.raises(ConnectionRefusedError):
+            connect(address)
+    finally:
+        server.close()
