@@ -5,8 +5,11 @@ from __future__ import annotations
 
 import asyncio
 import os
+import shutil
 import socket
 import stat
+import subprocess
+import sys
 
 import pytest
 
@@ -147,12 +150,31 @@ def test_unknown_owner_or_group_fails_before_anything_is_created(short_dir, opti
     assert os.listdir(short_dir) == []
 
 
+_AFTER_BIND = """
+import asyncio, sys
+from mutagen_actors.actors.forward.endpoints import ForwardingError, SocketOptions, parse_endpoint
+from mutagen_actors.actors.forward.listeners import open_listener
+try:
+    asyncio.run(open_listener(parse_endpoint(sys.argv[1]), SocketOptions(owner=sys.argv[2])))
+except ForwardingError as error:
+    print(error)
+"""
+
+
 def test_failure_after_bind_removes_the_socket_file(short_dir):
-    if os.getuid() == 0:
-        pytest.skip("root may chown to anyone")
+    """chown after bind is refused (not root, or root without CAP_CHOWN): the error is clear
+    and the socket file that was already bound is gone."""
     path = os.path.join(short_dir, "app.sock")
-    with pytest.raises(ForwardingError, match="permission denied"):
-        _listen(f"unix:{path}", SocketOptions(owner="id:0"))
+    command = [sys.executable, "-c", _AFTER_BIND, f"unix:{path}",
+               f"id:{os.getuid() + 1}"]
+    if os.getuid() == 0:
+        setpriv = shutil.which("setpriv")
+        if setpriv is None:
+            pytest.skip("root may chown to anyone and setpriv is missing")
+        command = [setpriv, "--bounding-set=-chown"] + command
+    result = subprocess.run(command, capture_output=True, text=True, timeout=60)
+    assert result.stdout.strip() == f"cannot listen on unix:{path}: permission denied " \
+                                    "(Operation not permitted)", result.stderr
     assert os.listdir(short_dir) == []
 
 
