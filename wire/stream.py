@@ -26,8 +26,6 @@ import socket
 import struct
 import time
 
-import structlog
-
 from . import codec
 from .errors import ProtocolError, RemoteError, RequestTimeout
 from .handling import Handler, answer
@@ -37,7 +35,13 @@ from .version import MAX_FRAME_SIZE
 _HEADER = struct.Struct(">I")
 CONTROL_MAX_FRAME = 4 * 1024 * 1024  # requests the daemon accepts on its control socket
 
-log = structlog.get_logger("wire.stream")
+
+
+def _log():
+    # Imported lazily: the CLI uses only the client half and should not pay for structlog.
+    import structlog
+
+    return structlog.get_logger("wire.stream")
 
 
 def pack(frame: bytes) -> bytes:
@@ -98,6 +102,7 @@ class StreamServer:
             writer.close()
 
     async def _converse(self, reader, writer) -> None:
+        log = _log()
         sock = writer.get_extra_info("socket")
         creds = sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
         pid, uid, _gid = struct.unpack("3i", creds)

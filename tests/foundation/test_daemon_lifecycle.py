@@ -144,3 +144,24 @@ def test_data_directory_and_socket_are_private(daemon):
     mailbox = session["actors"][0]["mailbox"].removeprefix("ipc://")
     assert mode(mailbox) == 0o600
     assert mode(os.path.dirname(mailbox)) == 0o700
+
+
+def test_concurrent_daemon_starts_give_one_daemon(daemon):
+    import subprocess
+    import sys
+
+    starts = [subprocess.Popen([sys.executable, "-m", "mutagen_actors.cli", "daemon", "start"],
+                               env=daemon.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                               text=True) for _ in range(3)]
+    outputs = [p.communicate(timeout=60) for p in starts]
+    assert [p.returncode for p in starts] == [0, 0, 0], outputs
+    pid = daemon.status()["pid"]
+    assert all(f"(pid {pid})" in out for out, _err in outputs), outputs
+
+    def command_line(pid):
+        with open(f"/proc/{pid}/cmdline") as stream:
+            return stream.read().split("\0")
+
+    live_daemons = [p for p in processes_of(daemon.data_dir)
+                    if {"daemon", "run"} <= set(command_line(p))]
+    assert live_daemons == [pid]
