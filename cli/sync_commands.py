@@ -6,8 +6,9 @@ Failures end in the one error path (``CliError``: one line on stderr, exit 1).
 
 Commands acting on existing sessions resolve the selection with one ``SyncList`` (so a
 specification that matches nothing fails before anything changes), then act on each session in
-creation order, showing Mutagen's prompt (``Pausing session <id>...``) on a status line: on a
-terminal it is rewritten in place and cleared when done; otherwise each prompt is one line.
+creation order, showing Mutagen's prompt (``Pausing session <id>...``) on a status line on
+stderr (stdout keeps only results, for scripts): on a terminal it is rewritten in place and
+cleared when done; otherwise each prompt is one line.
 """
 
 from __future__ import annotations
@@ -162,7 +163,7 @@ def create(alpha, beta, **options):
     except sync_arguments.ArgumentError as error:
         raise CliError(str(error)) from None
     connection = client.connect()
-    line = StatusLine()
+    line = StatusLine(sys.stderr)
     line.show("Creating session...")
     try:
         reply = connection.request(request, CREATE_TIMEOUT)
@@ -251,7 +252,7 @@ def _act(sessions, label_selector, all_, prompt: str, make_request, timeout: flo
     chosen = _selection(sessions, label_selector, all_)
     connection = client.connect()
     states = _resolve(connection, chosen)
-    line = StatusLine()
+    line = StatusLine(sys.stderr)
     try:
         for state in states:
             line.show(prompt.format(state.identifier))

@@ -49,7 +49,8 @@ def test_lifecycle_through_the_cli(sync_daemon, tmp_path):
     write(alpha / "README", "readme\n")
     created = sync_daemon.sync("create", str(alpha), str(beta), "--name", "web", "-l", "team=web,tier",
                                "-i", "*.tmp")
-    identifier = created.stdout.strip().splitlines()[-1].removeprefix("Created session ")
+    assert created.stdout.startswith("Created session ") and created.stdout.count("\n") == 1
+    identifier = created.stdout.strip().removeprefix("Created session ")
     assert identifier.startswith("sync_") and len(identifier) == 48, created.stdout
     wait_content(beta / "src" / "main.py", "print('hi')\n")
     wait_content(beta / "README", "readme\n")
@@ -78,7 +79,7 @@ def test_lifecycle_through_the_cli(sync_daemon, tmp_path):
 
     # pause: nothing moves, flush is refused; resume + flush: it moves
     paused = sync_daemon.sync("pause", "web")
-    assert f"Pausing session {identifier}..." in paused.stdout
+    assert f"Pausing session {identifier}..." in paused.stderr and paused.stdout == ""
     assert sync_daemon.sessions()[0]["paused"] is True
     assert "Status: [Paused]" in sync_daemon.sync("list").stdout
     write(alpha / "later.txt", "later\n")
@@ -96,7 +97,7 @@ def test_lifecycle_through_the_cli(sync_daemon, tmp_path):
 
     # terminate: the session is gone, files on disk stay as they were
     terminated = sync_daemon.sync("terminate", "web")
-    assert f"Terminating session {identifier}..." in terminated.stdout
+    assert f"Terminating session {identifier}..." in terminated.stderr
     assert sync_daemon.sync("list").stdout == "-" * 80 + "\nNo synchronization sessions found\n" + "-" * 80 + "\n"
     assert sync_daemon.sessions() == []
     for root in (alpha, beta):
