@@ -110,7 +110,7 @@ class Relay:
         try:
             try:
                 destination_reader, destination_writer = await self.dial()
-            except (OSError, Exception) as error:  # noqa: BLE001 - counted, never fatal
+            except Exception as error:  # noqa: BLE001 - counted, never fatal
                 self._error(str(error) or type(error).__name__)
                 return
             await self._copy_both(source_reader, source_writer,
