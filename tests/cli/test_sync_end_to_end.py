@@ -108,12 +108,20 @@ def test_lifecycle_through_the_cli(sync_daemon, tmp_path):
 def test_paused_create_then_resume(sync_daemon, tmp_path):
     alpha, beta = tmp_path / "alpha", tmp_path / "beta"
     write(alpha / "a.txt", "a\n")
-    sync_daemon.sync("create", "--paused", str(alpha), str(beta), "-m", "one-way-replica")
+    write(alpha / "debug.log", "ignored by the global configuration\n")
+    write(os.path.join(sync_daemon.home, ".mutagen-actors.yml"),
+          "sync:\n  defaults:\n    mode: two-way-resolved\n    ignore:\n      paths: ['*.log']\n")
+    sync_daemon.sync("create", "--paused", str(alpha), str(beta), "-m", "one-way-replica",
+                     "--watch-mode-beta", "no-watch")
     [session] = sync_daemon.sessions()
-    assert (session["paused"], session["mode"]) == (True, "one-way-replica")
+    assert (session["paused"], session["mode"], session["ignore"]) == \
+        (True, "one-way-replica", {"paths": ["*.log"]})  # the flag beats the global file
+    assert session["beta"]["watch"] == {"mode": "no-watch"} and "watch" not in session["alpha"]
     assert read(beta / "a.txt") is None
     sync_daemon.sync("resume", "--all")
     wait_content(beta / "a.txt", "a\n")
+    sync_daemon.sync("flush", "--all")
+    assert read(beta / "debug.log") is None
 
 
 def test_two_way_safe_conflict_is_listed_and_resolved_by_deleting_one_copy(sync_daemon, tmp_path):
@@ -145,6 +153,7 @@ BAD_CREATE = [
     (("{a}", "{b}", "-n", "-bad"), "Error: --name"),
     (("{a}", "{b}", "-l", "k=v v"), "Error: --label: invalid label value"),
     (("host:", "{b}"), "Error: alpha: invalid URL"),
+    (("{a}", "{b}", "-c", "{a}/missing.yml"), "Error: invalid configuration file"),
 ]
 
 
@@ -157,6 +166,8 @@ def test_bad_input_creates_nothing(sync_daemon, tmp_path):
         result = sync_daemon.sync("create", *(arg.format(a=a, b=b) for arg in args), check=False)
         assert result.returncode == 1 and result.stderr.startswith(message), (args, result.stderr)
         assert len(result.stderr.splitlines()) == 1
+    remote = sync_daemon.sync("create", "host:/srv/x", b, check=False)  # refused by the daemon
+    assert remote.returncode == 1 and remote.stderr.splitlines()[-1].startswith("Error: alpha: ")
     bad_selector = sync_daemon.sync("pause", "--label-selector", "a in (", check=False)
     assert bad_selector.returncode == 1 and "invalid label selector" in bad_selector.stderr
     after = sync_daemon.sessions()
