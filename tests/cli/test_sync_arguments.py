@@ -3,7 +3,6 @@ configuration files, and every bad input with its message (pure: no daemon invol
 
 from __future__ import annotations
 
-import os
 import textwrap
 
 import pytest
