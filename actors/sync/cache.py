@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import os
 import secrets
+import time
 from typing import Iterator, NamedTuple, Optional
 
 import msgspec
@@ -27,6 +28,15 @@ import structlog
 from .settings import HashAlgorithm, TEMPORARY_PREFIX
 
 FORMAT_VERSION = 1
+
+# The mtime of a record whose file was modified too recently when it was hashed to be trusted on
+# metadata alone (a second write in the same timestamp tick would keep size and mtime: the
+# "racy" file problem). No lstat result matches it, so the next scan re-hashes the file, and a
+# transition verifies its content by hashing instead of trusting the record.
+RACY_MTIME = -1
+# How recent is "too recent": coarse kernel clocks tick every 1-10 ms, some filesystems store
+# 1- or 2-second timestamps.
+RACY_WINDOW_NS = 2_000_000_000
 
 log = structlog.get_logger(__name__)
 
@@ -98,7 +108,10 @@ class DigestCache:
         self._reverse = None
 
     def put_stat(self, path: str, st: os.stat_result, digest: bytes) -> None:
-        self.put(path, st.st_size, st.st_mtime_ns, st.st_ino, st.st_mode, digest)
+        """Record ``digest`` for a file with lstat ``st``; a file modified within the last
+        ``RACY_WINDOW_NS`` gets a racy record (verified by content before it is trusted)."""
+        mtime = st.st_mtime_ns if st.st_mtime_ns < time.time_ns() - RACY_WINDOW_NS else RACY_MTIME
+        self.put(path, st.st_size, mtime, st.st_ino, st.st_mode, digest)
 
     def discard(self, path: str) -> None:
         parent, name = split(path)

@@ -42,11 +42,12 @@ from __future__ import annotations
 
 import os
 import stat as _stat
+import time
 from typing import Iterable, Optional
 
 import structlog
 
-from .cache import DigestCache, split
+from .cache import RACY_MTIME, RACY_WINDOW_NS, DigestCache, split
 from .hashing import hash_fd
 from .model import UNTRACKED, Counts, Entry, Kind, Problem, join, walk
 from .paths import UnsafePathError, split_path
@@ -163,6 +164,8 @@ class _Walker:
         self.subtotals = subtotals
         self.device = device
         self.hashed = 0
+        # Files modified after this instant are hashed but their records are marked racy.
+        self.racy_after = time.time_ns() - RACY_WINDOW_NS
 
     # -- single entries -------------------------------------------------------------------------
 
@@ -189,7 +192,8 @@ class _Walker:
                 return self.problem(path, SIZE_MISMATCH)
         finally:
             os.close(fd)
-        return (opened.st_size, opened.st_mtime_ns, opened.st_ino, opened.st_mode, digest)
+        mtime = opened.st_mtime_ns if opened.st_mtime_ns < self.racy_after else RACY_MTIME
+        return (opened.st_size, mtime, opened.st_ino, opened.st_mode, digest)
 
     def examine(self, dfd: int, st: os.stat_result, name: str, path: str, old_records: dict, new_records: dict):
         """Scan one directory child, given its lstat result: ``(entry, subtotal)``.

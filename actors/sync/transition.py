@@ -44,7 +44,7 @@ from typing import NamedTuple, Optional, Union
 
 import structlog
 
-from .cache import DigestCache
+from .cache import RACY_MTIME, DigestCache
 from .hashing import hash_fd
 from .model import Change, Entry, Kind, Problem, join
 from .paths import ParentError, UnsafePathError, open_directory, split_path
@@ -133,7 +133,7 @@ class _Transition:
         if self.portable and bool(st.st_mode & 0o111) != old.executable:
             return False
         record = self.cache.record(path)
-        if record is not None:
+        if record is not None and record[1] != RACY_MTIME:
             return (
                 record[0] == st.st_size
                 and record[1] == st.st_mtime_ns
@@ -141,7 +141,8 @@ class _Transition:
                 and record[3] == st.st_mode
                 and record[4] == old.digest
             )
-        # No record (e.g. a cache that failed to load): the content itself must match.
+        # No trustworthy record (a cache that failed to load, or a file hashed while it was still
+        # being written): the content itself must match.
         try:
             fd = os.open(name, _READ_FLAGS, dir_fd=pfd)
         except OSError:

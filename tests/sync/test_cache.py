@@ -1,10 +1,11 @@
 """The digest cache: atomic persistence, tolerant loading, reverse map."""
 
 import os
+import time
 
 import pytest
 
-from mutagen_actors.actors.sync.cache import CacheRecord, DigestCache
+from mutagen_actors.actors.sync.cache import RACY_MTIME, CacheRecord, DigestCache
 from mutagen_actors.actors.sync.settings import HashAlgorithm
 
 DIGEST_A = b"a" * 16
@@ -75,6 +76,8 @@ def test_reverse_map_follows_changes():
 def test_matching_digest(tmp_path):
     path = tmp_path / "f"
     path.write_bytes(b"x")
+    past = time.time_ns() - 10_000_000_000
+    os.utime(path, ns=(past, past))
     st = os.lstat(path)
     cache = DigestCache()
     assert cache.matching_digest("f", st) is None
@@ -82,6 +85,16 @@ def test_matching_digest(tmp_path):
     assert cache.matching_digest("f", st) == DIGEST_A
     os.chmod(path, 0o700)
     assert cache.matching_digest("f", os.lstat(path)) is None
+
+
+def test_a_just_modified_file_gets_a_racy_record(tmp_path):
+    path = tmp_path / "f"
+    path.write_bytes(b"x")
+    st = os.lstat(path)
+    cache = DigestCache()
+    cache.put_stat("f", st, DIGEST_A)
+    assert cache.get("f").mtime_ns == RACY_MTIME
+    assert cache.matching_digest("f", st) is None  # never trusted on metadata alone
 
 
 def test_discard_below_root_clears_everything():

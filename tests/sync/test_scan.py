@@ -8,6 +8,7 @@ import stat
 import subprocess
 import sys
 import tempfile
+import time
 
 import pytest
 
@@ -31,8 +32,15 @@ def digest(data: bytes, algorithm=XXH) -> bytes:
     return digest_bytes(data, algorithm)
 
 
+def settle(path):
+    """Date a file 10 s back: it no longer counts as "just modified" (see racy records)."""
+    past = time.time_ns() - 10_000_000_000
+    os.utime(path, ns=(past, past))
+
+
 def build(root, spec: dict):
-    """Create a tree from {name: bytes | dict | ("link", target) | ("exec", bytes)}."""
+    """Create a tree from {name: bytes | dict | ("link", target) | ("exec", bytes)}; files are
+    settled (dated in the past) unless a test wants them fresh."""
     os.makedirs(root, exist_ok=True)
     for name, value in spec.items():
         path = os.path.join(root, name)
@@ -44,10 +52,12 @@ def build(root, spec: dict):
             with open(path, "wb") as handle:
                 handle.write(value[1])
             os.chmod(path, 0o755)
+            settle(path)
         else:
             with open(path, "wb") as handle:
                 handle.write(value)
             os.chmod(path, 0o644)
+            settle(path)
 
 
 def test_each_kind(tmp_path):
@@ -248,6 +258,7 @@ def test_unchanged_files_are_never_rehashed(tmp_path):
     # Content change: only that file is read.
     with open(os.path.join(root, "d", "b"), "wb") as handle:
         handle.write(b"22")
+    settle(os.path.join(root, "d", "b"))
     third = scan(root, cache=cache)
     assert third.hashed == 1
     assert third.root.contents["d"].contents["b"] == Entry.file(digest(b"22"))
@@ -304,3 +315,21 @@ def test_docker_reinclusion_traverses_phantom_directories(tmp_path):
             "other": Entry.untracked(),
         }
     )
+
+
+def test_just_modified_files_are_hashed_until_they_settle(tmp_path):
+    # A second write in the same timestamp tick keeps size and mtime: a record taken while a
+    # file is that fresh is never trusted on metadata alone.
+    path = tmp_path / "fresh"
+    path.write_bytes(b"v1")
+    cache = DigestCache(XXH)
+    assert scan(str(tmp_path), cache=cache).hashed == 1
+    before = os.lstat(path)
+    path.write_bytes(b"v2")  # same size; put the old mtime back, as a fast second write would
+    os.utime(path, ns=(before.st_atime_ns, before.st_mtime_ns))
+    again = scan(str(tmp_path), cache=cache)
+    assert again.hashed == 1
+    assert again.root.contents["fresh"] == Entry.file(digest(b"v2"))
+    settle(path)
+    scan(str(tmp_path), cache=cache)
+    assert scan(str(tmp_path), cache=cache).hashed == 0

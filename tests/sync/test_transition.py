@@ -2,6 +2,7 @@
 
 import os
 import stat
+import time
 
 import pytest
 
@@ -24,12 +25,16 @@ class Side:
         self.cache = DigestCache(XXH)
         self.staging = Staging(str(base / f"staging-{name}"), XXH)
 
-    def write(self, path, data: bytes, mode=0o644):
+    def write(self, path, data: bytes, mode=0o644, settled=True):
+        """Write a file; ``settled`` dates it 10 s back (older than the "racy" window)."""
         full = os.path.join(self.root, path)
         os.makedirs(os.path.dirname(full), exist_ok=True)
         with open(full, "wb") as handle:
             handle.write(data)
         os.chmod(full, mode)
+        if settled:
+            past = time.time_ns() - 10_000_000_000 - len(data)  # distinct per content length
+            os.utime(full, ns=(past, past))
 
     def read(self, path) -> bytes:
         with open(os.path.join(self.root, path), "rb") as handle:
@@ -158,10 +163,10 @@ def test_create_tree_with_default_modes(side):
     assert mode("d/tool") == 0o700
     assert mode("d") == 0o700 and mode("d/sub") == 0o700
     assert os.readlink(os.path.join(side.root, "d/sub/link")) == "../plain"
-    # A scan now sees exactly what was recorded, without re-hashing.
+    # A scan now sees exactly what was recorded, and the cache knows the new files.
     after = scan(side.root, cache=side.cache)
     assert after.root.contents["d"] == tree
-    assert after.hashed == 0
+    assert "d/plain" in side.cache and "d/tool" in side.cache
 
 
 def test_custom_default_modes_and_manual_permissions(side):
@@ -238,7 +243,7 @@ def test_swap_replaces_content_with_default_mode(side):
     assert side.read("f") == b"new content"
     assert stat.S_IMODE(os.lstat(os.path.join(side.root, "f")).st_mode) == 0o600
     assert result.results == [Change("f", snapshot.contents["f"], new)]
-    assert scan(side.root, cache=side.cache).hashed == 0
+    assert side.cache.get("f").digest == new.digest
 
 
 def test_executable_bit_only_change_is_chmod_in_place(side):
@@ -350,3 +355,16 @@ def test_temporaries_left_by_a_crash_do_not_block_directory_removal(side):
     os.unlink(os.path.join(side.root, "d", f"{TEMPORARY_PREFIX}staging-other"))
     result = side.apply([Change("d", Entry.directory(), None)])
     assert result.problems == [] and side.names() == []
+
+
+def test_racy_record_is_verified_by_content(side):
+    # Hashed while fresh, then rewritten with the same size and mtime: metadata cannot tell,
+    # so the transition hashes the file and keeps the user's content.
+    side.write("f", b"aaaa", settled=False)
+    snapshot = side.scan()
+    before = os.lstat(os.path.join(side.root, "f"))
+    side.write("f", b"bbbb", settled=False)
+    os.utime(os.path.join(side.root, "f"), ns=(before.st_atime_ns, before.st_mtime_ns))
+    result = side.apply([Change("f", snapshot.contents["f"], side.stage(b"theirs"))])
+    assert side.read("f") == b"bbbb"
+    assert result.problems == [Problem("f", "modification detected")]
