@@ -324,6 +324,13 @@ class SyncManager:
                                              f"{timeout:g} s")
             await asyncio.sleep(POLL_INTERVAL)
 
+    async def _wait_connected_quietly(self, session: _Session) -> None:
+        """Resume and reset answer once connected, or with the session still connecting."""
+        try:
+            await self._wait_connected(session, CONNECT_TIMEOUT)
+        except Refused as refusal:
+            log.warning("session not connected yet", session=session.id, error=refusal.message)
+
     # ------------------------------------------------------------------ state
 
     async def _progress(self, session: _Session,
@@ -418,11 +425,7 @@ class SyncManager:
             session.record.paused = False
             persistence.save(self.paths.sessions, session.record)
             await self._restart(session)
-            try:
-                await self._wait_connected(session, CONNECT_TIMEOUT)
-            except Refused as refusal:
-                log.warning("resumed session not connected yet", session=session.id,
-                            error=refusal.message)
+            await self._wait_connected_quietly(session)
             return
         if session.client is None:
             await self._progress(session)
@@ -441,6 +444,8 @@ class SyncManager:
         archive.delete(archive.archive_path(self.paths.root, session.id))
         session.progress = None
         self.registry._supervise(session.record)
+        if not session.record.paused:
+            await self._wait_connected_quietly(session)
 
     async def _terminate(self, session: _Session) -> None:
         from mutagen_actors.actors.syncsession import archive
@@ -472,6 +477,8 @@ class SyncManager:
                 raise Refused("paused", "session is paused")
         tickets = []
         for session in sessions:
+            if await self._progress(session) is None:
+                await self._wait_connected_quietly(session)
             if await self._progress(session) is None:
                 raise Refused("unavailable", "session is not currently able to synchronize")
             try:

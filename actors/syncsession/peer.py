@@ -94,6 +94,13 @@ class Peer:
                     if not future.done():
                         future.set_exception(ConnectionError(f"the {self.name} went away"))
 
+    async def aclose(self) -> None:
+        """Close, letting the reader tasks finish their cancellation before the sockets go."""
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        self.close()
+
     def close(self) -> None:
         for task in self._tasks:
             task.cancel()

@@ -97,7 +97,7 @@ class ReconcilerActor(Actor):
         self.task.cancel()
         await asyncio.gather(self.task, return_exceptions=True)
         for peer in self.peers.values():
-            peer.close()
+            await peer.aclose()
 
     # ------------------------------------------------------------------ requests
 

@@ -42,7 +42,7 @@ class StagerActor(Actor):
     async def on_stop(self) -> None:
         await self.jobs.stop()
         for peer in self.peers.values():
-            peer.close()
+            await peer.aclose()
 
     async def handle(self, message):
         if isinstance(message, m.StageStart):

@@ -32,7 +32,7 @@ class TransitionerActor(Actor):
     async def on_stop(self) -> None:
         await self.jobs.stop()
         for peer in self.peers.values():
-            peer.close()
+            await peer.aclose()
 
     async def handle(self, message):
         if isinstance(message, m.TransitionStart):

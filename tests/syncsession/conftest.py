@@ -5,8 +5,9 @@ the control socket, plus filesystem helpers that wait on conditions with deadlin
 from __future__ import annotations
 
 import os
-import tempfile
 import shutil
+import signal
+import tempfile
 
 import pytest
 
@@ -65,9 +66,40 @@ class Sync:
             return error.message
         raise AssertionError(f"{type(body).__name__} was accepted")
 
+    def actor_pid(self, identifier: str, actor: str) -> int:
+        status = self.request(control.GetDaemonStatus())
+        session = next(s for s in status.sessions if s.id == identifier)
+        return next(a.pid for a in session.actors if a.id == actor)
+
     def wait_status(self, identifier: str, *statuses: str, timeout: float = 30.0):
-        return wait_until(lambda: (s := self.state(identifier)).status in statuses and s,
-                          timeout, interval=0.05, what=f"status in {statuses}")
+        seen = []
+
+        def reached():
+            state = self.state(identifier)
+            seen.append((state.status, state.last_error))
+            return state if state.status in statuses else None
+
+        try:
+            return wait_until(reached, timeout, interval=0.05, what=f"status in {statuses}")
+        except AssertionError as error:
+            raise AssertionError(f"{error}; last seen: {seen[-1]}") from None
+
+
+@pytest.fixture(scope="module")
+def shared_sync():
+    """One daemon for a whole module (sessions are cheap; daemons take a second to start)."""
+    base = tempfile.mkdtemp(prefix="ma-", dir="/tmp")
+    handle = Daemon(os.path.join(base, "data"))
+    handle.start()
+    yield Sync(handle)
+    for pid in processes_of(handle.data_dir):
+        for sig in (signal.SIGCONT, signal.SIGKILL):
+            try:
+                os.kill(pid, sig)
+            except ProcessLookupError:
+                pass
+    wait_until(lambda: not processes_of(handle.data_dir), 10, what="test processes to die")
+    shutil.rmtree(base, ignore_errors=True)
 
 
 @pytest.fixture
@@ -86,6 +118,26 @@ def roots():
     shutil.rmtree(base, ignore_errors=True)
 
 
+def write(root: str, relative: str, content, mode: int | None = None) -> str:
+    path = os.path.join(root, relative)
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with open(path, "wb") as stream:
+        stream.write(content.encode() if isinstance(content, str) else content)
+    if mode is not None:
+        os.chmod(path, mode)
+    return path
+
+
+def leftovers(*roots: str) -> list:
+    """Temporary or partial names left anywhere below ``roots``."""
+    found = []
+    for root in roots:
+        for directory, names, files in os.walk(root):
+            found += [os.path.join(directory, n) for n in names + files
+                      if n.startswith(".mutagen-temporary-") or ".partial-" in n]
+    return found
+
+
 def tree(root: str) -> dict:
     """What a user sees below ``root``: relative path -> ("file", content, executable) /
     ("dir",) / ("link", target). Temporary names are included, so tests can see leftovers."""
@@ -94,16 +146,22 @@ def tree(root: str) -> dict:
         for name in names + files:
             path = os.path.join(directory, name)
             relative = os.path.relpath(path, root)
-            if os.path.islink(path):
-                found[relative] = ("link", os.readlink(path))
-                if name in names:
-                    names.remove(name)
-            elif os.path.isdir(path):
-                found[relative] = ("dir",)
-            else:
-                with open(path, "rb") as stream:
-                    found[relative] = ("file", stream.read(), os.access(path, os.X_OK))
+            try:
+                found[relative] = _describe(path)
+            except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
+                continue  # changing under our feet: the caller polls again
+            if found[relative][0] == "link" and name in names:
+                names.remove(name)
     return found
+
+
+def _describe(path: str) -> tuple:
+    if os.path.islink(path):
+        return ("link", os.readlink(path))
+    if os.path.isdir(path):
+        return ("dir",)
+    with open(path, "rb") as stream:
+        return ("file", stream.read(), os.access(path, os.X_OK))
 
 
 def wait_same(alpha: str, beta: str, timeout: float = 30.0) -> dict:
