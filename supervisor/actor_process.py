@@ -20,7 +20,6 @@ import signal
 from dataclasses import dataclass
 
 from mutagen_actors.actors.runtime.launch import ActorLaunch
-from mutagen_actors.wire.errors import RemoteError, RequestTimeout
 from mutagen_actors.wire.messages.actor import Stop
 
 PROCESS_MODULE = "mutagen_actors.actors.runtime.process"
@@ -176,10 +175,13 @@ class ActorProcess:
             if client is None:
                 self.kill(signal.SIGTERM)  # not ready yet: nobody to ask
             else:
-                try:
-                    await client.request(Stop(), timeout=shutdown)
-                except (RequestTimeout, RemoteError, ConnectionError):
-                    pass
+                # Whichever comes first: the Ok, or the exit (the Ok may be lost when the actor
+                # closes its mailbox right after sending it).
+                request = asyncio.ensure_future(client.request(Stop(), timeout=shutdown))
+                await asyncio.wait({request, self.exited}, timeout=shutdown,
+                                   return_when=asyncio.FIRST_COMPLETED)
+                request.cancel()
+                await asyncio.gather(request, return_exceptions=True)
         for sig, grace in ((None, shutdown), (signal.SIGTERM, 1.0), (signal.SIGKILL, 5.0)):
             if sig is not None:
                 self.kill(sig)
