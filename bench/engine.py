@@ -217,6 +217,36 @@ def reconcile_distinct(ctx: Context):
     return seconds, f"{changes} changes"
 
 
+@scenario("transition, 10,000 new 4 KiB files in 500 dirs", None)
+def transition_create(ctx: Context):
+    import shutil
+
+    from mutagen_actors.actors.sync.hashing import digest_bytes
+    from mutagen_actors.actors.sync.model import Change, Entry
+    from mutagen_actors.actors.sync.staging import Staging
+    from mutagen_actors.actors.sync.transition import transition
+
+    base = os.path.join(os.path.dirname(ctx.tree), "transition")
+    shutil.rmtree(base, ignore_errors=True)
+    root = os.path.join(base, "root")
+    os.makedirs(root)
+    staging = Staging(os.path.join(base, "staging"), HashAlgorithm.XXH128)
+    pool = os.urandom(1 << 20)
+    directories = {}
+    for number in range(10_000):
+        data = pool[number * 97:number * 97 + 4096]
+        digest = digest_bytes(data, HashAlgorithm.XXH128)
+        staging.receive(digest, [data])
+        directories.setdefault(f"d{number % 500:03d}", {})[f"f{number:05d}"] = Entry.file(digest)
+    changes = [Change(name, None, Entry.directory(files)) for name, files in directories.items()]
+    cache = DigestCache(HashAlgorithm.XXH128)
+    try:
+        seconds, result = _timed(lambda: transition(root, changes, cache=cache, staging=staging))
+    finally:
+        shutil.rmtree(base, ignore_errors=True)
+    return seconds, f"{len(result.problems)} problems"
+
+
 # -- runner ---------------------------------------------------------------------------------------
 
 def run(names: list[str], repeat: int, ctx: Context) -> list[dict]:

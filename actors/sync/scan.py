@@ -446,7 +446,7 @@ class _Walker:
                 self.out.pop(parent, None)
 
 
-def _dirty_tree(dirty: Iterable[str]) -> Optional[dict]:
+def _dirty_tree(dirty: Iterable[str], logger) -> Optional[dict]:
     """A trie of dirty paths: name -> subtrie, or ``True`` for "this whole subtree".
 
     Returns ``None`` when a full scan is needed (the root itself, or a path we cannot trust).
@@ -456,7 +456,7 @@ def _dirty_tree(dirty: Iterable[str]) -> Optional[dict]:
         try:
             components = split_path(path)
         except UnsafePathError:
-            log.warning("unusable dirty path, scanning everything", path=path)
+            logger.warning("unusable dirty path, scanning everything", path=path)
             return None
         if not components:
             return None
@@ -484,14 +484,18 @@ def scan(
     previous: Optional[ScanResult] = None,
     dirty: Optional[Iterable[str]] = None,
     max_entry_count: int = 0,
+    logger=None,
 ) -> ScanResult:
     """Scan ``root`` (see the module docstring); incremental when ``previous`` and ``dirty`` are
-    given and ``previous`` used the same settings."""
+    given and ``previous`` used the same settings (and the same ignorer object).
+
+    ``logger``: a structlog logger bound with ``session``, ``actor`` and ``side``."""
+    logger = logger or log
     hash = HashAlgorithm(hash)
     if cache is None:
         cache = DigestCache(hash)
     elif cache.algorithm is not hash:
-        log.info("digest cache holds another hash, starting it empty", cache=cache.algorithm.value, hash=hash.value)
+        logger.info("digest cache holds another hash, starting it empty", cache=cache.algorithm.value, hash=hash.value)
         cache.replace({})
         cache.algorithm = hash
     settings = (hash, SymlinkMode(symlink_mode), PermissionsMode(permissions_mode))
@@ -518,7 +522,7 @@ def scan(
         and previous._device == root_stat.st_dev
         and previous.cache is cache
     ):
-        tree = _dirty_tree(dirty)
+        tree = _dirty_tree(dirty, logger)
 
     memo = None
     if ignorer is not None:

@@ -104,7 +104,7 @@ def _resolve_id(value: Union[int, str, None], which: str) -> int:
 
 class _Transition:
     def __init__(self, root, cache, staging, algorithm, symlink_mode, permissions_mode,
-                 file_mode, directory_mode, owner, group, uses):
+                 file_mode, directory_mode, owner, group, uses, logger):
         self.root = root
         self.cache: DigestCache = cache
         self.staging: Staging = staging
@@ -118,11 +118,12 @@ class _Transition:
         self.gid = group
         self.uses: Counter = uses
         self.problems: list[Problem] = []
+        self.log = logger
         self.missing_staged = False
 
     def report(self, path: str, text: str) -> None:
         self.problems.append(Problem(path, text))
-        log.info("transition problem", path=path, problem=text)
+        self.log.info("transition problem", path=path, problem=text)
 
     # -- verification ---------------------------------------------------------------------------
 
@@ -511,14 +512,19 @@ def transition(
     default_directory_mode: int = DEFAULT_DIRECTORY_MODE,
     default_owner: Union[int, str, None] = None,
     default_group: Union[int, str, None] = None,
+    logger=None,
 ) -> TransitionResult:
-    """Apply ``changes`` below ``root`` (see the module docstring for the rules)."""
+    """Apply ``changes`` below ``root`` (see the module docstring for the rules).
+
+    ``logger``: a structlog logger bound with ``session``, ``actor`` and ``side`` (problems are
+    logged there); the module's logger otherwise."""
     uses: Counter = Counter()
     for change in changes:
         _count_digests(change.new, uses)
     state = _Transition(
         root, cache, staging, hash, symlink_mode, permissions_mode, default_file_mode,
         default_directory_mode, _resolve_id(default_owner, "owner"), _resolve_id(default_group, "group"), uses,
+        logger or log,
     )
     results: list[Change] = []
     root_fd: Optional[int] = None
