@@ -66,44 +66,22 @@ class Staging:
     def has(self, digest: bytes) -> bool:
         return os.path.isfile(self.path_for(digest))
 
+    def begin(self, digest: bytes) -> "StagedWriter":
+        """Start receiving the content of ``digest`` piece by piece (across messages); nothing is
+        visible under the final name until ``commit`` verified it."""
+        final = self.path_for(digest)
+        os.makedirs(os.path.dirname(final), mode=0o700, exist_ok=True)
+        return StagedWriter(self, bytes(digest), final)
+
     def receive(self, digest: bytes, chunks: Iterable[bytes]) -> str:
         """Write ``chunks`` as the content of ``digest``; verify, then publish. Returns the path."""
-        final = self.path_for(digest)
-        bucket = os.path.dirname(final)
-        os.makedirs(bucket, mode=0o700, exist_ok=True)
-        temporary = f"{final}{_PARTIAL}{secrets.token_hex(6)}"
-        fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
-        published = False
+        writer = self.begin(digest)
         try:
-            hasher = new_hasher(self.algorithm)
-            size = 0
-            try:
-                for chunk in chunks:
-                    size += len(chunk)
-                    if self.max_file_size and size > self.max_file_size:
-                        raise StagingError(
-                            f"staged file exceeds the maximum staging file size ({self.max_file_size} bytes)"
-                        )
-                    hasher.update(chunk)
-                    view = memoryview(chunk)
-                    while view:
-                        view = view[os.write(fd, view):]
-            finally:
-                os.close(fd)
-            actual = hasher.digest()
-            if actual != digest:
-                raise StagingError(
-                    f"staged content does not match its digest (expected {bytes(digest).hex()}, got {actual.hex()})"
-                )
-            os.rename(temporary, final)
-            published = True
-            return final
+            for chunk in chunks:
+                writer.write(chunk)
+            return writer.commit()
         finally:
-            if not published:
-                try:
-                    os.unlink(temporary)
-                except OSError:
-                    pass
+            writer.abort()  # no-op after a successful commit
 
     def receive_file(self, digest: bytes, source: str, *, dir_fd: Optional[int] = None) -> str:
         """Stage a copy of a local file (content reuse from the root), verified like ``receive``."""
@@ -142,3 +120,63 @@ class Staging:
     def wipe(self) -> None:
         """Remove the whole store (staged and partial files)."""
         shutil.rmtree(self.directory, ignore_errors=True)
+
+
+class StagedWriter:
+    """One file being staged: ``write`` pieces in order, then ``commit`` (verify and publish) or
+    ``abort`` (discard). The partial file has a ``.partial-`` name that ``digests`` ignores."""
+
+    def __init__(self, store: Staging, digest: bytes, final: str):
+        self.store = store
+        self.digest = digest
+        self.final = final
+        self.temporary = f"{final}{_PARTIAL}{secrets.token_hex(6)}"
+        self.size = 0
+        self._hasher = new_hasher(store.algorithm)
+        self._fd: Optional[int] = os.open(self.temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
+        self._done = False
+
+    def write(self, data: bytes) -> None:
+        if self._fd is None:
+            raise StagingError("staged file already committed or aborted")
+        limit = self.store.max_file_size
+        if limit and self.size + len(data) > limit:
+            self.abort()
+            raise StagingError(f"staged file exceeds the maximum staging file size ({limit} bytes)")
+        self._hasher.update(data)
+        view = memoryview(data)
+        while view:
+            view = view[os.write(self._fd, view):]
+        self.size += len(data)
+
+    def commit(self) -> str:
+        """Verify the digest and publish the file; returns its path. Raises StagingError (and
+        discards the partial file) on a mismatch."""
+        if self._fd is None:
+            raise StagingError("staged file already committed or aborted")
+        os.close(self._fd)
+        self._fd = None
+        actual = self._hasher.digest()
+        if actual != self.digest:
+            self._unlink()
+            raise StagingError(
+                f"staged content does not match its digest (expected {self.digest.hex()}, got {actual.hex()})"
+            )
+        os.rename(self.temporary, self.final)
+        self._done = True
+        return self.final
+
+    def abort(self) -> None:
+        """Discard the partial file (safe to call more than once, and after ``commit``)."""
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
+        if not self._done:
+            self._unlink()
+            self._done = True
+
+    def _unlink(self) -> None:
+        try:
+            os.unlink(self.temporary)
+        except FileNotFoundError:
+            pass

@@ -75,3 +75,26 @@ def test_receive_file_discard_and_wipe(tmp_path):
 )
 def test_staging_directory(mode, expected):
     assert staging_directory(mode, root="/work/root", session="s1", side="beta", data_directory="/data") == expected
+
+
+def test_piecewise_receive_commit_and_abort(tmp_path):
+    store = Staging(str(tmp_path / "store"))
+    data = b"piece one, piece two"
+    digest = digest_bytes(data, HashAlgorithm.XXH128)
+    writer = store.begin(digest)
+    writer.write(data[:9])
+    assert not store.has(digest)  # nothing visible before commit
+    writer.write(data[9:])
+    assert writer.commit() == store.path_for(digest)
+    assert store.has(digest)
+    writer.abort()  # after commit: harmless
+    assert store.has(digest)
+
+    other = digest_bytes(b"other", HashAlgorithm.XXH128)
+    aborted = store.begin(other)
+    aborted.write(b"oth")
+    aborted.abort()
+    with pytest.raises(StagingError, match="already committed or aborted"):
+        aborted.write(b"er")
+    bucket = os.path.dirname(store.path_for(other))
+    assert not store.has(other) and os.listdir(bucket) == []
