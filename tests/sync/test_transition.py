@@ -368,3 +368,22 @@ def test_racy_record_is_verified_by_content(side):
     result = side.apply([Change("f", snapshot.contents["f"], side.stage(b"theirs"))])
     assert side.read("f") == b"bbbb"
     assert result.problems == [Problem("f", "modification detected")]
+
+
+def test_staging_on_another_filesystem_is_copied(side, tmp_path):
+    shm = "/dev/shm"
+    if not os.path.isdir(shm) or os.stat(shm).st_dev == os.stat(side.root).st_dev:
+        pytest.skip("needs a staging directory on another filesystem")
+    import shutil
+    import tempfile
+
+    directory = tempfile.mkdtemp(prefix="mutagen-actors-test-staging-", dir=shm)
+    try:
+        side.staging = Staging(directory, XXH)
+        entry = side.stage(b"crosses devices")
+        result = side.apply([Change("f", None, entry)])
+        assert result.problems == []
+        assert side.read("f") == b"crosses devices"
+        assert [n for n in side.names() if n.startswith(TEMPORARY_PREFIX)] == []
+    finally:
+        shutil.rmtree(directory)
