@@ -13,11 +13,11 @@ from typing import Union
 
 import msgspec
 
-from .messages import actor, base, control, endpoint, forward, sync
+from .messages import actor, agent, base, control, endpoint, forward, sync
 
 ALL_MESSAGES: tuple = (
     base.MESSAGES + actor.MESSAGES + control.MESSAGES + sync.MESSAGES + endpoint.MESSAGES
-    + forward.MESSAGES
+    + forward.MESSAGES + agent.MESSAGES
 )
 
 _names = [m.__name__ for m in ALL_MESSAGES]

@@ -1,0 +1,260 @@
+"""SSH transport on asyncssh: one connection, one channel per command.
+
+The user's OpenSSH set-up applies: ``<ssh dir>/config`` (Host aliases, HostName, Port, User,
+IdentityFile, ProxyJump, ... as asyncssh reads them), the ssh-agent (``SSH_AUTH_SOCK``) and
+``<ssh dir>/known_hosts`` plus ``/etc/ssh/ssh_known_hosts``. ``<ssh dir>`` is ``~/.ssh`` unless
+``ssh_directory`` is given (tests use a private one).
+
+Host keys are never accepted silently. A key that is not in known_hosts fails with
+"host key for H is not known (add it to known_hosts ...)"; a key that differs from the one on
+record fails with "host key for H has changed ...", unless a ``prompter`` is given, which is asked
+about an unknown key (answer "yes": the key is appended to known_hosts and the connection
+retried). A changed key is never accepted, prompter or not. Known hosts are always checked
+against those files, even if the ssh config says ``UserKnownHostsFile none`` (asyncssh would
+then check nothing).
+
+Passwords and keyboard-interactive questions go to the ``prompter`` when there is one;
+without one, only key and agent authentication are tried.
+
+Ciphers: AES-GCM first (about twice chacha20-poly1305's throughput where the CPU has AES-NI),
+then asyncssh's other defaults. The connect (TCP + key exchange + authentication) has a
+deadline (``connect_timeout``, default 5 s, like Mutagen's ``-oConnectTimeout=5``); failures
+read "unable to connect to H:P: reason".
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shlex
+from typing import Optional, Sequence
+
+import asyncssh
+import structlog
+
+from . import Prompter, TransportError
+
+DEFAULT_CONNECT_TIMEOUT = 5.0
+PREFERRED_CIPHERS = ("aes128-gcm@openssh.com", "aes256-gcm@openssh.com")
+GLOBAL_KNOWN_HOSTS = "/etc/ssh/ssh_known_hosts"
+
+log = structlog.get_logger("agent.transports.ssh")
+
+
+def preferred_ciphers(available: Sequence[bytes]) -> list[str]:
+    """AES-GCM first, then the rest in their own order (pure)."""
+    names = [c.decode() if isinstance(c, bytes) else c for c in available]
+    first = [c for c in PREFERRED_CIPHERS if c in names]
+    return first + [c for c in names if c not in first]
+
+
+def describe(user: str, host: str, port: int) -> str:
+    user_part = f"{user}@" if user else ""
+    return f"{user_part}{host}:{port}" if port else f"{user_part}{host}"
+
+
+class _KnownHosts:
+    """The known_hosts lookup handed to asyncssh; remembers what it was asked and found."""
+
+    def __init__(self, paths: list[str]):
+        self.paths = paths
+        self.asked: tuple[str, str, Optional[int]] | None = None
+        self.had_keys = False
+
+    def __call__(self, host, addr, port):
+        self.asked = (host, addr, port)
+        existing = [p for p in self.paths if os.path.isfile(p)]
+        if not existing:
+            return ((), (), ())
+        result = asyncssh.read_known_hosts(existing).match(host, addr, port)
+        self.had_keys = bool(result[0]) or bool(result[1])
+        return result
+
+
+class _Client(asyncssh.SSHClient):
+    def __init__(self, prompter: Prompter | None):
+        self.prompter = prompter
+        self.offered_key: asyncssh.SSHKey | None = None
+
+    def validate_host_public_key(self, host, addr, port, key) -> bool:
+        self.offered_key = key  # not trusted: remembered for the error or the question
+        return False
+
+    async def password_auth_requested(self):
+        if self.prompter is None:
+            return None
+        return await self.prompter("password", "Password: ", False)
+
+    def kbdint_auth_requested(self):
+        return "" if self.prompter is not None else None
+
+    async def kbdint_challenge_received(self, name, instructions, lang, prompts):
+        answers = []
+        for text, echo in prompts:
+            answer = await self.prompter("kbdint", "\n".join(filter(None, (instructions, text))), echo)
+            if answer is None:
+                return None
+            answers.append(answer)
+        return answers
+
+
+class _Process:
+    """``RemoteProcess`` over an asyncssh client process."""
+
+    def __init__(self, process: asyncssh.SSHClientProcess):
+        self._process = process
+        self.stdin = process.stdin
+        self.stdout = process.stdout
+        self.stderr = process.stderr
+
+    async def wait(self) -> int:
+        completed = await self._process.wait()
+        if completed.exit_signal:
+            return -_signal_number(completed.exit_signal[0])
+        status = completed.exit_status
+        return 255 if status is None or status < 0 else status
+
+    def terminate(self) -> None:
+        self._process.close()
+
+
+def _signal_number(name: str) -> int:
+    import signal
+
+    return getattr(signal, "SIG" + name, signal.SIGTERM)
+
+
+class SshTransport:
+    def __init__(self, connection: asyncssh.SSHClientConnection, description: str):
+        self.connection = connection
+        self.description = description
+
+    @classmethod
+    async def connect(cls, url, *, ssh_directory: str | None = None,
+                      connect_timeout: float = DEFAULT_CONNECT_TIMEOUT,
+                      prompter: Prompter | None = None, keepalive_interval: float = 15.0,
+                      **_ignored) -> "SshTransport":
+        """Connect to ``url`` (``supervisor.urls.Url`` of protocol ssh); see the module rules."""
+        directory = os.path.expanduser(ssh_directory or "~/.ssh")
+        config = os.path.join(directory, "config")
+        known_hosts_file = os.path.join(directory, "known_hosts")
+        name = describe(url.user, url.host, url.port)
+        retried = False
+        while True:
+            known = _KnownHosts([known_hosts_file, GLOBAL_KNOWN_HOSTS])
+            client = _Client(prompter)
+            options = dict(
+                config=[config] if os.path.isfile(config) else [],
+                known_hosts=known,
+                encryption_algs=preferred_ciphers(asyncssh.encryption.get_default_encryption_algs()),
+                connect_timeout=connect_timeout,
+                keepalive_interval=keepalive_interval,
+                keepalive_count_max=3,
+                client_factory=lambda: client,
+            )
+            if url.port:
+                options["port"] = url.port
+            if url.user:
+                options["username"] = url.user
+            if ssh_directory is not None and "IdentityFile" not in _read(config):
+                options["client_keys"] = _default_keys(directory)
+            try:
+                connection = await asyncio.wait_for(asyncssh.connect(url.host, **options),
+                                                    connect_timeout + 1)
+            except asyncssh.HostKeyNotVerifiable as error:
+                host, port = _asked(known, url)
+                where = f"[{host}]:{port}" if port and port != 22 else host
+                if known.had_keys:
+                    raise TransportError(
+                        f"host key for {where} has changed (it differs from the key in "
+                        f"{known_hosts_file}); this can mean someone is intercepting the "
+                        f"connection. If the host was really re-keyed, remove the old key "
+                        f"(ssh-keygen -R '{where}' -f {known_hosts_file}) and connect again"
+                    ) from None
+                if prompter is not None and client.offered_key is not None and not retried:
+                    if await _ask_to_trust(prompter, where, client.offered_key, known_hosts_file):
+                        retried = True
+                        continue
+                fingerprint = (f" ({client.offered_key.get_fingerprint()})"
+                               if client.offered_key is not None else "")
+                raise TransportError(
+                    f"host key for {where} is not known{fingerprint} (add it to known_hosts "
+                    f"{known_hosts_file}, e.g. by connecting once with ssh, and try again): "
+                    f"{error}") from None
+            except asyncssh.PermissionDenied as error:
+                raise TransportError(f"unable to authenticate to {name}: {error.reason or error}"
+                                     " (is the key in the ssh-agent or in the ssh config?)") from None
+            except (asyncio.TimeoutError, TimeoutError):
+                raise TransportError(f"unable to connect to {_target(known, url)}: no answer "
+                                     f"within {connect_timeout:g} s") from None
+            except (OSError, asyncssh.Error) as error:
+                if isinstance(error, OSError):
+                    reason = error.strerror or str(error)
+                else:
+                    reason = getattr(error, "reason", "") or str(error)
+                raise TransportError(f"unable to connect to {_target(known, url)}: {reason}") from None
+            log.debug("ssh connected", remote=name,
+                      cipher=connection.get_extra_info("send_cipher"))
+            return cls(connection, name)
+
+    async def run(self, argv: Sequence[str]) -> _Process:
+        command = shlex.join(argv)
+        try:
+            process = await self.connection.create_process(command, encoding=None)
+        except (asyncssh.Error, OSError) as error:
+            raise TransportError(f"unable to run a command on {self.description}: {error}") from None
+        return _Process(process)
+
+    async def copy(self, local_path: str, remote_path: str) -> None:
+        try:
+            async with self.connection.start_sftp_client() as sftp:
+                await sftp.put(local_path, remote_path)
+        except (asyncssh.Error, OSError) as error:
+            raise TransportError(f"unable to copy {local_path} to {self.description}:"
+                                 f"{remote_path}: {error}") from None
+
+    async def close(self) -> None:
+        self.connection.close()
+        try:
+            await asyncio.wait_for(self.connection.wait_closed(), 2)
+        except (asyncio.TimeoutError, asyncssh.Error, OSError):
+            pass
+
+
+def _read(path: str) -> str:
+    try:
+        with open(path, errors="replace") as handle:
+            return handle.read()
+    except OSError:
+        return ""
+
+
+def _default_keys(directory: str) -> list[str]:
+    names = ("id_ed25519", "id_ecdsa", "id_rsa")
+    return [os.path.join(directory, n) for n in names if os.path.isfile(os.path.join(directory, n))]
+
+
+def _asked(known: _KnownHosts, url) -> tuple[str, int]:
+    if known.asked is not None:
+        host, _addr, port = known.asked
+        return host, port or 22
+    return url.host, url.port or 22
+
+
+def _target(known: _KnownHosts, url) -> str:
+    host, port = _asked(known, url) if known.asked else (url.host, url.port or 22)
+    return f"{host}:{port}"
+
+
+async def _ask_to_trust(prompter: Prompter, where: str, key, known_hosts_file: str) -> bool:
+    question = (f"The authenticity of host '{where}' can't be established.\n"
+                f"{key.get_algorithm()} key fingerprint is {key.get_fingerprint()}.\n"
+                "Are you sure you want to continue connecting (yes/no)? ")
+    answer = await prompter("host-key", question, True)
+    if (answer or "").strip().lower() != "yes":
+        return False
+    os.makedirs(os.path.dirname(known_hosts_file), mode=0o700, exist_ok=True)
+    line = f"{where} {key.export_public_key('openssh').decode().strip()}\n"
+    with open(known_hosts_file, "a") as handle:
+        handle.write(line)
+    return True

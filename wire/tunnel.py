@@ -1,0 +1,460 @@
+"""The agent tunnel: ZeroMQ request/reply traffic carried over one byte stream.
+
+The stream is a remote agent's stdin/stdout (an SSH channel or a ``docker exec -i`` pipe), after
+the handshake (``wire.handshake``). On it travel frames::
+
+    header = kind|flags (1 byte) + body length (u32, big-endian)
+    DATA   body = route length (1 byte) + route + payload (one codec frame)
+    PING   body = 8-byte nonce          PONG body = the nonce of the ping it answers
+    CLOSE  body = a UTF-8 reason (orderly end; the peer reports it)
+
+Flag ``0x80`` (``COMPRESSED``) means the body is an lz4 block (with its size stored) of the
+plain body. It is set only when lz4 was agreed in the handshake, the body is at least
+``COMPRESS_THRESHOLD`` bytes, and the block is smaller than the plain body. A DATA frame's
+``route`` is the ZeroMQ identity of the requester on the daemon side (empty: a message from the
+agent that answers nobody, e.g. ``EndpointChanged``).
+
+Why our own framing rather than ZMTP through a relay: the frame boundary is visible here, so
+compression can be per frame, heartbeats share the stream without reaching the actors, and a
+garbage byte is a ``ProtocolError`` at a known place. Each end still speaks ZeroMQ to its own
+actors (``TunnelBridge`` below), so actors do not know whether their peer is local.
+
+Liveness: each side sends PING every ``interval`` seconds and counts any frame as a sign of life
+(``wire.heartbeat.Liveness``); nothing heard for ``interval * misses`` seconds closes the tunnel
+with "no sign of life ...". End of stream, a frame that does not decode and CLOSE also close it.
+``Tunnel.closed`` is a future that completes with ``TunnelClosed(reason)`` (never left
+unobserved); callers wait on ``wait_closed()``.
+
+``FrameDecoder`` and ``encode_frame`` are pure (no I/O) and tested alone.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import struct
+import time
+from typing import Awaitable, Callable, Optional
+
+import structlog
+
+from . import codec
+from .errors import ProtocolError
+from .handling import answer
+from .heartbeat import Liveness
+from .messages.base import ErrorReply, Ping, Pong
+from .version import MAX_FRAME_SIZE
+
+DATA, PING, PONG, CLOSE = 1, 2, 3, 4
+KINDS = {DATA: "DATA", PING: "PING", PONG: "PONG", CLOSE: "CLOSE"}
+COMPRESSED = 0x80
+_KIND_MASK = 0x0F
+_HEADER = struct.Struct(">BI")
+HEADER_SIZE = _HEADER.size
+COMPRESS_THRESHOLD = 512
+MAX_BODY = MAX_FRAME_SIZE + 256 + 1024  # a codec frame, its route, lz4's worst-case growth
+
+log = structlog.get_logger("wire.tunnel")
+
+try:  # lz4 is a dependency, but the handshake only offers it when it imports
+    import lz4.block as _lz4
+except ImportError:  # pragma: no cover
+    _lz4 = None
+
+
+class TunnelClosed(ConnectionError):
+    """The tunnel is closed; the text says why (end of stream, no sign of life, ...)."""
+
+
+# --------------------------------------------------------------------------------- pure framing
+
+
+def lz4_available() -> bool:
+    return _lz4 is not None
+
+
+def encode_frame(kind: int, body: bytes, *, compress: bool = False) -> bytes:
+    """One frame; ``compress`` allows lz4 (used only where it pays, see the module docstring)."""
+    flags = 0
+    if compress and len(body) >= COMPRESS_THRESHOLD and _lz4 is not None:
+        packed = _lz4.compress(body, store_size=True)
+        if len(packed) < len(body):
+            body, flags = packed, COMPRESSED
+    return _HEADER.pack(kind | flags, len(body)) + body
+
+
+def data_body(route: bytes, payload: bytes) -> bytes:
+    if len(route) > 255:
+        raise ValueError(f"route of {len(route)} bytes (at most 255)")
+    return bytes((len(route),)) + route + payload
+
+
+def split_data(body: bytes) -> tuple[bytes, bytes]:
+    """DATA body -> (route, payload); ``ProtocolError`` if the route overruns the body."""
+    if not body:
+        raise ProtocolError("DATA frame without a route length")
+    size = body[0]
+    if 1 + size > len(body):
+        raise ProtocolError(f"DATA frame route of {size} bytes overruns its {len(body)}-byte body")
+    return bytes(body[1:1 + size]), bytes(body[1 + size:])
+
+
+class FrameDecoder:
+    """Incremental decoder: ``feed(bytes)`` returns the complete frames as ``(kind, body)``.
+
+    Raises ``ProtocolError`` for an unknown kind or flag, a length above ``max_body``, a
+    compressed frame when compression was not agreed, or a block that does not decompress.
+    After an error the decoder must not be used again (the stream is out of step).
+    """
+
+    def __init__(self, *, compression: bool, max_body: int = MAX_BODY):
+        self.compression = compression
+        self.max_body = max_body
+        self._buffer = bytearray()
+
+    def feed(self, data: bytes) -> list[tuple[int, bytes]]:
+        self._buffer += data
+        frames = []
+        offset = 0
+        buffer = self._buffer
+        while len(buffer) - offset >= HEADER_SIZE:
+            first, size = _HEADER.unpack_from(buffer, offset)
+            kind, flags = first & _KIND_MASK, first & ~_KIND_MASK
+            if kind not in KINDS or flags & ~COMPRESSED:
+                raise ProtocolError(f"unknown tunnel frame type 0x{first:02x}")
+            if size > self.max_body:
+                raise ProtocolError(f"oversized tunnel frame: {size} bytes (limit {self.max_body})")
+            if len(buffer) - offset - HEADER_SIZE < size:
+                break
+            body = bytes(buffer[offset + HEADER_SIZE: offset + HEADER_SIZE + size])
+            offset += HEADER_SIZE + size
+            if flags & COMPRESSED:
+                body = self._decompress(body)
+            frames.append((kind, body))
+        del buffer[:offset]
+        return frames
+
+    def _decompress(self, body: bytes) -> bytes:
+        if not self.compression or _lz4 is None:
+            raise ProtocolError("compressed tunnel frame, but compression was not agreed")
+        if len(body) < 4 or int.from_bytes(body[:4], "little") > self.max_body:
+            raise ProtocolError("compressed tunnel frame with an invalid size")
+        try:
+            return _lz4.decompress(body)
+        except Exception as error:  # noqa: BLE001 - lz4 raises LZ4BlockError (a RuntimeError)
+            raise ProtocolError(f"compressed tunnel frame does not decompress: {error}") from None
+
+
+# ------------------------------------------------------------------------------------- the tunnel
+
+DataHandler = Callable[[bytes, bytes], Optional[Awaitable[None]]]
+
+
+class Tunnel:
+    """Frames over ``reader``/``writer`` (asyncio-stream-like: ``read(n)``, ``write``, ``drain``,
+    ``close``). ``on_data(route, payload)`` is called for each DATA frame, in order (a coroutine
+    it returns is awaited before the next frame is read: back-pressure).
+
+    ``start()`` begins reading and heartbeats; ``send(route, payload)`` writes a DATA frame
+    (raises ``TunnelClosed`` once closed); ``close(reason)`` sends CLOSE and closes the writer.
+    """
+
+    def __init__(self, reader, writer, on_data: DataHandler, *, compression: bool = False,
+                 interval: float = 1.0, misses: int = 3, peer: str = "remote agent", log=None):
+        self.reader = reader
+        self.writer = writer
+        self.on_data = on_data
+        self.compression = compression
+        self.peer = peer
+        self.log = log or globals()["log"]
+        self.liveness = Liveness(interval, misses, last_heard=time.monotonic())
+        self.round_trip: float | None = None  # last heartbeat round trip, seconds
+        self.frames_sent = self.frames_received = 0
+        self.bytes_sent = self.bytes_received = 0  # on the stream (after compression)
+        self.payload_bytes_sent = 0  # before compression
+        self._decoder = FrameDecoder(compression=compression)
+        self._closed: asyncio.Future = asyncio.get_running_loop().create_future()
+        self._closed.add_done_callback(lambda f: f.exception())  # observed even if nobody waits
+        self._tasks: list[asyncio.Task] = []
+        self._pings: dict[bytes, float] = {}
+        self._write_lock = asyncio.Lock()
+
+    # -- lifecycle
+
+    def start(self) -> None:
+        loop = asyncio.get_running_loop()
+        self._tasks = [loop.create_task(self._read_loop()), loop.create_task(self._heartbeat())]
+
+    @property
+    def is_closed(self) -> bool:
+        return self._closed.done()
+
+    async def wait_closed(self) -> TunnelClosed:
+        """Wait until the tunnel is closed; returns the ``TunnelClosed`` saying why."""
+        return await asyncio.shield(self._closed_reason())
+
+    async def _closed_reason(self) -> TunnelClosed:
+        try:
+            await self._closed
+        except TunnelClosed as closed:
+            return closed
+        raise AssertionError("the closed future always holds a TunnelClosed")
+
+    def _finish(self, reason: str) -> None:
+        if self._closed.done():
+            return
+        self.log.info("tunnel closed", peer=self.peer, reason=reason)
+        self._closed.set_exception(TunnelClosed(reason))
+        for task in self._tasks:
+            if task is not asyncio.current_task():
+                task.cancel()
+        try:
+            self.writer.close()
+        except Exception:  # noqa: BLE001 - the stream may already be gone
+            pass
+
+    async def close(self, reason: str = "closed by this side") -> None:
+        """Orderly close: CLOSE frame (best effort, 1 s), then the writer."""
+        if self._closed.done():
+            return
+        try:
+            await asyncio.wait_for(self._write(CLOSE, reason.encode()), 1.0)
+        except Exception:  # noqa: BLE001 - closing anyway
+            pass
+        self._finish(reason)
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+
+    # -- sending
+
+    async def send(self, route: bytes, payload: bytes) -> None:
+        if self._closed.done():
+            raise self._closed.exception()
+        self.payload_bytes_sent += len(payload)
+        await self._write(DATA, data_body(route, payload))
+
+    async def _write(self, kind: int, body: bytes) -> None:
+        frame = encode_frame(kind, body, compress=self.compression)
+        async with self._write_lock:
+            try:
+                self.writer.write(frame)
+                await self.writer.drain()
+            except (ConnectionError, BrokenPipeError, OSError) as error:
+                self._finish(f"the stream to the {self.peer} broke: {error}")
+                raise self._closed.exception() from None
+            except Exception as error:  # noqa: BLE001 - asyncssh raises its own errors
+                if self._closed.done():
+                    raise self._closed.exception() from None
+                self._finish(f"the stream to the {self.peer} broke: {type(error).__name__}: {error}")
+                raise self._closed.exception() from None
+        self.frames_sent += 1
+        self.bytes_sent += len(frame)
+
+    # -- receiving
+
+    async def _read_loop(self) -> None:
+        try:
+            while True:
+                try:
+                    chunk = await self.reader.read(1 << 20)
+                except asyncio.CancelledError:
+                    raise
+                except Exception as error:  # noqa: BLE001 - any read failure ends the tunnel
+                    self._finish(f"reading from the {self.peer} failed: {type(error).__name__}: {error}")
+                    return
+                if not chunk:
+                    self._finish(f"the {self.peer} closed the stream")
+                    return
+                self.bytes_received += len(chunk)
+                self.liveness = self.liveness.heard(time.monotonic())
+                try:
+                    frames = self._decoder.feed(chunk)
+                except ProtocolError as error:
+                    self._finish(f"protocol error from the {self.peer}: {error}")
+                    return
+                for kind, body in frames:
+                    self.frames_received += 1
+                    if not await self._dispatch(kind, body):
+                        return
+        except asyncio.CancelledError:
+            pass
+
+    async def _dispatch(self, kind: int, body: bytes) -> bool:
+        if kind == DATA:
+            try:
+                route, payload = split_data(body)
+            except ProtocolError as error:
+                self._finish(f"protocol error from the {self.peer}: {error}")
+                return False
+            result = self.on_data(route, payload)
+            if result is not None:
+                await result
+        elif kind == PING:
+            try:
+                await self._write(PONG, body)
+            except TunnelClosed:
+                return False
+        elif kind == PONG:
+            sent = self._pings.pop(body, None)
+            if sent is not None:
+                self.round_trip = time.monotonic() - sent
+        elif kind == CLOSE:
+            reason = body.decode("utf-8", errors="replace")
+            self._finish(f"the {self.peer} closed the tunnel: {reason}")
+            return False
+        return True
+
+    async def _heartbeat(self) -> None:
+        liveness = self.liveness
+        step = liveness.interval / 4
+        try:
+            while True:
+                now = time.monotonic()
+                if self.liveness.dead(now):
+                    silent = now - self.liveness.last_heard
+                    self._finish(f"no sign of life from the {self.peer} for {silent:.1f} s "
+                                 f"(heartbeat every {liveness.interval:g} s)")
+                    return
+                if self.liveness.ping_due(now):
+                    self.liveness = self.liveness.pinged(now)
+                    nonce = os.urandom(8)
+                    self._pings = {nonce: now}  # only the latest ping is timed
+                    try:
+                        # A stalled stream must not stall the liveness check itself.
+                        await asyncio.wait_for(asyncio.shield(self._write(PING, nonce)), step)
+                    except asyncio.TimeoutError:
+                        pass
+                    except TunnelClosed:
+                        return
+                await asyncio.sleep(step)
+        except asyncio.CancelledError:
+            pass
+
+
+# ------------------------------------------------------------------------- ZeroMQ at either end
+
+
+class TunnelBridge:
+    """Daemon side: a ZeroMQ ROUTER at ``endpoint`` (``ipc://``, private) that stands for the
+    remote agent's mailbox. A DEALER (``wire.sockets.DealerClient``) connected to it talks to
+    the agent as if it were local: each ``[identity, frame]`` goes through the tunnel with the
+    identity as its route, and the agent's answer comes back to that identity. A route-less
+    message from the agent goes to ``notify`` (a DEALER connected there) when given, else it is
+    dropped. Frames are not decoded here (the agent and the requester validate them).
+    """
+
+    def __init__(self, context, endpoint: str, *, notify: str | None = None, log=None):
+        import zmq  # the remote agent never needs this class: keep its import lazy
+
+        self._zmq = zmq
+        self.endpoint = endpoint
+        self.log = log or globals()["log"]
+        self.tunnel: Tunnel | None = None
+        self._router = context.socket(zmq.ROUTER)
+        self._router.setsockopt(zmq.LINGER, 0)
+        self._router.setsockopt(zmq.MAXMSGSIZE, MAX_FRAME_SIZE + 65536)
+        self._router.setsockopt(zmq.ROUTER_MANDATORY, 1)
+        self._notify = None
+        if notify:
+            self._notify = context.socket(zmq.DEALER)
+            self._notify.setsockopt(zmq.LINGER, 0)
+            self._notify.connect(notify)
+        self._task: asyncio.Task | None = None
+
+    def bind(self) -> None:
+        path = self.endpoint[len("ipc://"):] if self.endpoint.startswith("ipc://") else None
+        if path and os.path.lexists(path):
+            os.unlink(path)
+        self._router.bind(self.endpoint)
+        if path:
+            os.chmod(path, 0o600)
+
+    def attach(self, tunnel: Tunnel) -> None:
+        """Start relaying requests into ``tunnel`` (whose ``on_data`` must be ``deliver``)."""
+        self.tunnel = tunnel
+        self._task = asyncio.get_running_loop().create_task(self._pump())
+
+    async def deliver(self, route: bytes, payload: bytes) -> None:
+        """``Tunnel.on_data``: hand an agent's message to the requester it names."""
+        zmq = self._zmq
+        try:
+            if route:
+                await self._router.send_multipart([route, payload], flags=zmq.NOBLOCK)
+            elif self._notify is not None:
+                await self._notify.send(payload, flags=zmq.NOBLOCK)
+        except zmq.ZMQError as error:  # the requester went away, or notify is full
+            self.log.debug("tunnel message not delivered", error=str(error))
+
+    async def _pump(self) -> None:
+        try:
+            while True:
+                parts = await self._router.recv_multipart()
+                if len(parts) != 2:
+                    self.log.warning("protocol error on tunnel bridge", error=f"{len(parts) - 1} frames")
+                    continue
+                try:
+                    await self.tunnel.send(parts[0], parts[1])
+                except TunnelClosed:
+                    return  # requests now go unanswered; requesters time out (deadlines)
+        except asyncio.CancelledError:
+            pass
+
+    def close(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+        self._router.close(linger=0)
+        if self._notify is not None:
+            self._notify.close(linger=0)
+        path = self.endpoint[len("ipc://"):] if self.endpoint.startswith("ipc://") else None
+        if path:
+            try:
+                os.unlink(path)
+            except FileNotFoundError:
+                pass
+
+
+class RequestServer:
+    """Agent side: answer each DATA frame through ``handler`` (``wire.handling`` contract).
+
+    ``Ping`` is answered with ``Pong`` at once; a frame that does not decode is logged and
+    answered with ``ErrorReply("protocol", ...)``. Requests are handled concurrently, each
+    answered to its route with ``reply_to`` set. ``send(body)`` sends a route-less message
+    (e.g. a notification) to the daemon side.
+    """
+
+    def __init__(self, handler, *, log=None):
+        self.handler = handler
+        self.log = log or globals()["log"]
+        self.tunnel: Tunnel | None = None
+        self._tasks: set[asyncio.Task] = set()
+
+    async def on_data(self, route: bytes, payload: bytes) -> None:
+        try:
+            envelope = codec.decode(payload)
+        except ProtocolError as error:
+            self.log.warning("protocol error on tunnel", error=str(error))
+            await self._reply(route, ErrorReply("protocol", str(error)), 0)
+            return
+        if isinstance(envelope.body, Ping):
+            await self._reply(route, Pong(envelope.body.nonce), envelope.id)
+            return
+        task = asyncio.get_running_loop().create_task(self._answer(route, envelope))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _answer(self, route: bytes, envelope) -> None:
+        reply = await answer(self.handler, envelope.body, self.log)
+        if envelope.id:
+            await self._reply(route, reply, envelope.id)
+
+    async def _reply(self, route: bytes, body, reply_to: int) -> None:
+        try:
+            await self.tunnel.send(route, codec.encode(body, reply_to=reply_to))
+        except TunnelClosed:
+            pass
+
+    async def send(self, body) -> None:
+        await self.tunnel.send(b"", codec.encode(body))
+
+    def cancel(self) -> None:
+        for task in list(self._tasks):
+            task.cancel()
