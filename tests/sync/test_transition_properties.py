@@ -63,6 +63,8 @@ def to_entry(node, path: str, staging: Staging) -> Entry:
 
 def portable(entry: Entry, path: str = "") -> bool:
     """Whether every symlink in ``entry`` stays inside the root (so the scan accepts it)."""
+    if entry.kind == Kind.PROBLEMATIC:
+        return False
     if entry.kind == Kind.SYMLINK:
         depth = path.count("/")
         return not (entry.target.startswith("..") and depth == 0)
