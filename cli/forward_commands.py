@@ -1,8 +1,51 @@
-"""``mutagen-actors forward ...`` (placeholders until forwarding sessions exist)."""
+"""``mutagen-actors forward ...``: create, list, monitor, pause, resume, terminate (mirrors
+``sync_commands``).
+
+Every command validates its input first (``forward_arguments``; bad input never reaches, or
+starts, the daemon), then talks to the daemon through ``client`` with a deadline per request.
+Failures end in the one error path (``CliError``: one line on stderr, exit 1).
+
+Commands acting on existing sessions resolve the selection with one ``ForwardList`` (so a
+specification that matches nothing fails before anything changes), then act on each session in
+creation order, showing Mutagen's prompt (``Pausing session <id>...``) on a status line on
+stderr (stdout keeps only results).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
 
 import click
 
-from .placeholders import placeholder
+from mutagen_actors.wire.messages import forward as messages
+from mutagen_actors.wire.messages.sync import Selection
+
+from . import client, forward_output, output
+from .errors import CliError
+from .sync_commands import StatusLine
+
+CREATE_TIMEOUT = 60.0  # the daemon starts the forwarder and waits until it listens
+LIST_TIMEOUT = 10.0
+CONTROL_TIMEOUT = 60.0  # pause, resume, terminate (per session)
+MONITOR_WAIT = 10.0  # long-poll period of ``monitor``
+MONITOR_MINIMUM_INTERVAL = 0.05  # at most one status line update every 50 ms
+
+
+def _selection(specifications, label_selector, all_, *, default_all: bool = False) -> Selection:
+    from . import forward_arguments
+
+    try:
+        return forward_arguments.selection(specifications, label_selector, all_,
+                                           default_all=default_all)
+    except forward_arguments.ArgumentError as error:
+        raise CliError(str(error)) from None
+
+
+def _resolve(connection: client.Connection, chosen: Selection) -> list:
+    reply = connection.request(messages.ForwardList(selection=chosen), LIST_TIMEOUT)
+    return list(reply.sessions)
 
 
 @click.group("forward", invoke_without_command=True)
@@ -10,15 +53,176 @@ from .placeholders import placeholder
 def forward(ctx):
     """Create and manage forwarding sessions."""
     if ctx.invoked_subcommand is None:
-        click.echo(ctx.get_help())
+        output.say(ctx.get_help())
 
 
-for _name, _help in (
-    ("create", "Create and start a forwarding session."),
-    ("list", "List forwarding sessions and their status."),
-    ("monitor", "Show the status of forwarding sessions as it changes."),
-    ("pause", "Pause forwarding sessions."),
-    ("resume", "Resume paused forwarding sessions."),
-    ("terminate", "Terminate forwarding sessions."),
-):
-    placeholder(forward, _name, _help)
+# ------------------------------------------------------------------------------------- create
+
+
+def _socket_options(function):
+    """``--socket-…``, ``--socket-…-source`` and ``--socket-…-destination``."""
+    for base, help_text, metavar in reversed((
+        ("socket-overwrite-mode", "Existing unix socket file: leave (fail) or overwrite",
+         "MODE"),
+        ("socket-owner", "Owner (name, number or id:N) of a unix socket", "OWNER"),
+        ("socket-group", "Group (name, number or id:N) of a unix socket", "GROUP"),
+        ("socket-permission-mode", "Mode (octal, default 0600) of a unix socket", "MODE"),
+    )):
+        for suffix, where in (("-destination", " (destination only)"),
+                              ("-source", " (source only)"), ("", "")):
+            function = click.option(f"--{base}{suffix}", metavar=metavar,
+                                    help=f"{help_text}{where}")(function)
+    return function
+
+
+@forward.command("create")
+@click.argument("source")
+@click.argument("destination")
+@click.option("-n", "--name", default="", help="Session name.")
+@click.option("-l", "--label", "labels", multiple=True, metavar="KEY[=VALUE]",
+              help="Label (repeatable; comma-separated lists are split).")
+@click.option("-p", "--paused", is_flag=True, help="Create the session paused.")
+@click.option("--no-global-configuration", is_flag=True,
+              help="Do not read ~/.mutagen-actors.yml.")
+@click.option("-c", "--configuration-file", "configuration_files", multiple=True, metavar="PATH",
+              help="Extra configuration file (repeatable, applied in order).")
+@_socket_options
+def create(source, destination, **options):
+    """Create and start a forwarding session: SOURCE listens, DESTINATION is dialed for each
+    connection.
+
+    Each is tcp:HOST:PORT, tcp4:…, tcp6:[ADDR]:PORT or unix:PATH, optionally behind
+    [user@]host[:port]: (SSH) or docker://[user@]container: (Docker).
+    """
+    from . import forward_arguments
+
+    try:
+        request = forward_arguments.build_create(
+            {"source": source, "destination": destination, **options})
+    except forward_arguments.ArgumentError as error:
+        raise CliError(str(error)) from None
+    connection = client.connect()
+    line = StatusLine(sys.stderr)
+    line.show("Creating session...")
+    try:
+        reply = connection.request(request, CREATE_TIMEOUT)
+    finally:
+        line.clear()
+    output.say(f"Created session {reply.identifier}")
+
+
+# --------------------------------------------------------------------------------------- list
+
+
+@forward.command("list")
+@click.argument("sessions", nargs=-1)
+@click.option("-l", "--long", "long", is_flag=True, help="Show detailed session information.")
+@click.option("--json", "as_json", is_flag=True,
+              help="Print a JSON array of session objects (Mutagen's field names).")
+@click.option("--label-selector", metavar="SELECTOR", help="List sessions matching the selector.")
+def list_(sessions, long, as_json, label_selector):
+    """List forwarding sessions and their status."""
+    chosen = _selection(sessions, label_selector, False, default_all=True)
+    states = _resolve(client.connect(), chosen)
+    if as_json:
+        output.say(json.dumps(forward_output.list_json(states), indent=2, ensure_ascii=False))
+        return
+    for text in forward_output.list_lines(states, long):
+        output.say(text)
+
+
+# ------------------------------------------------------------------------------------ monitor
+
+
+@forward.command("monitor")
+@click.argument("sessions", nargs=-1)
+@click.option("-l", "--long", "long", is_flag=True, help="Show detailed session information.")
+@click.option("--label-selector", metavar="SELECTOR",
+              help="Monitor the newest session matching the selector.")
+def monitor(sessions, long, label_selector):
+    """Show the status of the most recently created matching session as it changes (Ctrl-C ends)."""
+    chosen = _selection(sessions, label_selector, False, default_all=True)
+    connection = client.connect()
+    line = StatusLine()
+    state = None
+    try:
+        reply = connection.request(messages.ForwardList(selection=chosen), LIST_TIMEOUT)
+        if not reply.sessions:
+            raise CliError("no matching sessions exist")
+        state = reply.sessions[-1]
+        for text in forward_output.monitor_header_lines(state, long):
+            output.say(text)
+        single = Selection(specifications=[state.identifier])
+        index = reply.index
+        while True:
+            line.show(forward_output.monitor_line(state))
+            started = time.monotonic()
+            reply = connection.request(
+                messages.ForwardList(selection=single, after_index=index, wait=MONITOR_WAIT),
+                MONITOR_WAIT + client.ANSWER_TIMEOUT)
+            if len(reply.sessions) != 1:
+                raise CliError(f"session {state.identifier} no longer exists")
+            state, index = reply.sessions[0], reply.index
+            pause = MONITOR_MINIMUM_INTERVAL - (time.monotonic() - started)
+            if pause > 0:
+                time.sleep(pause)  # rate limit of the display, not a wait for a condition
+    except KeyboardInterrupt:
+        line.finish()
+        return
+    except CliError as error:
+        line.finish()
+        if error.message.startswith('specification "') and state is not None:
+            raise CliError(f"session {state.identifier} no longer exists") from None
+        raise
+
+
+# -------------------------------------------------------------------------- session commands
+
+
+def _selection_options(function):
+    function = click.option("--label-selector", metavar="SELECTOR",
+                            help="Act on sessions matching the label selector.")(function)
+    function = click.option("-a", "--all", "all_", is_flag=True,
+                            help="Act on all sessions.")(function)
+    return click.argument("sessions", nargs=-1)(function)
+
+
+def _act(sessions, label_selector, all_, prompt: str, make_request, timeout: float) -> None:
+    """Resolve the selection, then send ``make_request(single selection)`` for each session."""
+    chosen = _selection(sessions, label_selector, all_)
+    connection = client.connect()
+    states = _resolve(connection, chosen)
+    line = StatusLine(sys.stderr)
+    try:
+        for state in states:
+            line.show(prompt.format(state.identifier))
+            single = Selection(specifications=[state.identifier])
+            connection.request(make_request(single), timeout)
+    except CliError:
+        line.finish()
+        raise
+    line.clear()
+
+
+@forward.command("pause")
+@_selection_options
+def pause(sessions, all_, label_selector):
+    """Pause forwarding sessions (their listeners are closed)."""
+    _act(sessions, label_selector, all_, "Pausing session {}...",
+         lambda chosen: messages.ForwardPause(selection=chosen), CONTROL_TIMEOUT)
+
+
+@forward.command("resume")
+@_selection_options
+def resume(sessions, all_, label_selector):
+    """Resume paused or halted forwarding sessions."""
+    _act(sessions, label_selector, all_, "Resuming session {}...",
+         lambda chosen: messages.ForwardResume(selection=chosen), CONTROL_TIMEOUT)
+
+
+@forward.command("terminate")
+@_selection_options
+def terminate(sessions, all_, label_selector):
+    """Terminate forwarding sessions."""
+    _act(sessions, label_selector, all_, "Terminating session {}...",
+         lambda chosen: messages.ForwardTerminate(selection=chosen), CONTROL_TIMEOUT)

@@ -27,6 +27,7 @@ from mutagen_actors.wire.version import VERSION
 
 from . import datadir
 from .actor_process import fork_server_context, fork_server_pid, stop_fork_server
+from .forward_manager import HANDLED as FORWARD_MESSAGES, ForwardManager
 from .lock import DaemonLock
 from .session_supervisor import HEARTBEAT_INTERVAL, Runtime
 from .sessions import Registry
@@ -57,6 +58,7 @@ class Daemon:
                           heartbeat_interval=heartbeat_interval())
         self.registry = Registry(runtime)
         self.sync = SyncManager(self.registry)
+        self.forward = ForwardManager(self.registry)
         server = StreamServer(self.paths.socket, self.handle)
         await server.start()
         log.info("daemon started", version=VERSION, data_directory=self.paths.root,
@@ -93,6 +95,8 @@ class Daemon:
             return Ok()
         if isinstance(message, SYNC_MESSAGES):
             return await self.sync.handle(message)
+        if isinstance(message, FORWARD_MESSAGES):
+            return await self.forward.handle(message)
         raise NotHandled
 
 

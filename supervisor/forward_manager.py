@@ -1,0 +1,438 @@
+"""The daemon's forwarding sessions: create / list / pause / resume / terminate
+(``wire.messages.forward``), persistence as ``SessionRecord`` of kind ``forward``. Mirrors
+``sync_manager``.
+
+One session = one ``SessionSupervisor`` (``one_for_one``) with one child, the ``forwarder``
+(``actors.forward.actor``), which listens on the source and dials the destination for each
+accepted connection. A paused session is supervised with no children at all, so pausing
+releases the listening address. A forwarder that dies is restarted at once by its session
+supervisor (the restarted incarnation reclaims its own stale unix socket); past the restart
+budget the session is halted with the reason.
+
+Rules:
+- Create validates everything itself (never trusting the CLI): local endpoints only for now
+  (SSH and Docker endpoints are refused with a clear message), each endpoint parsed by the
+  forwarding engine's parser (protocol, port range, unix path length), a source port other than
+  0 (a persisted session must listen on the same address after a restart), name and labels
+  (``identity``), socket settings. Unless paused it answers once the forwarder listens; if the
+  forwarder cannot listen (address in use, permission denied, unknown socket owner…) the
+  session is removed and the listener's one-line reason is the answer.
+- Resume answers once the forwarder listens again, or with the reason it cannot (the session is
+  then unpaused and its supervisor keeps retrying within its budget, as Mutagen keeps trying).
+- Every command answers in bounded time: statistics are asked of the forwarder with a short
+  deadline (``STATE_TIMEOUT``), falling back to the last answer.
+- Statistics: connection and byte totals add up over the forwarder's incarnations while the
+  daemon runs (a restarted forwarder counts from zero; the last figures seen of the previous
+  one are kept). ``list`` with ``after_index`` is a long poll on a state index that moves with
+  any change of a session's status or figures.
+- Data: ``sessions/<id>.json`` only. Terminate deletes it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import time
+from dataclasses import dataclass, field
+from typing import Optional
+
+import msgspec
+import structlog
+
+from mutagen_actors.actors.forward.endpoints import (
+    DEFAULT_SOCKET_PERMISSION_MODE,
+    ForwardingError,
+    parse_endpoint,
+    socket_options,
+)
+from mutagen_actors.wire.errors import RemoteError, RequestTimeout
+from mutagen_actors.wire.handling import NotHandled, Refused
+from mutagen_actors.wire.messages import forward as fm
+from mutagen_actors.wire.messages.sync import EndpointUrl, Selection
+
+from . import identity, persistence, selection
+from .child_spec import ChildSpec
+from .persistence import SessionRecord
+from .restart import Strategy
+from .sessions import KINDS, Registry
+
+KIND = "forward"
+FORWARDER_ACTOR = "mutagen_actors.actors.forward.actor:ForwarderActor"
+CHILD = "forwarder"
+STATE_TIMEOUT = 0.5
+LISTEN_TIMEOUT = 30.0
+POLL_INTERVAL = 0.02
+FORWARDER_SHUTDOWN = 2.0
+DIAL_TIMEOUT = 10.0
+HANDLED = (fm.ForwardCreate, fm.ForwardList, fm.ForwardPause, fm.ForwardResume,
+           fm.ForwardTerminate)
+SOCKET_FIELDS = ("overwrite_mode", "owner", "group", "permission_mode")
+
+log = structlog.get_logger("supervisor.forward")
+
+
+# ---------------------------------------------------------------------------- pure helpers
+
+
+def socket_settings(configuration: fm.ForwardConfiguration, side: str) -> fm.SocketConfiguration:
+    """The socket settings in force on ``side`` ("source" or "destination"): its own value,
+    else the session-wide one ("" / 0 still mean default)."""
+    own = getattr(configuration, side)
+    values = {}
+    for name in SOCKET_FIELDS:
+        value = getattr(own, name)
+        values[name] = value if value else getattr(configuration.socket, name)
+    return fm.SocketConfiguration(**values)
+
+
+def forwarder_args(create: fm.ForwardCreate) -> dict:
+    """The forwarder actor's launch arguments (defaults resolved)."""
+    source = socket_settings(create.configuration, "source")
+    return {
+        "source": create.source.path,
+        "destination": create.destination.path,
+        "socket_overwrite_mode": source.overwrite_mode or "leave",
+        "socket_owner": source.owner,
+        "socket_group": source.group,
+        "socket_permission_mode": source.permission_mode or DEFAULT_SOCKET_PERMISSION_MODE,
+        "dial_timeout": DIAL_TIMEOUT,
+    }
+
+
+def validate_endpoints(source: EndpointUrl, destination: EndpointUrl) -> None:
+    """Raise ValueError naming the side and the problem (local endpoints only for now)."""
+    for side, url, listening in (("source", source, True), ("destination", destination, False)):
+        if url.protocol != "local":
+            raise ValueError(f"{side}: {url.protocol} forwarding endpoints are not supported yet "
+                             "(only local endpoints)")
+        try:
+            endpoint = parse_endpoint(url.path, listening=listening)
+        except ForwardingError as error:
+            raise ValueError(f"{side}: {error}") from None
+        if listening and not endpoint.is_unix and endpoint.port == 0:
+            raise ValueError(f"source: invalid forwarding endpoint {url.path!r}: a source needs "
+                             "a port between 1 and 65535")
+        if endpoint.is_unix and url.path != str(endpoint):
+            raise ValueError(f"{side}: the unix socket path must be absolute and normalized "
+                             f"(got {url.path!r})")
+    if source.path == destination.path:
+        raise ValueError(f"source and destination are the same endpoint ({source.path}): "
+                         "forwarding would loop")
+
+
+def validate_configuration(configuration: fm.ForwardConfiguration) -> None:
+    """Raise ValueError naming the first bad socket setting."""
+    for side in ("source", "destination"):
+        settings = socket_settings(configuration, side)
+        try:
+            socket_options(settings.overwrite_mode or "leave", settings.owner, settings.group,
+                           settings.permission_mode or DEFAULT_SOCKET_PERMISSION_MODE)
+        except ForwardingError as error:
+            raise ValueError(f"{side}: {error}") from None
+
+
+_START_FAILURE = re.compile(r"^start failed: (?:on_start raised \w+: )?")
+
+
+def listen_failure(last_exit: str) -> str:
+    """The one-line reason in a forwarder's ``start failed: on_start raised ForwardingError: …``
+    exit description."""
+    return _START_FAILURE.sub("", last_exit)
+
+
+@dataclass
+class Totals:
+    """Counters of a session's forwarder incarnations that already ended (or were replaced)."""
+
+    connections: int = 0
+    outbound: int = 0
+    inbound: int = 0
+    errors: int = 0
+
+
+@dataclass
+class Figures:
+    """What the latest forwarder incarnation said, and which one it was."""
+
+    pid: int = 0
+    statistics: Optional[fm.ForwardingStatistics] = None
+
+
+def add_incarnation(totals: Totals, previous: Optional[fm.ForwardingStatistics]) -> Totals:
+    """``totals`` with a finished incarnation's last figures added."""
+    if previous is None:
+        return totals
+    return Totals(totals.connections + previous.total_connections,
+                  totals.outbound + previous.outbound_bytes,
+                  totals.inbound + previous.inbound_bytes,
+                  totals.errors + previous.errors)
+
+
+def forward_specs(record: SessionRecord) -> list[ChildSpec]:
+    """Child specs of a forwarding session (none while it is paused)."""
+    if record.paused:
+        return []
+    create = msgspec.convert(record.spec["create"], fm.ForwardCreate)
+    return [ChildSpec(CHILD, FORWARDER_ACTOR, forwarder_args(create),
+                      shutdown=FORWARDER_SHUTDOWN, start_timeout=10.0)]
+
+
+KINDS[KIND] = (forward_specs, Strategy.ONE_FOR_ONE)
+
+
+# ---------------------------------------------------------------------------- the manager
+
+
+@dataclass
+class _Session:
+    """What the daemon keeps about one forwarding session besides its supervisor."""
+
+    record: SessionRecord
+    create: fm.ForwardCreate
+    totals: Totals = field(default_factory=Totals)
+    figures: Figures = field(default_factory=Figures)
+
+    @property
+    def id(self) -> str:
+        return self.record.id
+
+    @property
+    def name(self) -> str:
+        return self.record.name
+
+    @property
+    def created(self) -> float:
+        return self.record.created
+
+    @property
+    def labels(self) -> dict:
+        return self.create.labels
+
+    @classmethod
+    def of(cls, record: SessionRecord) -> "_Session":
+        return cls(record, msgspec.convert(record.spec["create"], fm.ForwardCreate))
+
+
+class ForwardManager:
+    def __init__(self, registry: Registry):
+        self.registry = registry
+        self.paths = registry.runtime.paths
+        self.sessions: dict[str, _Session] = {}
+        self.index = 1
+        self._signatures: dict[str, tuple] = {}
+        for record in persistence.load_all(self.paths.sessions):
+            if record.kind == KIND:
+                try:
+                    self.sessions[record.id] = _Session.of(record)
+                except (KeyError, msgspec.ValidationError) as error:
+                    log.error("unreadable forward session record", session=record.id,
+                              error=str(error))
+
+    async def handle(self, message):
+        try:
+            if isinstance(message, fm.ForwardCreate):
+                return await self.create(message)
+            if isinstance(message, fm.ForwardList):
+                return await self.list(message)
+            if isinstance(message, fm.ForwardPause):
+                return await self._each(message.selection, self._pause)
+            if isinstance(message, fm.ForwardResume):
+                return await self._each(message.selection, self._resume)
+            if isinstance(message, fm.ForwardTerminate):
+                return await self._each(message.selection, self._terminate)
+        except ValueError as error:
+            raise Refused("invalid-argument", str(error)) from None
+        raise NotHandled
+
+    def _select(self, chosen: Selection, default_all: bool = False) -> list[_Session]:
+        return selection.select(self.sessions.values(), chosen.specifications,
+                                chosen.label_selector, chosen.all, default_all=default_all)
+
+    # ------------------------------------------------------------------ create
+
+    async def create(self, message: fm.ForwardCreate) -> fm.ForwardCreated:
+        validate_endpoints(message.source, message.destination)
+        identity.validate_name(message.name)
+        for key, value in message.labels.items():
+            identity.validate_label_key(key)
+            identity.validate_label_value(value, key)
+        validate_configuration(message.configuration)
+        record = SessionRecord(id=identity.new_identifier("fwrd"), name=message.name, kind=KIND,
+                               created=time.time(),
+                               spec={"create": msgspec.to_builtins(message)},
+                               paused=message.paused)
+        persistence.save(self.paths.sessions, record)
+        session = self.sessions[record.id] = _Session(record, message)
+        self.registry._supervise(record)
+        self.index += 1
+        if not record.paused:
+            try:
+                await self._wait_listening(session, LISTEN_TIMEOUT)
+            except Refused:
+                await self._terminate(session)
+                raise
+        log.info("forward session created", session=record.id, source=message.source.path,
+                 destination=message.destination.path, paused=record.paused)
+        return fm.ForwardCreated(record.id)
+
+    async def _wait_listening(self, session: _Session, timeout: float) -> None:
+        """Return once the forwarder is running (listening); Refused with the listener's
+        reason if it failed to start, or past ``timeout``."""
+        deadline = time.monotonic() + timeout
+        while True:
+            supervisor = self.registry.sessions.get(session.id)
+            if supervisor is None:
+                raise Refused("unavailable", "the session stopped while starting")
+            child = supervisor.children.get(CHILD)
+            if supervisor.status == "halted":
+                reason = listen_failure(child.last_exit) if child and child.last_exit else \
+                    supervisor.halt_reason
+                raise Refused("unavailable", reason)
+            if child is not None:
+                if child.state == "running":
+                    return
+                if child.last_exit.startswith("start failed"):
+                    raise Refused("unavailable", listen_failure(child.last_exit))
+            if time.monotonic() > deadline:
+                raise Refused("unavailable", f"the forwarder did not listen within {timeout:g} s")
+            await asyncio.sleep(POLL_INTERVAL)
+
+    # ------------------------------------------------------------------ state
+
+    async def _statistics(self, session: _Session) -> Optional[fm.ForwardingStatistics]:
+        """The running forwarder's figures (None if none runs or it did not answer in time);
+        folds a replaced incarnation's last figures into the session's totals."""
+        supervisor = self.registry.sessions.get(session.id)
+        child = supervisor.children.get(CHILD) if supervisor is not None else None
+        if child is None or child.state != "running" or child.client is None \
+                or child.process is None:
+            return None
+        pid = child.process.pid
+        try:
+            statistics = await child.client.request(fm.GetForwardingStatistics(),
+                                                    timeout=STATE_TIMEOUT)
+        except (RequestTimeout, RemoteError, ConnectionError):
+            return None
+        if not isinstance(statistics, fm.ForwardingStatistics):
+            return None
+        if session.figures.pid != pid:
+            session.totals = add_incarnation(session.totals, session.figures.statistics)
+            session.figures = Figures(pid, statistics)
+        elif session.figures.statistics is None \
+                or statistics.total_connections >= session.figures.statistics.total_connections:
+            session.figures = Figures(pid, statistics)
+        return statistics
+
+    def _state(self, session: _Session,
+               statistics: Optional[fm.ForwardingStatistics]) -> fm.ForwardSessionState:
+        create, record = session.create, session.record
+        supervisor = self.registry.sessions.get(session.id)
+        child = supervisor.children.get(CHILD) if supervisor is not None else None
+        status, last_error, connected, listening, open_connections = \
+            "disconnected", "", False, "", 0
+        if supervisor is not None and supervisor.status == "halted":
+            status = "halted-on-actor-failure"
+            last_error = listen_failure(child.last_exit) if child and child.last_exit \
+                else supervisor.halt_reason
+        elif not record.paused:
+            if statistics is not None:
+                status, connected = "forwarding", True
+                listening, open_connections = statistics.listening, statistics.open_connections
+                last_error = statistics.last_error
+            elif child is not None and child.state == "running":
+                status, connected = "forwarding", True  # running but slow to answer
+            else:
+                status = "connecting-source"
+            if not last_error and child is not None and child.restarts and child.last_exit:
+                last_error = f"forwarder restarted after it {_past(child.last_exit)}"
+        totals = add_incarnation(session.totals, session.figures.statistics)
+        return fm.ForwardSessionState(
+            identifier=session.id, name=session.name, labels=dict(create.labels),
+            created=session.created, paused=record.paused, status=status,
+            last_error=last_error,
+            source=fm.ForwardEndpointState(url=create.source, connected=connected),
+            destination=fm.ForwardEndpointState(url=create.destination, connected=connected),
+            configuration=create.configuration, listening=listening,
+            open_connections=open_connections, total_connections=totals.connections,
+            total_outbound_data=totals.outbound, total_inbound_data=totals.inbound,
+            errors=totals.errors)
+
+    async def _states(self, sessions: list[_Session]) -> list[fm.ForwardSessionState]:
+        statistics = await asyncio.gather(*(self._statistics(s) for s in sessions))
+        states = [self._state(s, f) for s, f in zip(sessions, statistics)]
+        for state in states:
+            signature = (state.paused, state.status, state.last_error, state.open_connections,
+                         state.total_connections, state.total_outbound_data,
+                         state.total_inbound_data)
+            if self._signatures.get(state.identifier) != signature:
+                self._signatures[state.identifier] = signature
+                self.index += 1
+        return states
+
+    async def list(self, message: fm.ForwardList) -> fm.ForwardListReply:
+        sessions = self._select(message.selection, default_all=True)
+        deadline = time.monotonic() + max(0.0, min(message.wait, 60.0))
+        while True:
+            states = await self._states(sessions)
+            if (message.after_index <= 0 or self.index > message.after_index
+                    or time.monotonic() >= deadline):
+                return fm.ForwardListReply(states, self.index)
+            await asyncio.sleep(0.05)
+            sessions = [s for s in sessions if s.id in self.sessions]
+
+    # ------------------------------------------------------------------ commands
+
+    async def _each(self, chosen: Selection, action) -> fm.ForwardAffected:
+        sessions = self._select(chosen)
+        for session in sessions:
+            await action(session)
+        self.index += 1
+        return fm.ForwardAffected([s.id for s in sessions])
+
+    async def _restart(self, session: _Session) -> None:
+        """Stop the session's supervisor (if any) and supervise it again from its record."""
+        await self._stop(session)
+        self.registry._supervise(session.record)
+
+    async def _stop(self, session: _Session) -> None:
+        await self._statistics(session)  # keep the last figures of the forwarder being stopped
+        supervisor = self.registry.sessions.pop(session.id, None)
+        if supervisor is not None:
+            await supervisor.stop()
+        session.totals = add_incarnation(session.totals, session.figures.statistics)
+        session.figures = Figures()
+
+    async def _pause(self, session: _Session) -> None:
+        if session.record.paused:
+            return
+        session.record.paused = True
+        persistence.save(self.paths.sessions, session.record)
+        await self._restart(session)
+        log.info("forward session paused", session=session.id)
+
+    async def _resume(self, session: _Session) -> None:
+        supervisor = self.registry.sessions.get(session.id)
+        if not session.record.paused and supervisor is not None \
+                and supervisor.status != "halted":
+            return  # running (or restarting by itself): nothing to do
+        session.record.paused = False
+        persistence.save(self.paths.sessions, session.record)
+        await self._restart(session)
+        try:
+            await self._wait_listening(session, LISTEN_TIMEOUT)
+        except Refused as refusal:
+            raise Refused("unavailable", f"unable to resume session {session.id}: "
+                                         f"{refusal.message}") from None
+        log.info("forward session resumed", session=session.id)
+
+    async def _terminate(self, session: _Session) -> None:
+        await self._stop(session)
+        persistence.delete(self.paths.sessions, session.id)
+        self.sessions.pop(session.id, None)
+        self._signatures.pop(session.id, None)
+        log.info("forward session terminated", session=session.id)
+
+
+def _past(exit_description: str) -> str:
+    """``killed by SIGKILL`` -> ``was killed by SIGKILL``; ``exited with status 1`` as is."""
+    return "was " + exit_description if exit_description.startswith("killed") else exit_description
