@@ -1,0 +1,227 @@
+"""The SSH transport and the agent against a real private sshd (see ``infra``)."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import socket
+import time
+
+import pytest
+
+from mutagen_actors.agent.install import AgentError, agent_identity, start_agent
+from mutagen_actors.agent.transports import TransportError, run_collect
+from mutagen_actors.agent.transports.ssh import SshTransport
+from mutagen_actors.supervisor.urls import Url, parse_url
+from mutagen_actors.wire.messages.agent import AgentEcho, AgentEchoed, AgentInfo, AgentInfoReply
+
+from . import infra
+from .harness import AgentSession
+
+
+def test_first_connect_installs_and_the_second_reuses_it(sshd, ssh_url, cache_directory):
+    async def main():
+        transport = await SshTransport.connect(ssh_url, ssh_directory=sshd.client.directory)
+        try:
+            async with AgentSession(transport, cache_directory) as first:
+                info = await first.client.request(AgentInfo(), timeout=10)
+            async with AgentSession(transport, cache_directory) as second:
+                again = await second.client.request(AgentInfo(), timeout=10)
+                payload = os.urandom(3 << 20) + b"source text " * 100_000
+                echoed = await second.client.request(AgentEcho(payload), timeout=30)
+        finally:
+            await transport.close()
+        return first, info, second, again, echoed, payload
+
+    first, info, second, again, echoed, payload = asyncio.run(main())
+    assert first.progress == ["Probing remote...", "Preparing agent bundle...", "Copying agent...",
+                              "Installing agent...", "Starting agent..."] or \
+        first.progress == ["Probing remote...", "Copying agent...", "Installing agent...",
+                           "Starting agent..."]  # the bundle may be cached from an earlier test
+    assert isinstance(info, AgentInfoReply) and info.version == agent_identity()
+    assert info.directory == f"{sshd.home}/.mutagen-actors/agents/{agent_identity()}"
+    assert second.progress == []  # nothing installed the second time
+    assert again.version == info.version and again.pid != info.pid
+    print(f"\nssh: first connect (install) {first.connect_seconds:.2f} s, "
+          f"second connect {second.connect_seconds:.3f} s")
+    assert second.connect_seconds < 2.0
+    assert echoed == AgentEchoed(payload)
+
+
+def test_a_different_version_is_replaced_and_old_versions_deleted(sshd, ssh_url, cache_directory):
+    agents = os.path.join(sshd.home, ".mutagen-actors", "agents")
+    os.makedirs(os.path.join(agents, "0.0.9-000000000000"), exist_ok=True)
+    current = os.path.join(agents, agent_identity())
+    if os.path.isdir(current):
+        with open(os.path.join(current, ".installed"), "w") as handle:
+            handle.write("cpython-39")  # made for another Python: must be replaced
+
+    async def main():
+        transport = await SshTransport.connect(ssh_url, ssh_directory=sshd.client.directory)
+        try:
+            async with AgentSession(transport, cache_directory) as session:
+                return session.progress, await session.client.request(AgentInfo(), timeout=10)
+        finally:
+            await transport.close()
+
+    progress, info = asyncio.run(main())
+    assert "Copying agent..." in progress and info.version == agent_identity()
+    assert sorted(os.listdir(agents)) == [agent_identity()]
+
+
+def test_ssh_config_alias_and_aes_gcm(sshd, ssh_url):
+    async def main():
+        transport = await SshTransport.connect(ssh_url, ssh_directory=sshd.client.directory)
+        try:
+            done = await run_collect(transport, ["sh", "-c", "id -un; echo $HOME"], timeout=10)
+            cipher = transport.connection.get_extra_info("send_cipher")
+        finally:
+            await transport.close()
+        return done, cipher
+
+    done, cipher = asyncio.run(main())
+    assert done.status == 0
+    assert done.stdout.decode().split() == [sshd.user, sshd.home]
+    assert cipher == "aes128-gcm@openssh.com"
+
+
+def _connect_error(url, ssh_directory, **options) -> tuple[str, float]:
+    async def main():
+        transport = await SshTransport.connect(url, ssh_directory=ssh_directory, **options)
+        await transport.close()
+
+    started = time.monotonic()
+    with pytest.raises(TransportError) as caught:
+        asyncio.run(main())
+    return str(caught.value), time.monotonic() - started
+
+
+def test_unknown_host_key_is_refused_with_a_clear_error(sshd, ssh_url):
+    files = sshd.client_files("unknown", known_hosts="")
+    message, _ = _connect_error(ssh_url, files.directory)
+    assert f"host key for [127.0.0.1]:{sshd.port} is not known" in message
+    assert "add it to known_hosts" in message
+
+
+def test_unknown_host_key_accepted_through_the_prompter_is_recorded(sshd, ssh_url):
+    files = sshd.client_files("prompted", known_hosts="")
+    questions = []
+
+    async def prompter(kind, message, echo):
+        questions.append((kind, message))
+        return "yes"
+
+    async def main():
+        transport = await SshTransport.connect(ssh_url, ssh_directory=files.directory,
+                                               prompter=prompter)
+        await transport.close()
+
+    asyncio.run(main())
+    assert [kind for kind, _ in questions] == ["host-key"]
+    assert "can't be established" in questions[0][1] and "SHA256:" in questions[0][1]
+    with open(files.known_hosts) as handle:
+        assert handle.read().startswith(f"[127.0.0.1]:{sshd.port} ssh-ed25519 ")
+
+
+def test_changed_host_key_is_refused_even_with_a_prompter(sshd, ssh_url, tmp_path):
+    other = infra.generate_key(str(tmp_path / "other_host_key"), "other")
+    files = sshd.client_files("changed", known_hosts=f"[127.0.0.1]:{sshd.port} "
+                              f"{' '.join(other.split()[:2])}\n")
+
+    async def prompter(kind, message, echo):
+        return "yes"
+
+    message, _ = _connect_error(ssh_url, files.directory, prompter=prompter)
+    assert f"host key for [127.0.0.1]:{sshd.port} has changed" in message
+
+
+def test_closed_port_fails_within_the_connect_timeout(sshd):
+    port = infra.free_port()  # nothing listens there
+    url = parse_url(f"{sshd.user}@127.0.0.1:{port}:project")
+    message, elapsed = _connect_error(url, sshd.client.directory, connect_timeout=2.0)
+    assert message.startswith(f"unable to connect to 127.0.0.1:{port}: ")
+    assert elapsed < 2.5
+
+
+def test_silent_server_fails_within_the_connect_timeout(sshd):
+    """A port that accepts but never speaks SSH: the connect deadline applies."""
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(1)
+        port = listener.getsockname()[1]
+        url = parse_url(f"{sshd.user}@127.0.0.1:{port}:project")
+        message, elapsed = _connect_error(url, sshd.client.directory, connect_timeout=1.0)
+    assert message.startswith(f"unable to connect to 127.0.0.1:{port}")
+    assert elapsed < 2.5
+
+
+def test_garbage_before_the_handshake_is_quoted(sshd, ssh_url):
+    async def main():
+        transport = await SshTransport.connect(ssh_url, ssh_directory=sshd.client.directory)
+        try:
+            await start_agent(transport, lambda r, p: None, handshake_timeout=5, argv=[
+                "sh", "-c", "echo 'Welcome to the build box!'; echo 'motd: be nice' >&2; sleep 3"])
+        finally:
+            await transport.close()
+
+    with pytest.raises(AgentError) as caught:
+        asyncio.run(main())
+    assert "remote agent did not answer the handshake; it printed: 'Welcome to the build box!\\n'" \
+        in str(caught.value)
+
+
+def _connection_processes(sshd, before: set[int]) -> list[int]:
+    """The sshd processes of one new connection: the monitor and the child that holds the
+    socket (privilege separation), not the commands they run."""
+    found = []
+    for monitor in sshd.session_processes():
+        if monitor in before:
+            continue
+        found.append(monitor)
+        found += [pid for pid in infra.children_of(monitor) if _comm(pid) == "sshd"]
+    return found
+
+
+def _comm(pid: int) -> str:
+    try:
+        with open(f"/proc/{pid}/comm") as handle:
+            return handle.read().strip()
+    except OSError:
+        return ""
+
+
+@pytest.mark.parametrize("how", ["kill", "freeze"])
+def test_losing_the_sshd_of_the_connection_is_noticed_by_the_heartbeat(sshd, ssh_url, cache_directory, how):
+    """kill -9 (the stream ends) or SIGSTOP (the link goes silent) of the connection's sshd."""
+    async def main():
+        before = set(sshd.session_processes())
+        transport = await SshTransport.connect(ssh_url, ssh_directory=sshd.client.directory,
+                                               keepalive_interval=60)
+        stopped = []
+        try:
+            async with AgentSession(transport, cache_directory, heartbeat_interval=0.5) as session:
+                await session.client.request(AgentInfo(), timeout=10)
+                processes = _connection_processes(sshd, before)
+                assert len(processes) == 2, processes  # monitor + network child
+                started = time.monotonic()
+                for pid in processes:
+                    if how == "kill":
+                        os.kill(pid, signal.SIGKILL)
+                    else:
+                        stopped.append(pid)
+                        os.kill(pid, signal.SIGSTOP)
+                closed = await asyncio.wait_for(session.agent.tunnel.wait_closed(), 10)
+                noticed = time.monotonic() - started
+        finally:
+            for pid in stopped:
+                os.kill(pid, signal.SIGKILL)
+                os.kill(pid, signal.SIGCONT)
+            await transport.close()
+        return closed, noticed
+
+    closed, noticed = asyncio.run(main())
+    print(f"\nssh {how}: tunnel closed after {noticed:.2f} s: {closed}")
+    assert noticed < 3.0
+    if how == "freeze":
+        assert "no sign of life" in str(closed)

@@ -1,0 +1,162 @@
+"""The tunnel between two real asyncio streams (a socketpair), with the ZeroMQ ends attached:
+a DealerClient talks through a TunnelBridge to a RequestServer as it would to a mailbox."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+import tempfile
+import time
+
+import pytest
+import zmq
+import zmq.asyncio
+
+from mutagen_actors.wire.errors import RemoteError
+from mutagen_actors.wire.handling import NotHandled
+from mutagen_actors.wire.messages.agent import AgentEcho, AgentEchoed, AgentInfo
+from mutagen_actors.wire.messages.base import Ok
+from mutagen_actors.wire.sockets import DealerClient
+from mutagen_actors.wire.tunnel import RequestServer, Tunnel, TunnelBridge, encode_frame, PING
+
+
+async def _pair():
+    left, right = socket.socketpair()
+    a = await asyncio.open_connection(sock=left, limit=1 << 22)
+    b = await asyncio.open_connection(sock=right, limit=1 << 22)
+    return a, b
+
+
+async def _echo_handler(message):
+    if isinstance(message, AgentEcho):
+        return AgentEchoed(message.payload)
+    if isinstance(message, AgentInfo):
+        return None
+    raise NotHandled
+
+
+class _Ends:
+    """Daemon end (bridge + tunnel) and agent end (request server + tunnel) over a socketpair."""
+
+    async def start(self, *, compression=True, interval=1.0, notify=None):
+        (ra, wa), (rb, wb) = await _pair()
+        self.directory = tempfile.mkdtemp(prefix="tun-", dir="/tmp")
+        self.context = zmq.asyncio.Context()
+        self.bridge = TunnelBridge(self.context, f"ipc://{self.directory}/agent.ipc", notify=notify)
+        self.bridge.bind()
+        self.daemon = Tunnel(ra, wa, self.bridge.deliver, compression=compression, interval=interval)
+        self.server = RequestServer(_echo_handler)
+        self.agent = Tunnel(rb, wb, self.server.on_data, compression=compression,
+                            interval=interval, peer="daemon")
+        self.server.tunnel = self.agent
+        self.daemon.start()
+        self.agent.start()
+        self.bridge.attach(self.daemon)
+        self.client = DealerClient(self.context, self.bridge.endpoint)
+        return self
+
+    async def stop(self):
+        self.client.close()
+        await self.daemon.close()
+        await self.agent.close()
+        self.bridge.close()
+        self.context.destroy(linger=0)
+        os.rmdir(self.directory)
+
+
+def test_request_reply_through_the_tunnel_with_a_big_compressible_payload():
+    async def main():
+        ends = await _Ends().start()
+        try:
+            payload = (b"line of source code that repeats\n" * 250_000)[:8_000_000]
+            reply = await ends.client.request(AgentEcho(payload), timeout=20)
+            assert reply == AgentEchoed(payload)
+            assert await ends.client.request(AgentInfo(), timeout=5) == Ok()
+            assert await ends.client.ping(timeout=5) > 0
+            with pytest.raises(RemoteError, match="is not handled here"):
+                await ends.client.request(Ok(), timeout=5)
+            # the compressible payload crossed compressed, both ways
+            assert ends.daemon.bytes_sent < ends.daemon.payload_bytes_sent / 5
+            assert ends.agent.bytes_sent < len(payload) / 5
+        finally:
+            await ends.stop()
+
+    asyncio.run(main())
+
+
+def test_incompressible_payload_and_no_compression():
+    async def main():
+        ends = await _Ends().start(compression=False)
+        try:
+            payload = os.urandom(1 << 20)
+            assert await ends.client.request(AgentEcho(payload), timeout=10) == AgentEchoed(payload)
+            assert ends.daemon.bytes_sent > len(payload)
+        finally:
+            await ends.stop()
+
+    asyncio.run(main())
+
+
+def test_a_message_from_the_agent_reaches_the_notify_socket():
+    async def main():
+        directory = tempfile.mkdtemp(prefix="tun-", dir="/tmp")
+        context = zmq.asyncio.Context()
+        sink = context.socket(zmq.ROUTER)
+        sink.bind(f"ipc://{directory}/notify.ipc")
+        ends = await _Ends().start(notify=f"ipc://{directory}/notify.ipc")
+        try:
+            await ends.server.send(AgentEchoed(b"changed"))
+            parts = await asyncio.wait_for(sink.recv_multipart(), 5)
+            from mutagen_actors.wire import codec
+            assert codec.decode(parts[-1]).body == AgentEchoed(b"changed")
+        finally:
+            await ends.stop()
+            sink.close(linger=0)
+            context.destroy(linger=0)
+            os.unlink(f"{directory}/notify.ipc")
+            os.rmdir(directory)
+
+    asyncio.run(main())
+
+
+def test_heartbeat_notices_a_silent_peer():
+    """The other end neither reads nor answers: the tunnel closes within interval * misses."""
+    async def main():
+        (reader, writer), (_silent_reader, silent_writer) = await _pair()
+        tunnel = Tunnel(reader, writer, lambda r, p: None, interval=0.5, misses=3)
+        started = time.monotonic()
+        tunnel.start()
+        closed = await asyncio.wait_for(tunnel.wait_closed(), 10)
+        elapsed = time.monotonic() - started
+        silent_writer.close()
+        return closed, elapsed
+
+    closed, elapsed = asyncio.run(main())
+    assert "no sign of life from the remote agent" in str(closed)
+    assert 1.4 < elapsed < 3.0
+
+
+def test_end_of_stream_and_close_reasons_are_reported():
+    async def main():
+        ends = await _Ends().start()
+        await ends.agent.close("agent shutting down")
+        closed = await asyncio.wait_for(ends.daemon.wait_closed(), 5)
+        await ends.stop()
+        return closed
+
+    assert "closed the tunnel: agent shutting down" in str(asyncio.run(main()))
+
+
+def test_garbage_in_the_stream_closes_with_a_protocol_error():
+    async def main():
+        (reader, writer), (_r, other) = await _pair()
+        tunnel = Tunnel(reader, writer, lambda r, p: None)
+        tunnel.start()
+        other.write(encode_frame(PING, b"12345678") + b"\x7fgarbage!")
+        await other.drain()
+        closed = await asyncio.wait_for(tunnel.wait_closed(), 5)
+        other.close()
+        return closed
+
+    assert "protocol error from the remote agent: unknown tunnel frame type 0x7f" in str(asyncio.run(main()))
