@@ -41,7 +41,7 @@ from __future__ import annotations
 
 import os
 from contextlib import contextmanager
-from typing import BinaryIO, Iterable, Iterator, Optional, Union
+from typing import BinaryIO, Iterable, Iterator, Union
 
 import msgspec
 import xxhash
@@ -215,14 +215,19 @@ def delta(
     """Stream the operations that turn the signed base into ``source``.
 
     ``source`` is a path or a readable binary file (read once, from its current position). The
-    signature is checked first (``SignatureMismatch``); then ``Start(fingerprint, resume_from)``
-    is yielded, followed by the operations for the output from ``resume_from`` on.
+    signature and arguments are checked when ``delta`` is called (``SignatureMismatch``,
+    ``ValueError``); the returned iterator yields ``Start(fingerprint, resume_from)``, then the
+    operations for the output from ``resume_from`` on, reading ``source`` as it goes.
     """
     check_signature(sig)
     if not 0 < max_literal <= MAX_LITERAL:
         raise ValueError(f"invalid literal size {max_literal} (expected 1 to {MAX_LITERAL})")
     if resume_from < 0:
         raise ValueError(f"invalid resume offset {resume_from} (expected >= 0)")
+    return _stream(sig, source, resume_from, max_literal)
+
+
+def _stream(sig: Signature, source: PathOrFile, resume_from: int, max_literal: int) -> Iterator[Operation]:
     yield Start(fingerprint(sig), resume_from)
     body = _body(sig, source, max_literal)
     yield from (skip_prefix(body, sig, resume_from) if resume_from else body)
