@@ -445,3 +445,71 @@ def test_signature_does_not_follow_a_final_symlink(tmp_path):
     os.symlink(target, tmp_path / "link")
     with pytest.raises(OSError):
         signature(str(tmp_path / "link"))
+
+
+KILLED_CHILD = r"""
+import sys
+from mutagen_actors.actors.sync.chunking import signature
+from mutagen_actors.actors.sync.delta import Literal, apply_delta, delta
+from mutagen_actors.actors.sync.hashing import hash_path
+from mutagen_actors.actors.sync.settings import HashAlgorithm
+
+base, source, partial, stop_after = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
+sig = signature(base)
+
+def stalling(ops):
+    literals = 0
+    for op in ops:
+        if isinstance(op, Literal):
+            if literals == stop_after:
+                print("stalled", flush=True)
+                sys.stdin.read()  # the transfer hangs here until the parent kills the process
+            literals += 1
+        yield op
+
+apply_delta(base, stalling(delta(sig, source)), partial, signature=sig,
+            expected_digest=hash_path(source, HashAlgorithm.SHA256)[0], hash_algorithm=HashAlgorithm.SHA256)
+"""
+
+
+def test_kill_mid_file_then_resume_sends_only_the_rest(tmp_path):
+    """A receiving process killed with SIGKILL mid-file leaves a correct prefix; the resume sends the rest."""
+    import select
+    import signal
+    import subprocess
+    import sys
+
+    old = noise(2 * MiB, 60)
+    new = old[: MiB // 2] + noise(3 * MiB, 61) + old[MiB // 2 :]
+    base, source = write(tmp_path / "base", old), write(tmp_path / "source", new)
+    partial = str(tmp_path / "partial")
+    child = subprocess.Popen(
+        [sys.executable, "-c", KILLED_CHILD, base, source, partial, "5"],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+    )
+    try:
+        ready, _, _ = select.select([child.stdout], [], [], 60)
+        assert ready and child.stdout.readline() == b"stalled\n"
+        child.send_signal(signal.SIGKILL)
+        assert child.wait(timeout=30) == -signal.SIGKILL
+    finally:
+        if child.poll() is None:
+            child.kill()
+            child.wait(timeout=30)
+        child.stdin.close()
+        child.stdout.close()
+
+    done = resume_point(partial)
+    staged = read(partial)
+    assert done == len(staged) and 0 < done < len(new) and new.startswith(staged)
+
+    sig = signature(base)
+    full, rest = list(delta(sig, source)), list(delta(sig, source, resume_from=done))
+    # Only the literal bytes of the full delta that lie beyond the staged prefix are sent again.
+    beyond = sum(end - max(start, done) for start, end, op in positions(full[1:], sig) if isinstance(op, Literal) and end > done)
+    assert 0 < literal_bytes(rest) == beyond < literal_bytes(full)
+    apply_delta(
+        base, rest, partial, signature=sig,
+        expected_digest=digest_bytes(new, HashAlgorithm.SHA256), hash_algorithm=HashAlgorithm.SHA256,
+    )
+    assert read(partial) == new
