@@ -22,8 +22,10 @@ watcher and saves the cache. Contract of each operation:
   an error chunk discards the partial file and is reported as a problem; nothing unverified is
   ever published.
 - ``transition(changes)``: ``actors.sync.transition.transition`` on the root; afterwards the
-  changed paths are marked dirty (the next scan re-examines them), the watcher is told, the
-  cache is saved, and staging is emptied unless staged content was missing.
+  changed paths are marked dirty (the next scan re-examines them), the watcher is told, and
+  staging is emptied unless staged content was missing.
+- The digest cache is saved every ``CACHE_SAVE_INTERVAL`` seconds if it changed, and on stop (it
+  is an optimisation: a transition verifies files without a matching record by hashing them).
 - ``on_change``: called (from the event loop) whenever the watcher reports changes.
 """
 
@@ -63,6 +65,7 @@ from mutagen_actors.wire.messages.endpoint import Chunk, StageItem, SupplyReques
 _READ_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK
 _ROOT_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 _PARTIAL = ".partial-"
+CACHE_SAVE_INTERVAL = 10.0
 
 
 @dataclass
@@ -138,6 +141,7 @@ class LocalEndpoint:
         self.generation = 0
         self.watcher: Optional[Watcher] = None
         self._pump: Optional[asyncio.Task] = None
+        self._saver: Optional[asyncio.Task] = None
         self._partials: dict[bytes, _Partial] = {}
         self._cache_dirty = False
 
@@ -150,12 +154,15 @@ class LocalEndpoint:
                                polling_interval=float(self.settings.watch_polling_interval),
                                ignorer=self.ignorer, log=self.log)
         await self.watcher.start()
-        self._pump = asyncio.get_running_loop().create_task(self._pump_batches())
+        loop = asyncio.get_running_loop()
+        self._pump = loop.create_task(self._pump_batches())
+        self._saver = loop.create_task(self._save_periodically())
 
     async def stop(self) -> None:
-        if self._pump is not None:
-            self._pump.cancel()
-            await asyncio.gather(self._pump, return_exceptions=True)
+        for task in (self._pump, self._saver):
+            if task is not None:
+                task.cancel()
+                await asyncio.gather(task, return_exceptions=True)
         if self.watcher is not None:
             await self.watcher.stop()
         self._discard_partials()
@@ -175,6 +182,14 @@ class LocalEndpoint:
             elif self.dirty is not None:
                 self.dirty.update(batch.paths)
             self.on_change()
+
+    async def _save_periodically(self) -> None:
+        """The cache is an optimisation: it is saved every ``CACHE_SAVE_INTERVAL`` seconds when it
+        changed, and on stop. After a crash an older cache only costs re-hashing."""
+        while True:
+            await asyncio.sleep(CACHE_SAVE_INTERVAL)
+            if self._cache_dirty:
+                await asyncio.to_thread(self.save_cache)
 
     def save_cache(self) -> None:
         if not self._cache_dirty:
@@ -211,10 +226,7 @@ class LocalEndpoint:
 
     async def scan_async(self, full: bool) -> ScanResult:
         dirty, self.dirty = self.dirty, set()
-        result = await asyncio.to_thread(self.scan, full, dirty)
-        if self._cache_dirty:
-            await asyncio.to_thread(self.save_cache)
-        return result
+        return await asyncio.to_thread(self.scan, full, dirty)
 
     def counts(self) -> Counts:
         return self.previous.counts if self.previous is not None else Counts()
@@ -377,7 +389,6 @@ class LocalEndpoint:
             default_owner=settings.default_owner or None,
             default_group=settings.default_group or None)
         self._cache_dirty = True
-        self.save_cache()
         if not result.missing_staged:
             self.staging.wipe()
         return result

@@ -11,7 +11,8 @@ requests are answered at once whatever the cycle is doing. Loop:
    reification -> root-emptied check -> reconcile (publishes conflicts) -> root deletion / type
    change checks -> staging on alpha, then on beta (``stager`` jobs, progress published) ->
    transition on both sides (``transitioner`` job) -> new ancestor = ancestor changes + each
-   side's *actual* results, validated, saved atomically (``archive``) -> publish. Staged content
+   side's *actual* results, validated, saved atomically (``archive``; in a worker thread, awaited
+   before the next transition) -> publish. Staged content
    missing (a concurrent change) runs one more cycle at once.
 4. a safety check that fails sets the halted status; no cycle runs until ``ClearHalt``
    (``sync resume``), which re-runs the checks.
@@ -91,11 +92,16 @@ class ReconcilerActor(Actor):
         self.flush_error = ""
         self.full_requested = True
         self.wake = asyncio.Event()
+        self._saving: Optional[asyncio.Task] = None
         self.task = asyncio.get_running_loop().create_task(self._run())
 
     async def on_stop(self) -> None:
         self.task.cancel()
         await asyncio.gather(self.task, return_exceptions=True)
+        try:
+            await self._settle_archive()
+        except CycleFailed as error:
+            self.log.error("archive not saved", error=str(error))
         for peer in self.peers.values():
             await peer.aclose()
 
@@ -216,9 +222,12 @@ class ReconcilerActor(Actor):
 
     async def _cycle(self, full: bool) -> bool:
         """One cycle; True if another should run at once (staged content was missing)."""
+        clock = asyncio.get_running_loop().time
+        times = {"start": clock()}
         self._set(status="scanning")
         (alpha_epoch, alpha), (beta_epoch, beta) = await asyncio.gather(
             self._scan("alpha", full), self._scan("beta", full))
+        times["scanned"] = clock()
         ancestor = self.ancestor
         if has_phantoms(alpha) or has_phantoms(beta):
             alpha, beta = reify(ancestor, alpha, beta)
@@ -233,6 +242,7 @@ class ReconcilerActor(Actor):
         if halt is not None:
             self._halt(halt.value)
             return False
+        times["reconciled"] = clock()
         results = {"alpha": m.SideResult(), "beta": m.SideResult()}
         changes = {"alpha": result.alpha_changes, "beta": result.beta_changes}
         if changes["alpha"] or changes["beta"]:
@@ -244,19 +254,41 @@ class ReconcilerActor(Actor):
                         await self._job("stager", m.StageStart(side, items), side)
                     finally:
                         self._set_side(side, staging_progress=None)
+            times["staged"] = clock()
+            await self._settle_archive()  # never transition past an unsaved ancestor
             self._set(status="transitioning")
             reply = await self._job("transitioner", m.TransitionStart(
                 alpha_epoch, beta_epoch, changes["alpha"], changes["beta"]))
             results = {"alpha": reply.alpha, "beta": reply.beta}
             for side in SIDES:
                 self._set_side(side, transition_problems=results[side].problems)
+            times["transitioned"] = clock()
         updated = next_ancestor(ancestor, result.ancestor_changes, results["alpha"].results,
                                 results["beta"].results)
         if updated != ancestor:
             self._set(status="saving")
-            await asyncio.to_thread(archive.save, self.archive_file, updated)
             self.ancestor = updated
+            self._save_later()
+        self.log.debug("cycle done", full=full, **{f"{k}_ms": round((v - times["start"]) * 1000, 1)
+                                                   for k, v in times.items() if k != "start"})
         return results["alpha"].missing_staged or results["beta"].missing_staged
+
+    def _save_later(self) -> None:
+        """Write the ancestor in a worker thread while the loop goes on; the next transition
+        (and stopping) waits for it, so at most the last cycle's result is unsaved at a crash, as
+        with a synchronous save (the sides then agree and the next cycle records it)."""
+        self._saving = asyncio.get_running_loop().create_task(
+            asyncio.to_thread(archive.save, self.archive_file, self.ancestor))
+
+    async def _settle_archive(self) -> None:
+        task, self._saving = self._saving, None
+        if task is None:
+            return
+        try:
+            await task
+        except OSError as error:
+            self._save_later()  # try again with the current ancestor; this cycle fails
+            raise CycleFailed(f"unable to save the archive: {error}") from None
 
     def _halt(self, status: str) -> None:
         self.log.warning("session halted by a safety check", status=status)
