@@ -275,9 +275,12 @@ class ForwardManager:
                  destination=message.destination.path, paused=record.paused)
         return fm.ForwardCreated(record.id)
 
-    async def _wait_listening(self, session: _Session, timeout: float) -> None:
+    async def _wait_listening(self, session: _Session, timeout: float, *,
+                              first_failure: bool = True) -> None:
         """Return once the forwarder is running (listening); Refused with the listener's
-        reason if it failed to start, or past ``timeout``."""
+        reason once it failed to start (``first_failure``; otherwise once the session halted,
+        since a restarted forwarder may reclaim its own stale unix socket), or past
+        ``timeout``."""
         deadline = time.monotonic() + timeout
         while True:
             supervisor = self.registry.sessions.get(session.id)
@@ -291,7 +294,7 @@ class ForwardManager:
             if child is not None:
                 if child.state == "running":
                     return
-                if child.last_exit.startswith("start failed"):
+                if first_failure and child.last_exit.startswith("start failed"):
                     raise Refused("unavailable", listen_failure(child.last_exit))
             if time.monotonic() > deadline:
                 raise Refused("unavailable", f"the forwarder did not listen within {timeout:g} s")
@@ -419,7 +422,7 @@ class ForwardManager:
         persistence.save(self.paths.sessions, session.record)
         await self._restart(session)
         try:
-            await self._wait_listening(session, LISTEN_TIMEOUT)
+            await self._wait_listening(session, LISTEN_TIMEOUT, first_failure=False)
         except Refused as refusal:
             raise Refused("unavailable", f"unable to resume session {session.id}: "
                                          f"{refusal.message}") from None
@@ -434,5 +437,10 @@ class ForwardManager:
 
 
 def _past(exit_description: str) -> str:
-    """``killed by SIGKILL`` -> ``was killed by SIGKILL``; ``exited with status 1`` as is."""
-    return "was " + exit_description if exit_description.startswith("killed") else exit_description
+    """How a forwarder's last exit reads after "forwarder restarted after it ...":
+    ``was killed by SIGKILL``, ``exited with status 1``, ``failed to start: <reason>``."""
+    if exit_description.startswith("killed"):
+        return "was " + exit_description
+    if exit_description.startswith("start failed"):
+        return "failed to start: " + listen_failure(exit_description)
+    return exit_description
