@@ -40,9 +40,10 @@ from typing import Callable, Optional
 import structlog
 
 from mutagen_actors.actors.sync.cache import DigestCache
+from mutagen_actors.actors.sync.diff import diff
 from mutagen_actors.actors.sync.hashing import new_hasher
 from mutagen_actors.actors.sync.ignore import compile_ignores
-from mutagen_actors.actors.sync.model import Change, Counts, Entry, Kind, Problem
+from mutagen_actors.actors.sync.model import Change, Counts, Kind, Problem, walk
 from mutagen_actors.actors.sync.paths import open_directory, split_path
 from mutagen_actors.actors.sync.scan import ScanResult, scan
 from mutagen_actors.actors.sync.settings import (
@@ -66,6 +67,8 @@ _READ_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK
 _ROOT_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 _PARTIAL = ".partial-"
 CACHE_SAVE_INTERVAL = 10.0
+OWN_WRITES_LIMIT = 10_000
+DELTA_LIMIT = 1_000
 
 
 @dataclass
@@ -139,11 +142,13 @@ class LocalEndpoint:
         self.previous: Optional[ScanResult] = None
         self.dirty: Optional[set] = None  # None: everything
         self.generation = 0
+        self.history: dict = {}  # the last two generations' snapshots, for deltas
         self.watcher: Optional[Watcher] = None
         self._pump: Optional[asyncio.Task] = None
         self._saver: Optional[asyncio.Task] = None
         self._partials: dict[bytes, _Partial] = {}
         self._cache_dirty = False
+        self._own_files: dict = {}
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -181,7 +186,27 @@ class LocalEndpoint:
                 self.dirty = None
             elif self.dirty is not None:
                 self.dirty.update(batch.paths)
-            self.on_change()
+            if not self._only_own_writes(batch):
+                self.on_change()
+
+    def _only_own_writes(self, batch) -> bool:
+        """True when the batch holds only files this endpoint's last transition wrote and that
+        are still exactly as it left them (same inode, size, mtime, mode): the events are our
+        own, and a cycle would find nothing to do. The paths stay dirty for the next scan."""
+        own = self._own_files
+        if batch.rescan_all or not batch.paths or not own:
+            return False
+        for path in batch.paths:
+            expected = own.get(path)
+            if expected is None:
+                return False
+            try:
+                st = os.lstat(os.path.join(self.root, path))
+            except OSError:
+                return False
+            if (st.st_ino, st.st_size, st.st_mtime_ns, st.st_mode) != expected:
+                return False
+        return True
 
     async def _save_periodically(self) -> None:
         """The cache is an optimisation: it is saved every ``CACHE_SAVE_INTERVAL`` seconds when it
@@ -219,6 +244,8 @@ class LocalEndpoint:
             raise
         if self.previous is None or result.root != self.previous.root:
             self.generation += 1
+            self.history[self.generation] = result.root
+            self.history.pop(self.generation - 2, None)
         if result.hashed or self.previous is None:
             self._cache_dirty = True
         self.previous = result
@@ -227,6 +254,17 @@ class LocalEndpoint:
     async def scan_async(self, full: bool) -> ScanResult:
         dirty, self.dirty = self.dirty, set()
         return await asyncio.to_thread(self.scan, full, dirty)
+
+    def delta_from(self, generation: int) -> Optional[list[Change]]:
+        """Changes turning snapshot ``generation`` into the current one (each
+        ``Change(path, None, new)``), or None if that generation is not kept or the delta
+        would not be smaller than the snapshot."""
+        if generation not in self.history or self.generation not in self.history:
+            return None
+        changes = diff("", self.history[generation], self.history[self.generation])
+        if len(changes) > DELTA_LIMIT:
+            return None
+        return [Change(change.path, None, change.new) for change in changes]
 
     def counts(self) -> Counts:
         return self.previous.counts if self.previous is not None else Counts()
@@ -389,9 +427,27 @@ class LocalEndpoint:
             default_owner=settings.default_owner or None,
             default_group=settings.default_group or None)
         self._cache_dirty = True
+        self._own_files = self._written_files(result.results)
         if not result.missing_staged:
             self.staging.wipe()
         return result
+
+    def _written_files(self, results: list[Change]) -> dict:
+        written = {}
+        for change in results:
+            if change.new is None or change.new == change.old:
+                continue
+            for path, entry in walk(change.new, change.path):
+                if entry.kind != Kind.FILE:
+                    continue
+                try:
+                    st = os.lstat(os.path.join(self.root, path))
+                except OSError:
+                    continue
+                written[path] = (st.st_ino, st.st_size, st.st_mtime_ns, st.st_mode)
+                if len(written) >= OWN_WRITES_LIMIT:
+                    return written
+        return written
 
     async def transition_async(self, changes: list[Change]) -> TransitionResult:
         result = await asyncio.to_thread(self.transition, changes)

@@ -69,9 +69,12 @@ class EndpointActor(Actor):
                 raise Refused("scan-failed", str(error)) from None
             changed = (message.have_epoch, message.have_generation) != (endpoint.epoch,
                                                                        endpoint.generation)
+            delta = None
+            if changed and message.have_epoch == endpoint.epoch:
+                delta = endpoint.delta_from(message.have_generation)
             return m.ScanReply(endpoint.epoch, endpoint.generation, changed,
-                               result.root if changed else None, result.counts, result.problems,
-                               endpoint.watch_state)
+                               result.root if changed and delta is None else None,
+                               result.counts, result.problems, endpoint.watch_state, delta)
         if isinstance(message, m.StageBegin):
             self._check_epoch(message.epoch)
             return m.StageNeeds(endpoint.needs(message.items))

@@ -196,6 +196,7 @@ def sync_specs(record: SessionRecord) -> list[ChildSpec]:
         **peers, "stager": mailbox["stager"], "transitioner": mailbox["transitioner"],
         "session": record.id, "data_directory": paths.root,
         "mode": configuration.mode or Mode.TWO_WAY_SAFE.value, "no_watch": no_watch,
+        "phantoms": (configuration.ignore_syntax or "mutagen") == IgnoreSyntax.DOCKER.value,
     }, mailbox=mailbox_token(record.id, "reconciler")))
     return specs
 

@@ -25,7 +25,8 @@ Flushes: ``SessionFlush`` answers a ticket; ``flush_completed`` / ``flush_failed
 say when the cycle that started after the ticket ended (the daemon waits on them).
 
 Arguments: ``session``, ``data_directory``, ``mode``, mailboxes ``alpha``, ``beta``, ``stager``,
-``transitioner``, and ``no_watch`` (true when both sides are no-watch).
+``transitioner``, ``no_watch`` (true when both sides are no-watch) and ``phantoms`` (docker
+ignore syntax: phantom directories may appear and are reified).
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ from typing import Optional
 import msgspec
 
 from mutagen_actors.actors.runtime.actor import Actor
+from mutagen_actors.actors.sync.apply import apply_changes
 from mutagen_actors.actors.sync.model import Entry
 from mutagen_actors.actors.sync.phantom import has_phantoms, reify
 from mutagen_actors.actors.sync.reconcile import reconcile
@@ -72,6 +74,7 @@ class ReconcilerActor(Actor):
         self.session = args["session"]
         self.mode = Mode(args.get("mode") or Mode.TWO_WAY_SAFE.value)
         self.no_watch = bool(args.get("no_watch"))
+        self.phantoms = bool(args.get("phantoms", True))  # docker ignore syntax only
         self.archive_file = archive.archive_path(args["data_directory"], self.session)
         self.ancestor: Optional[Entry] = archive.load(self.archive_file)  # ArchiveError: no start
         self.peers = {name: Peer(context, args[name], f"{name} endpoint" if name in SIDES
@@ -198,7 +201,7 @@ class ReconcilerActor(Actor):
         reply = await self.peers[side].request(m.Scan(full, generation, epoch),
                                                timeout=SCAN_TIMEOUT)
         if reply.changed:
-            root = reply.root
+            root = apply_changes(root, reply.delta) if reply.delta is not None else reply.root
         self.snapshots[side] = (reply.epoch, reply.generation, root)
         counts = reply.counts
         self._set_side(side, connected=True, scanned=True, directories=counts.directories,
@@ -229,7 +232,7 @@ class ReconcilerActor(Actor):
             self._scan("alpha", full), self._scan("beta", full))
         times["scanned"] = clock()
         ancestor = self.ancestor
-        if has_phantoms(alpha) or has_phantoms(beta):
+        if self.phantoms and (has_phantoms(alpha) or has_phantoms(beta)):
             alpha, beta = reify(ancestor, alpha, beta)
         halt = check_root_emptied(ancestor, alpha, beta)
         if halt is not None:

@@ -87,13 +87,18 @@ class Scan(Message):
 
 
 class ScanReply(Message):
+    """``changed`` False: the requester's snapshot is still current (``root`` omitted). Else
+    either ``delta`` (changes turning the requester's generation into this one, each
+    ``Change(path, None, new)``) or the whole ``root``."""
+
     epoch: str
     generation: int
-    changed: bool  # False: ``root`` is omitted, the requester's snapshot is still current
+    changed: bool
     root: Optional[Entry]
     counts: Counts
     problems: list[Problem]
     watch_state: str
+    delta: Optional[list[Change]] = None
 
 
 class StageBegin(Message):
