@@ -74,3 +74,12 @@ def docker_url(dockerd):
 @pytest.fixture
 def ssh_url(sshd):
     return Url("ssh", "", sshd.client.alias, 0, "project")
+
+
+@pytest.fixture(scope="session")
+def container_sshd(dockerd, python_image):
+    root = tempfile.mkdtemp(prefix="h9-csshd-", dir="/tmp")
+    try:
+        yield infra.start_container_sshd(dockerd, python_image, root)
+    finally:
+        shutil.rmtree(root, ignore_errors=True)

@@ -386,3 +386,50 @@ def bare_python_image(dockerd: PrivateDockerd) -> str:
     if result.returncode != 0:
         raise InfraError(f"docker import failed: {result.stderr.decode(errors='replace')}")
     return IMAGE_TAG
+
+
+@dataclass
+class ContainerSshd:
+    """An sshd inside a container of the bare-python image (``--network host``, 127.0.0.1 only):
+    a second SSH remote with its own filesystem and its own bare python3; login as root with a
+    generated key. ``client`` is the client ssh directory (alias ``containerhost``)."""
+
+    container: str
+    port: int
+    client: SshClientFiles
+
+
+def start_container_sshd(dockerd: PrivateDockerd, image: str, root: str,
+                         timeout: float = 15) -> ContainerSshd:
+    os.makedirs(root, mode=0o700, exist_ok=True)
+    port = free_port()
+    host_key = os.path.join(root, "host_ed25519")
+    host_public = generate_key(host_key, "container-host")
+    identity = os.path.join(root, "id_ed25519")
+    user_key = generate_key(identity)
+    config = os.path.join(root, "sshd_config")
+    with open(config, "w") as handle:
+        handle.write("\n".join([
+            f"Port {port}", "ListenAddress 127.0.0.1", "HostKey /etc/ssh/test_host_ed25519",
+            "PidFile /run/test-sshd.pid", "AuthorizedKeysFile /etc/ssh/test_authorized_keys",
+            "PasswordAuthentication no", "KbdInteractiveAuthentication no", "UsePAM no",
+            "PermitRootLogin prohibit-password", "StrictModes no", "MaxSessions 50"]) + "\n")
+    keys = os.path.join(root, "authorized_keys")
+    with open(keys, "w") as handle:
+        handle.write(user_key + "\n")
+    name = dockerd.run_container(image, network="host")
+    dockerd.docker("cp", host_key, f"{name}:/etc/ssh/test_host_ed25519")
+    dockerd.docker("cp", keys, f"{name}:/etc/ssh/test_authorized_keys")
+    dockerd.docker("cp", config, f"{name}:/etc/ssh/test_sshd_config")
+    dockerd.docker("exec", name, "sh", "-c", "mkdir -p /run/sshd && chmod 600 /etc/ssh/test_host_ed25519")
+    dockerd.docker("exec", "-d", name, "/usr/sbin/sshd", "-D", "-f", "/etc/ssh/test_sshd_config",
+                   "-E", "/var/log/test-sshd.log")
+    wait_for(lambda: port_open(port), timeout, "sshd in the container listening")
+    client = os.path.join(root, "client")
+    os.makedirs(client, mode=0o700, exist_ok=True)
+    with open(os.path.join(client, "config"), "w") as handle:
+        handle.write(f"Host containerhost\n  HostName 127.0.0.1\n  Port {port}\n  User root\n"
+                     f"  IdentityFile {identity}\n")
+    with open(os.path.join(client, "known_hosts"), "w") as handle:
+        handle.write(f"[127.0.0.1]:{port} {' '.join(host_public.split()[:2])}\n")
+    return ContainerSshd(name, port, SshClientFiles(client, "containerhost", identity))

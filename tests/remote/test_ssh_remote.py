@@ -215,8 +215,10 @@ def test_losing_the_sshd_of_the_connection_is_noticed_by_the_heartbeat(sshd, ssh
                 noticed = time.monotonic() - started
         finally:
             for pid in stopped:
-                os.kill(pid, signal.SIGKILL)
-                os.kill(pid, signal.SIGCONT)
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
             await transport.close()
         return closed, noticed
 
@@ -225,3 +227,27 @@ def test_losing_the_sshd_of_the_connection_is_noticed_by_the_heartbeat(sshd, ssh
     assert noticed < 3.0
     if how == "freeze":
         assert "no sign of life" in str(closed)
+
+
+def test_a_container_with_its_own_sshd_gets_the_agent_once(container_sshd, cache_directory):
+    """The most realistic SSH remote here: its own filesystem and a bare python3."""
+    url = parse_url("containerhost:~/project")
+
+    async def main():
+        transport = await SshTransport.connect(url, ssh_directory=container_sshd.client.directory)
+        try:
+            async with AgentSession(transport, cache_directory) as first:
+                info = await first.client.request(AgentInfo(), timeout=10)
+            async with AgentSession(transport, cache_directory) as second:
+                again = await second.client.request(AgentInfo(), timeout=10)
+        finally:
+            await transport.close()
+        return first, info, second, again
+
+    first, info, second, again = asyncio.run(main())
+    assert "Copying agent..." in first.progress and second.progress == []
+    assert info.directory == f"/root/.mutagen-actors/agents/{agent_identity()}"
+    assert again.pid != info.pid
+    print(f"\ncontainer sshd: first connect {first.connect_seconds:.2f} s, "
+          f"second {second.connect_seconds:.3f} s")
+    assert second.connect_seconds < 2.0
