@@ -176,7 +176,12 @@ def sync_specs(record: SessionRecord) -> list[ChildSpec]:
     if record.paused:
         return []
     paths = _paths
-    create = _create_message(record)
+    try:
+        create = _create_message(record)
+    except (KeyError, TypeError, msgspec.ValidationError) as error:
+        log.error("sync session record unusable; not started", session=record.id,
+                  error=str(error))
+        return []
     configuration = create.configuration
     mailbox = {child: paths.mailbox(mailbox_token(record.id, child)) for child in CHILDREN}
     specs = []
@@ -252,7 +257,7 @@ class SyncManager:
             if record.kind == KIND:
                 try:
                     self.sessions[record.id] = _Session(record)
-                except (KeyError, msgspec.ValidationError) as error:
+                except (KeyError, TypeError, msgspec.ValidationError) as error:
                     log.error("unreadable sync session record", session=record.id,
                               error=str(error))
 
