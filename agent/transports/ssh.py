@@ -125,77 +125,35 @@ def _signal_number(name: str) -> int:
 
 
 class SshTransport:
-    def __init__(self, connection: asyncssh.SSHClientConnection, description: str):
+    def __init__(self, connection: asyncssh.SSHClientConnection, description: str, hops=()):
         self.connection = connection
         self.description = description
+        self.hops = list(hops)  # ProxyJump connections, first hop first
 
     @classmethod
     async def connect(cls, url, *, ssh_directory: str | None = None,
                       connect_timeout: float = DEFAULT_CONNECT_TIMEOUT,
                       prompter: Prompter | None = None, keepalive_interval: float = 15.0,
                       **_ignored) -> "SshTransport":
-        """Connect to ``url`` (``supervisor.urls.Url`` of protocol ssh); see the module rules."""
+        """Connect to ``url`` (``supervisor.urls.Url`` of protocol ssh); see the module rules.
+
+        ``ProxyJump`` hops are connected here, one by one, with the same host key rules (asyncssh
+        would connect them with its own defaults)."""
         directory = os.path.expanduser(ssh_directory or "~/.ssh")
-        config = os.path.join(directory, "config")
-        known_hosts_file = os.path.join(directory, "known_hosts")
-        name = describe(url.user, url.host, url.port)
-        retried = False
-        while True:
-            known = _KnownHosts([known_hosts_file, GLOBAL_KNOWN_HOSTS])
-            client = _Client(prompter)
-            options = dict(
-                config=[config] if os.path.isfile(config) else [],
-                known_hosts=known,
-                encryption_algs=preferred_ciphers(asyncssh.encryption.get_default_encryption_algs()),
-                connect_timeout=connect_timeout,
-                keepalive_interval=keepalive_interval,
-                keepalive_count_max=3,
-                client_factory=lambda: client,
-            )
-            if url.port:
-                options["port"] = url.port
-            if url.user:
-                options["username"] = url.user
-            if ssh_directory is not None and "IdentityFile" not in _read(config):
-                options["client_keys"] = _default_keys(directory)
-            try:
-                connection = await asyncio.wait_for(asyncssh.connect(url.host, **options),
-                                                    connect_timeout + 1)
-            except asyncssh.HostKeyNotVerifiable as error:
-                host, port = _asked(known, url)
-                where = f"[{host}]:{port}" if port and port != 22 else host
-                if known.had_keys:
-                    raise TransportError(
-                        f"host key for {where} has changed (it differs from the key in "
-                        f"{known_hosts_file}); this can mean someone is intercepting the "
-                        f"connection. If the host was really re-keyed, remove the old key "
-                        f"(ssh-keygen -R '{where}' -f {known_hosts_file}) and connect again"
-                    ) from None
-                if prompter is not None and client.offered_key is not None and not retried:
-                    if await _ask_to_trust(prompter, where, client.offered_key, known_hosts_file):
-                        retried = True
-                        continue
-                fingerprint = (f" ({client.offered_key.get_fingerprint()})"
-                               if client.offered_key is not None else "")
-                raise TransportError(
-                    f"host key for {where} is not known{fingerprint} (add it to known_hosts "
-                    f"{known_hosts_file}, e.g. by connecting once with ssh, and try again): "
-                    f"{error}") from None
-            except asyncssh.PermissionDenied as error:
-                raise TransportError(f"unable to authenticate to {name}: {error.reason or error}"
-                                     " (is the key in the ssh-agent or in the ssh config?)") from None
-            except (asyncio.TimeoutError, TimeoutError):
-                raise TransportError(f"unable to connect to {_target(known, url)}: no answer "
-                                     f"within {connect_timeout:g} s") from None
-            except (OSError, asyncssh.Error) as error:
-                if isinstance(error, OSError):
-                    reason = error.strerror or str(error)
-                else:
-                    reason = getattr(error, "reason", "") or str(error)
-                raise TransportError(f"unable to connect to {_target(known, url)}: {reason}") from None
-            log.debug("ssh connected", remote=name,
-                      cipher=connection.get_extra_info("send_cipher"))
-            return cls(connection, name)
+        settings = _Settings(directory, connect_timeout, prompter, keepalive_interval,
+                             explicit_directory=ssh_directory is not None)
+        tunnel = None
+        hops = []
+        try:
+            for hop in proxy_jumps(settings.config, url.host, url.user, url.port):
+                tunnel = await _connect_once(settings, *hop, tunnel)
+                hops.append(tunnel)
+            connection = await _connect_once(settings, url.host, url.user, url.port, tunnel)
+        except BaseException:
+            for hop in reversed(hops):
+                hop.close()
+            raise
+        return cls(connection, describe(url.user, url.host, url.port), hops)
 
     async def run(self, argv: Sequence[str]) -> _Process:
         command = shlex.join(argv)
@@ -214,11 +172,119 @@ class SshTransport:
                                  f"{remote_path}: {error}") from None
 
     async def close(self) -> None:
-        self.connection.close()
+        for connection in [self.connection, *reversed(self.hops)]:
+            connection.close()
+            try:
+                await asyncio.wait_for(connection.wait_closed(), 2)
+            except (asyncio.TimeoutError, asyncssh.Error, OSError):
+                pass
+
+
+class _Settings:
+    def __init__(self, directory, connect_timeout, prompter, keepalive_interval, *,
+                 explicit_directory):
+        self.directory = directory
+        self.config = os.path.join(directory, "config")
+        self.known_hosts = os.path.join(directory, "known_hosts")
+        self.connect_timeout = connect_timeout
+        self.prompter = prompter
+        self.keepalive_interval = keepalive_interval
+        self.explicit_directory = explicit_directory
+
+
+def _config_for(config: str, host: str, user: str, port: int):
+    import getpass
+
+    from asyncssh.config import SSHClientConfig
+
+    return SSHClientConfig.load(None, [config] if os.path.isfile(config) else [], False, False,
+                                False, getpass.getuser(), user or (), host, port or ())
+
+
+def resolve(config: str, host: str, user: str = "", port: int = 0) -> tuple[str, int]:
+    """(HostName, Port) the ssh config gives for ``host`` (for messages)."""
+    loaded = _config_for(config, host, user, port)
+    return loaded.get("Hostname", host) or host, port or loaded.get("Port", 22) or 22
+
+
+def proxy_jumps(config: str, host: str, user: str, port: int) -> list[tuple[str, str, int]]:
+    """The ``ProxyJump`` hops the ssh config gives for this host, as (host, user, port)."""
+    if not os.path.isfile(config):
+        return []
+    value = _config_for(config, host, user, port).get("ProxyJump")
+    if not value or value == "none":
+        return []
+    hops = []
+    for hop in value.split(","):
+        hop_user, _, hop_host = hop.rpartition("@")
+        hop_port = 0
+        if hop_host.count(":") == 1:
+            hop_host, text = hop_host.split(":")
+            hop_port = int(text)
+        hops.append((hop_host, hop_user, hop_port))
+    return hops
+
+
+async def _connect_once(settings: _Settings, host: str, user: str, port: int, tunnel):
+    """One SSH connection (over ``tunnel`` when given) with the module's rules."""
+    name = describe(user, host, port)
+    retried = False
+    while True:
+        known = _KnownHosts([settings.known_hosts, GLOBAL_KNOWN_HOSTS])
+        client = _Client(settings.prompter)
+        options = dict(
+            config=[settings.config] if os.path.isfile(settings.config) else [],
+            known_hosts=known,
+            encryption_algs=preferred_ciphers(asyncssh.encryption.get_default_encryption_algs()),
+            connect_timeout=settings.connect_timeout,
+            keepalive_interval=settings.keepalive_interval,
+            keepalive_count_max=3,
+            client_factory=lambda: client,
+            tunnel=tunnel,
+        )
+        if port:
+            options["port"] = port
+        if user:
+            options["username"] = user
+        if settings.explicit_directory and "IdentityFile" not in _read(settings.config):
+            options["client_keys"] = _default_keys(settings.directory)
         try:
-            await asyncio.wait_for(self.connection.wait_closed(), 2)
-        except (asyncio.TimeoutError, asyncssh.Error, OSError):
-            pass
+            connection = await asyncio.wait_for(asyncssh.connect(host, **options),
+                                                settings.connect_timeout + 1)
+        except asyncssh.HostKeyNotVerifiable as error:
+            where = _where(known, host, port)
+            if known.had_keys:
+                raise TransportError(
+                    f"host key for {where} has changed (it differs from the key in "
+                    f"{settings.known_hosts}); this can mean someone is intercepting the "
+                    f"connection. If the host was really re-keyed, remove the old key "
+                    f"(ssh-keygen -R '{where}' -f {settings.known_hosts}) and connect again"
+                ) from None
+            if settings.prompter is not None and client.offered_key is not None and not retried:
+                if await _ask_to_trust(settings.prompter, where, client.offered_key,
+                                       settings.known_hosts):
+                    retried = True
+                    continue
+            fingerprint = (f" ({client.offered_key.get_fingerprint()})"
+                           if client.offered_key is not None else "")
+            raise TransportError(
+                f"host key for {where} is not known{fingerprint} (add it to known_hosts "
+                f"{settings.known_hosts}, e.g. by connecting once with ssh, and try again)"
+            ) from None
+        except asyncssh.PermissionDenied as error:
+            raise TransportError(f"unable to authenticate to {name}: {error.reason or error}"
+                                 " (is the key in the ssh-agent or in the ssh config?)") from None
+        except (asyncio.TimeoutError, TimeoutError):
+            raise TransportError(f"unable to connect to {_target(known, settings, host, user, port)}: no answer "
+                                 f"within {settings.connect_timeout:g} s") from None
+        except (OSError, asyncssh.Error) as error:
+            if isinstance(error, OSError):
+                reason = error.strerror or str(error)
+            else:
+                reason = getattr(error, "reason", "") or str(error)
+            raise TransportError(f"unable to connect to {_target(known, settings, host, user, port)}: {reason}") from None
+        log.debug("ssh connected", remote=name, cipher=connection.get_extra_info("send_cipher"))
+        return connection
 
 
 def _read(path: str) -> str:
@@ -234,16 +300,23 @@ def _default_keys(directory: str) -> list[str]:
     return [os.path.join(directory, n) for n in names if os.path.isfile(os.path.join(directory, n))]
 
 
-def _asked(known: _KnownHosts, url) -> tuple[str, int]:
+def _where(known: _KnownHosts, host: str, port: int) -> str:
+    """The known_hosts name of the host that was checked (``[host]:port`` off port 22)."""
     if known.asked is not None:
         host, _addr, port = known.asked
-        return host, port or 22
-    return url.host, url.port or 22
+    port = port or 22
+    return f"[{host}]:{port}" if port != 22 else host
 
 
-def _target(known: _KnownHosts, url) -> str:
-    host, port = _asked(known, url) if known.asked else (url.host, url.port or 22)
-    return f"{host}:{port}"
+def _target(known: _KnownHosts, settings: _Settings, host: str, user: str, port: int) -> str:
+    if known.asked is not None:
+        host, _addr, port = known.asked
+        return f"{host}:{port or 22}"
+    try:
+        host, port = resolve(settings.config, host, user, port)
+    except Exception:  # noqa: BLE001 - only for the message
+        pass
+    return f"{host}:{port or 22}"
 
 
 async def _ask_to_trust(prompter: Prompter, where: str, key, known_hosts_file: str) -> bool:

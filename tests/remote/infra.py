@@ -335,6 +335,15 @@ class PrivateDockerd:
         for name in self.containers:
             self.docker("rm", "-f", name, check=False, timeout=30)
         stop_process(self.process, timeout=20)
+        unmount_below(self.root)
+
+
+def unmount_below(root: str) -> None:
+    """Unmount what dockerd left mounted under ``root`` (its default network namespace)."""
+    with open("/proc/self/mounts") as handle:
+        points = [line.split()[1] for line in handle]
+    for point in sorted((p for p in points if p.startswith(root.rstrip("/") + "/")), reverse=True):
+        run(["umount", "-l", point], check=False, timeout=30)
 
 
 def docker_binary() -> str:

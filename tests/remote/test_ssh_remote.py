@@ -251,3 +251,33 @@ def test_a_container_with_its_own_sshd_gets_the_agent_once(container_sshd, cache
     print(f"\ncontainer sshd: first connect {first.connect_seconds:.2f} s, "
           f"second {second.connect_seconds:.3f} s")
     assert second.connect_seconds < 2.0
+
+
+def test_proxy_jump_hops_are_checked_against_known_hosts_too(sshd):
+    """ProxyJump through the same sshd; the hop uses this ssh directory's known_hosts."""
+    files = sshd.client_files("jump")
+    with open(files.config, "a") as handle:
+        handle.write(f"Host viajump\n  HostName 127.0.0.1\n  Port {sshd.port}\n  User {sshd.user}\n"
+                     f"  IdentityFile {files.identity}\n  ProxyJump testhost\n")
+
+    async def main():
+        transport = await SshTransport.connect(parse_url("viajump:x"), ssh_directory=files.directory)
+        try:
+            done = await run_collect(transport, ["sh", "-c", "echo $SSH_CLIENT"], timeout=10)
+            hops = len(transport.hops)
+        finally:
+            await transport.close()
+        return done, hops
+
+    done, hops = asyncio.run(main())
+    assert done.status == 0 and hops == 1
+    assert done.stdout.split()[0] == b"127.0.0.1"
+
+
+def test_an_alias_that_points_at_a_closed_port_is_named_by_its_real_address(sshd, tmp_path):
+    port = infra.free_port()
+    directory = tmp_path / "ssh"
+    directory.mkdir()
+    (directory / "config").write_text(f"Host deadhost\n  HostName 127.0.0.1\n  Port {port}\n")
+    message, elapsed = _connect_error(parse_url("deadhost:x"), str(directory), connect_timeout=2.0)
+    assert message.startswith(f"unable to connect to 127.0.0.1:{port}: ")
