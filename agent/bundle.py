@@ -18,7 +18,8 @@ reachable from the daemon's machine, never from the remote).
 
 ``agent_identity()`` names an install: the release plus a digest of the agent code and the
 dependency versions, so an edited checkout never reuses a stale agent. Bundles are built once
-per identity and platform into ``<cache>/bundles`` (written under a temporary name, renamed).
+per identity and platform into ``<cache>/bundles`` (written under a temporary name, renamed;
+bundles of other identities are deleted then).
 
 Failure rules: ``BundleError`` with what was missing (a dependency not installed locally and not
 downloadable for the remote's platform, with pip's last line).
@@ -258,6 +259,9 @@ def build_bundle(remote: RemotePlatform, cache_directory: str, *, progress=None)
     path = os.path.join(bundles, f"{agent_identity()}-{remote.key}.tar.gz")
     if os.path.exists(path):
         return path
+    for name in os.listdir(bundles):  # bundles of other agent versions are never used again
+        if name.endswith(".tar.gz") and not name.startswith(agent_identity() + "-"):
+            os.unlink(os.path.join(bundles, name))
     if progress:
         progress("Preparing agent bundle...")
     handle, temporary = tempfile.mkstemp(prefix=".bundle-", dir=bundles)

@@ -73,30 +73,50 @@ def lz4_available() -> bool:
     return _lz4 is not None
 
 
+def frame_parts(kind: int, body: bytes, *, compress: bool = False, prefix: bytes = b"") -> list:
+    """One frame as buffers to write in order; the body is ``prefix + body`` (a DATA frame's
+    route goes in ``prefix``: the payload itself is never copied unless it is compressed).
+
+    Compression is tried only when allowed, for bodies of at least ``COMPRESS_THRESHOLD``
+    bytes; for large bodies a 64 KiB sample is tried first and random-looking data is sent as
+    it is (no time spent compressing what will not shrink)."""
+    size = len(prefix) + len(body)
+    if compress and size >= COMPRESS_THRESHOLD and _lz4 is not None:
+        if size < 4 * _SAMPLE or len(_lz4.compress(body[:_SAMPLE], store_size=False)) < 0.9 * _SAMPLE:
+            packed = _lz4.compress(prefix + body if prefix else body, store_size=True)
+            if len(packed) < size:
+                return [_HEADER.pack(kind | COMPRESSED, len(packed)), packed]
+    return [_HEADER.pack(kind, size) + prefix, body]
+
+
+_SAMPLE = 64 * 1024
+
+
 def encode_frame(kind: int, body: bytes, *, compress: bool = False) -> bytes:
-    """One frame; ``compress`` allows lz4 (used only where it pays, see the module docstring)."""
-    flags = 0
-    if compress and len(body) >= COMPRESS_THRESHOLD and _lz4 is not None:
-        packed = _lz4.compress(body, store_size=True)
-        if len(packed) < len(body):
-            body, flags = packed, COMPRESSED
-    return _HEADER.pack(kind | flags, len(body)) + body
+    """One frame as bytes (see ``frame_parts``)."""
+    return b"".join(frame_parts(kind, body, compress=compress))
+
+
+def route_prefix(route: bytes) -> bytes:
+    if len(route) > 255:
+        raise ValueError(f"route of {len(route)} bytes (at most 255)")
+    return bytes((len(route),)) + route
 
 
 def data_body(route: bytes, payload: bytes) -> bytes:
-    if len(route) > 255:
-        raise ValueError(f"route of {len(route)} bytes (at most 255)")
-    return bytes((len(route),)) + route + payload
+    return route_prefix(route) + payload
 
 
-def split_data(body: bytes) -> tuple[bytes, bytes]:
-    """DATA body -> (route, payload); ``ProtocolError`` if the route overruns the body."""
+def split_data(body: bytes) -> tuple[bytes, memoryview]:
+    """DATA body -> (route, payload: a view, not a copy); ``ProtocolError`` if the route
+    overruns the body."""
     if not body:
         raise ProtocolError("DATA frame without a route length")
     size = body[0]
     if 1 + size > len(body):
         raise ProtocolError(f"DATA frame route of {size} bytes overruns its {len(body)}-byte body")
-    return bytes(body[1:1 + size]), bytes(body[1 + size:])
+    view = memoryview(body)
+    return bytes(view[1:1 + size]), view[1 + size:]
 
 
 class FrameDecoder:
@@ -126,7 +146,8 @@ class FrameDecoder:
                 raise ProtocolError(f"oversized tunnel frame: {size} bytes (limit {self.max_body})")
             if len(buffer) - offset - HEADER_SIZE < size:
                 break
-            body = bytes(buffer[offset + HEADER_SIZE: offset + HEADER_SIZE + size])
+            with memoryview(buffer) as view:  # one copy, and the view is released at once
+                body = bytes(view[offset + HEADER_SIZE: offset + HEADER_SIZE + size])
             offset += HEADER_SIZE + size
             if flags & COMPRESSED:
                 body = self._decompress(body)
@@ -230,13 +251,14 @@ class Tunnel:
         if self._closed.done():
             raise self._closed.exception()
         self.payload_bytes_sent += len(payload)
-        await self._write(DATA, data_body(route, payload))
+        await self._write(DATA, payload, route_prefix(route))
 
-    async def _write(self, kind: int, body: bytes) -> None:
-        frame = encode_frame(kind, body, compress=self.compression)
+    async def _write(self, kind: int, body: bytes, prefix: bytes = b"") -> None:
+        parts = frame_parts(kind, body, compress=self.compression, prefix=prefix)
         async with self._write_lock:
             try:
-                self.writer.write(frame)
+                for part in parts:
+                    self.writer.write(part)
                 await self.writer.drain()
             except (ConnectionError, BrokenPipeError, OSError) as error:
                 self._finish(f"the stream to the {self.peer} broke: {error}")
@@ -247,7 +269,7 @@ class Tunnel:
                 self._finish(f"the stream to the {self.peer} broke: {type(error).__name__}: {error}")
                 raise self._closed.exception() from None
         self.frames_sent += 1
-        self.bytes_sent += len(frame)
+        self.bytes_sent += sum(len(part) for part in parts)
 
     # -- receiving
 

@@ -29,9 +29,12 @@ def test_first_connect_installs_and_the_second_reuses_it(python_container, docke
             payload = os.urandom(1 << 20) + b"x = compute(y)\n" * 300_000
             echoed = await second.client.request(AgentEcho(payload), timeout=30)
             compressed = second.agent.tunnel.bytes_sent < second.agent.tunnel.payload_bytes_sent
-        return first, info, second, again, echoed, payload, compressed
+            sockets = await run_collect(transport, ["cat", "/proc/net/tcp", "/proc/net/tcp6"])
+        return first, info, second, again, echoed, payload, compressed, sockets
 
-    first, info, second, again, echoed, payload, compressed = asyncio.run(main())
+    first, info, second, again, echoed, payload, compressed, sockets = asyncio.run(main())
+    listening = [line for line in sockets.stdout.decode().splitlines()[1:] if line.split()[3:4] == ["0A"]]
+    assert listening == []  # the running agent listens on no TCP port
     assert "Copying agent..." in first.progress and "Installing agent..." in first.progress
     assert info.version == agent_identity()
     assert info.directory == f"/root/.mutagen-actors/agents/{agent_identity()}"
