@@ -76,3 +76,14 @@ def test_split_data_refuses_overrun(body):
 def test_route_longer_than_255_bytes_is_refused():
     with pytest.raises(ValueError):
         t.data_body(b"r" * 256, b"")
+
+
+@pytest.mark.parametrize("body, flagged", [
+    (os.urandom(1 << 20), False),  # random: sampled, sent as it is
+    (TEXT * 200, True),
+    (os.urandom(1 << 19) + TEXT * 300, True),  # mostly text after a random head
+])
+def test_large_bodies_are_sampled_before_compressing(body, flagged):
+    frame = t.encode_frame(t.DATA, body, compress=True)
+    assert bool(frame[0] & t.COMPRESSED) is flagged
+    assert t.FrameDecoder(compression=True).feed(frame) == [(t.DATA, body)]
