@@ -11,9 +11,9 @@ watcher and saves the cache. Contract of each operation:
   previous snapshot reused elsewhere) unless ``full``, the scan mode is ``full``, there is no
   previous scan or the watcher asked for a full rescan. ``generation`` counts snapshot changes;
   the snapshot is returned only if it differs from ``have_generation``. ``ScanError`` propagates.
-- ``needs(items)``: for each distinct digest, keep it if already staged, else try to stage a
-  copy of a local file with that digest (cache reverse map; the copy is verified), else report
-  it as needed.
+- ``needs(items)``: for each distinct digest, keep it if already staged, else (when at least
+  ``REUSE_MIN_ITEMS`` digests are missing: the reverse map costs a pass over the cache) try to
+  stage a copy of a local file with that digest (the copy is verified), else report it needed.
 - ``supply(requests, max_bytes)``: read content for the other side, at most ``max_bytes`` in
   total (at least one chunk is always returned); a path is opened inside the root only (no
   ``..``, no symlinks in parents). A file that cannot be read is a chunk with ``error``.
@@ -69,6 +69,7 @@ _PARTIAL = ".partial-"
 CACHE_SAVE_INTERVAL = 10.0
 OWN_WRITES_LIMIT = 10_000
 DELTA_LIMIT = 1_000
+REUSE_MIN_ITEMS = 8  # local content reuse costs a pass over the cache once it changed
 
 
 @dataclass
@@ -273,7 +274,7 @@ class LocalEndpoint:
 
     def needs(self, items: list[StageItem]) -> list[StageItem]:
         self._discard_partials()
-        needed: list[StageItem] = []
+        candidates: list[StageItem] = []
         seen: set[bytes] = set()
         for item in items:
             if item.digest in seen:
@@ -285,9 +286,10 @@ class LocalEndpoint:
             except StagingError:
                 needed.append(item)
                 continue
-            if not self._reuse_local(item.digest):
-                needed.append(item)
-        return needed
+            candidates.append(item)
+        if len(candidates) < REUSE_MIN_ITEMS:
+            return candidates  # a few files: not worth rebuilding the digest reverse map
+        return [item for item in candidates if not self._reuse_local(item.digest)]
 
     def _reuse_local(self, digest: bytes) -> bool:
         for path in self.cache.paths_for(digest)[:4]:

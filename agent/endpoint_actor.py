@@ -7,10 +7,13 @@ changes, and once at start since a new incarnation may have missed changes).
 Failure rules: a request carrying another incarnation's ``epoch`` is refused with ``stale``
 (the requester's scan came from a previous incarnation); a failed scan answers ``scan-failed``
 with the reason; staging and supply failures are reported per file, not as errors. Blocking work
-(scans, transitions) runs in a worker thread so the watcher keeps reading events.
+(scans, staging, supplying, transitions) runs in a worker thread so the event loop keeps
+answering heartbeats and reading watcher events (one request at a time, so never two threads).
 """
 
 from __future__ import annotations
+
+import asyncio
 
 import zmq
 
@@ -77,13 +80,14 @@ class EndpointActor(Actor):
                                result.counts, result.problems, endpoint.watch_state, delta)
         if isinstance(message, m.StageBegin):
             self._check_epoch(message.epoch)
-            return m.StageNeeds(endpoint.needs(message.items))
+            return m.StageNeeds(await asyncio.to_thread(endpoint.needs, message.items))
         if isinstance(message, m.FileSizes):
             return m.Sizes(endpoint.sizes(message.paths))
         if isinstance(message, m.Supply):
-            return m.Supplied(endpoint.supply(message.requests, message.max_bytes))
+            return m.Supplied(await asyncio.to_thread(endpoint.supply, message.requests,
+                                                      message.max_bytes))
         if isinstance(message, m.StageChunks):
-            completed, problems = endpoint.receive(message.chunks)
+            completed, problems = await asyncio.to_thread(endpoint.receive, message.chunks)
             return m.StageAck(completed, problems)
         if isinstance(message, m.Transition):
             self._check_epoch(message.epoch)

@@ -272,9 +272,20 @@ class ReconcilerActor(Actor):
             self._set(status="saving")
             self.ancestor = updated
             self._save_later()
+        self._share_structure()
         self.log.debug("cycle done", full=full, **{f"{k}_ms": round((v - times["start"]) * 1000, 1)
                                                    for k, v in times.items() if k != "start"})
         return results["alpha"].missing_staged or results["beta"].missing_staged
+
+    def _share_structure(self) -> None:
+        """Make the stored snapshots and the ancestor share objects where they are equal, so the
+        next cycle's comparisons of unchanged subtrees stop at identity instead of walking 100k
+        entries (``==`` on entries is deep; dict comparison short-circuits on identity). The first
+        comparison after a full snapshot is deep once; later ones only walk what changed."""
+        for side in SIDES:
+            epoch, generation, root = self.snapshots.get(side, ("", 0, None))
+            if root is not None and root is not self.ancestor and root == self.ancestor:
+                self.snapshots[side] = (epoch, generation, self.ancestor)
 
     def _save_later(self) -> None:
         """Write the ancestor in a worker thread while the loop goes on; the next transition

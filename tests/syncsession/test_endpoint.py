@@ -75,11 +75,15 @@ def test_content_moves_in_bounded_chunks_and_is_applied(pair):
 
 def test_content_already_in_the_root_is_reused_not_transferred(pair):
     alpha, beta = pair
-    write(beta.root, "old-name.txt", "renamed content")
+    contents = [f"renamed content {i}".encode() for i in range(10)]
+    for i, content in enumerate(contents):
+        write(beta.root, f"old/{i}.txt", content)
+    write(beta.root, "other.txt", "not here")
     asyncio.run(beta.scan_async(full=True))
-    item = StageItem("new-name.txt", digest(b"renamed content"))
-    assert beta.needs([item]) == []
-    assert beta.staging.has(item.digest)
+    items = [StageItem(f"new/{i}.txt", digest(c)) for i, c in enumerate(contents)]
+    missing = StageItem("new/missing.txt", digest(b"nowhere"))
+    assert beta.needs(items + [missing]) == [missing]
+    assert all(beta.staging.has(item.digest) for item in items)
 
 
 def test_tampered_or_out_of_order_content_is_never_published(pair):

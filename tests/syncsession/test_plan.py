@@ -82,9 +82,15 @@ def test_next_ancestor(ancestor, ancestor_changes, alpha, beta, expected):
     assert next_ancestor(ancestor, ancestor_changes, alpha, beta) == expected
 
 
-def test_next_ancestor_refuses_changes_that_do_not_fit():
+@pytest.mark.parametrize("ancestor, change", [
+    pytest.param(D(), Change("missing/x", None, FILE_A), id="parent missing"),
+    pytest.param(D(), Change("..", None, FILE_A), id="bad name"),
+    pytest.param(D(), Change("d", None, D({"x": Entry.file(b"")})), id="file without digest"),
+    pytest.param(None, Change("", None, D({"": FILE_A})), id="bad tree without an ancestor"),
+])
+def test_next_ancestor_refuses_what_does_not_fit_or_is_invalid(ancestor, change):
     with pytest.raises(ValueError):
-        next_ancestor(D(), [], [Change("missing/x", None, FILE_A)], [])
+        next_ancestor(ancestor, [], [change], [])
 
 
 def test_archive_round_trip_and_corruption(tmp_path):
