@@ -234,7 +234,7 @@ class Tunnel:
             return
         self.log.info("tunnel closed", peer=self.peer, reason=reason)
         self._closed.set_exception(TunnelClosed(reason))
-        for task in self._tasks:
+        for task in list(self._tasks):
             if task is not asyncio.current_task():
                 task.cancel()
         try:
@@ -251,7 +251,7 @@ class Tunnel:
         except Exception:  # noqa: BLE001 - closing anyway
             pass
         self._finish(reason)
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await asyncio.gather(*list(self._tasks), return_exceptions=True)
 
     # -- sending
 
@@ -319,10 +319,11 @@ class Tunnel:
             if result is not None:
                 await result
         elif kind == PING:
-            try:
-                await self._write(PONG, body)
-            except TunnelClosed:
-                return False
+            # Never wait for the write lock here: with both ends writing large frames, a read
+            # loop waiting to write would stop reading and the two ends would wait on each
+            # other. A write in progress already tells the peer we are alive.
+            if not self._write_lock.locked():
+                self._spawn(self._write(PONG, body))
         elif kind == PONG:
             sent = self._pings.pop(body, None)
             if sent is not None:
@@ -332,6 +333,18 @@ class Tunnel:
             self._finish(f"the {self.peer} closed the tunnel: {reason}")
             return False
         return True
+
+    def _spawn(self, coroutine) -> None:
+        task = asyncio.get_running_loop().create_task(self._quietly(coroutine))
+        self._tasks.append(task)
+        task.add_done_callback(lambda t: t in self._tasks and self._tasks.remove(t))
+
+    @staticmethod
+    async def _quietly(coroutine) -> None:
+        try:
+            await coroutine
+        except (TunnelClosed, asyncio.CancelledError):
+            pass
 
     async def _heartbeat(self) -> None:
         liveness = self.liveness
@@ -458,16 +471,20 @@ class RequestServer:
         self._tasks: set[asyncio.Task] = set()
 
     async def on_data(self, route: bytes, payload: bytes) -> None:
+        # Replies are written by tasks: the tunnel's read loop must never wait for a write.
         try:
             envelope = codec.decode(payload)
         except ProtocolError as error:
             self.log.warning("protocol error on tunnel", error=str(error))
-            await self._reply(route, ErrorReply("protocol", str(error)), 0)
+            self._spawn(self._reply(route, ErrorReply("protocol", str(error)), 0))
             return
         if isinstance(envelope.body, Ping):
-            await self._reply(route, Pong(envelope.body.nonce), envelope.id)
+            self._spawn(self._reply(route, Pong(envelope.body.nonce), envelope.id))
             return
-        task = asyncio.get_running_loop().create_task(self._answer(route, envelope))
+        self._spawn(self._answer(route, envelope))
+
+    def _spawn(self, coroutine) -> None:
+        task = asyncio.get_running_loop().create_task(coroutine)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 

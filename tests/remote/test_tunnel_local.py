@@ -160,3 +160,20 @@ def test_garbage_in_the_stream_closes_with_a_protocol_error():
         return closed
 
     assert "protocol error from the remote agent: unknown tunnel frame type 0x7f" in str(asyncio.run(main()))
+
+
+def test_both_ends_writing_large_frames_with_frequent_heartbeats_do_not_wait_on_each_other():
+    """Concurrent large requests and replies cross while pings fly every 50 ms: a read loop that
+    waited for its own write lock to answer a ping would deadlock both ends."""
+    async def main():
+        ends = await _Ends().start(compression=False, interval=0.05)
+        try:
+            payloads = [os.urandom(6 << 20) for _ in range(4)]
+            replies = await asyncio.wait_for(asyncio.gather(*(
+                ends.client.request(AgentEcho(p), timeout=30) for p in payloads)), 40)
+            assert replies == [AgentEchoed(p) for p in payloads]
+            assert not ends.daemon.is_closed and not ends.agent.is_closed
+        finally:
+            await ends.stop()
+
+    asyncio.run(main())
