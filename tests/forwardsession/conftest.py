@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import shutil
 import signal
 import socket
@@ -75,9 +76,24 @@ def forward_daemon():
 
 
 def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
+    """A port of 127.0.0.1 free right now, below the kernel's ephemeral range (so the outgoing
+    connections of other tests on this machine cannot take it before the forwarder binds)."""
+    low = 20000
+    try:
+        with open("/proc/sys/net/ipv4/ip_local_port_range") as stream:
+            ephemeral = int(stream.read().split()[0])
+    except (OSError, ValueError, IndexError):
+        ephemeral = 32768
+    high = max(low + 1000, min(ephemeral, 32768))
+    for _ in range(200):
+        port = random.randrange(low, high)
+        with socket.socket() as probe:
+            try:
+                probe.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise AssertionError("no free port found")
 
 
 def connect(endpoint: str, timeout: float = 5.0) -> socket.socket:
