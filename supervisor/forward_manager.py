@@ -140,6 +140,15 @@ def listen_failure(last_exit: str) -> str:
     return _START_FAILURE.sub("", last_exit)
 
 
+def halt_description(halt_reason: str, child) -> str:
+    """Why a session halted, as a user reads it: the listener's reason when the forwarder kept
+    failing to start (address in use…), else the supervisor's reason (restart budget spent)."""
+    last_exit = getattr(child, "last_exit", "") or ""
+    if last_exit.startswith("start failed"):
+        return listen_failure(last_exit)
+    return halt_reason
+
+
 @dataclass
 class Totals:
     """Counters of a session's forwarder incarnations that already ended (or were replaced)."""
@@ -288,9 +297,7 @@ class ForwardManager:
                 raise Refused("unavailable", "the session stopped while starting")
             child = supervisor.children.get(CHILD)
             if supervisor.status == "halted":
-                reason = listen_failure(child.last_exit) if child and child.last_exit else \
-                    supervisor.halt_reason
-                raise Refused("unavailable", reason)
+                raise Refused("unavailable", halt_description(supervisor.halt_reason, child))
             if child is not None:
                 if child.state == "running":
                     return
@@ -335,8 +342,7 @@ class ForwardManager:
             "disconnected", "", False, "", 0
         if supervisor is not None and supervisor.status == "halted":
             status = "halted-on-actor-failure"
-            last_error = listen_failure(child.last_exit) if child and child.last_exit \
-                else supervisor.halt_reason
+            last_error = halt_description(supervisor.halt_reason, child)
         elif not record.paused:
             if statistics is not None:
                 status, connected = "forwarding", True

@@ -112,3 +112,20 @@ def test_totals_add_up_over_incarnations():
     totals = manager.add_incarnation(totals, None)
     totals = manager.add_incarnation(totals, statistics(1, 5, 6))
     assert totals == manager.Totals(connections=3, outbound=15, inbound=26, errors=1)
+
+
+@pytest.mark.parametrize("last_exit, expected", [
+    ("start failed: on_start raised ForwardingError: cannot listen on tcp:x:1: address already "
+     "in use", "cannot listen on tcp:x:1: address already in use"),
+    ("killed by SIGKILL", "actor 'forwarder' exceeded the restart budget"),
+    ("", "actor 'forwarder' exceeded the restart budget"),
+])
+def test_halt_description(last_exit, expected):
+    from mutagen_actors.supervisor.child_spec import ChildSpec
+    from mutagen_actors.supervisor.session_supervisor import Child
+
+    child = Child(ChildSpec("forwarder", manager.FORWARDER_ACTOR), last_exit=last_exit)
+    reason = "actor 'forwarder' exceeded the restart budget (5 restarts within 30 s)"
+    assert manager.halt_description(reason, child) == (
+        expected if last_exit.startswith("start") else reason)
+    assert manager.halt_description(reason, None) == reason
