@@ -141,7 +141,7 @@ def test_closed_port_fails_within_the_connect_timeout(sshd):
     url = parse_url(f"{sshd.user}@127.0.0.1:{port}:project")
     message, elapsed = _connect_error(url, sshd.client.directory, connect_timeout=2.0)
     assert message.startswith(f"unable to connect to 127.0.0.1:{port}: ")
-    assert elapsed < 2.5
+    assert elapsed < 3.5
 
 
 def test_silent_server_fails_within_the_connect_timeout(sshd):
@@ -200,7 +200,7 @@ def test_losing_the_sshd_of_the_connection_is_noticed_by_the_heartbeat(sshd, ssh
                                                keepalive_interval=60)
         stopped = []
         try:
-            async with AgentSession(transport, cache_directory, heartbeat_interval=0.5) as session:
+            async with AgentSession(transport, cache_directory, heartbeat_interval=0.75) as session:
                 await session.client.request(AgentInfo(), timeout=10)
                 processes = _connection_processes(sshd, before)
                 assert len(processes) == 2, processes  # monitor + network child
@@ -224,7 +224,7 @@ def test_losing_the_sshd_of_the_connection_is_noticed_by_the_heartbeat(sshd, ssh
 
     closed, noticed = asyncio.run(main())
     print(f"\nssh {how}: tunnel closed after {noticed:.2f} s: {closed}")
-    assert noticed < 3.0
+    assert noticed < 4.0
     if how == "freeze":
         assert "no sign of life" in str(closed)
 
