@@ -62,7 +62,7 @@ CHILD = "forwarder"
 STATE_TIMEOUT = 0.5
 LISTEN_TIMEOUT = 30.0
 POLL_INTERVAL = 0.02
-FORWARDER_SHUTDOWN = 2.0
+FORWARDER_SHUTDOWN = 1.0  # an orderly stop only closes sockets
 DIAL_TIMEOUT = 10.0
 HANDLED = (fm.ForwardCreate, fm.ForwardList, fm.ForwardPause, fm.ForwardResume,
            fm.ForwardTerminate)

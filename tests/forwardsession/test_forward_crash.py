@@ -109,3 +109,27 @@ def test_kill_9_of_the_daemon_brings_sessions_back(forward_daemon):
         assert forward_daemon.session("paused")["paused"] is True
     finally:
         echo.close()
+
+
+def test_a_hung_forwarder_does_not_hang_list_or_pause(forward_daemon):
+    echo = EchoServer("tcp:127.0.0.1:0")
+    port = free_port()
+    try:
+        identifier = forward_daemon.create(f"tcp:127.0.0.1:{port}", echo.endpoint, "-n", "hung")
+        forwarder = forward_daemon.actor_pids(identifier)["forwarder"]
+        os.kill(forwarder, signal.SIGSTOP)  # alive, holding its port, answering nothing
+
+        started = time.monotonic()
+        session = forward_daemon.session("hung")
+        assert time.monotonic() - started < 5
+        assert (session["status"], session["paused"]) == ("forwarding", False)
+
+        started = time.monotonic()
+        forward_daemon.forward("pause", "hung", timeout=30)
+        took = time.monotonic() - started
+        print(f"pause of a SIGSTOPped forwarder answered in {took:.1f} s")
+        assert took < 10, "pause escalates to signals on a hung forwarder"
+        assert not alive(forwarder) and not listening(port)
+        assert forward_daemon.session("hung")["paused"] is True
+    finally:
+        echo.close()
