@@ -12,7 +12,8 @@
    saying what is needed. (progress "Copying agent...") the bundle for that platform
    (``agent.bundle``) is streamed into ``python3 -I -c UNPACK`` on the remote, which
    (progress "Installing agent...") extracts it next to the final directory, marks it complete,
-   renames it into place and deletes other versions; (progress "Starting agent...") then step 1
+   renames it into place (unless a concurrent install of the same version finished first: an
+   agent running from there is never pulled from under it) and deletes other versions; (progress "Starting agent...") then step 1
    again.
 3. The handshake (``wire.handshake``) on the agent's stdout: garbage printed by a shell or a
    broken agent is quoted in the error; a missing ``python3`` is reported as such.
@@ -86,8 +87,16 @@ UNPACK = (
     " a.extractall(t)\n"
     "open(os.path.join(t,'.installed'),'w').write(tag)\n"
     "d=os.path.join(b,i)\n"
-    "if os.path.exists(d):os.rename(d,os.path.join(b,'.old-'+secrets.token_hex(6)))\n"
-    "os.rename(t,d)\n"
+    "def done():\n"
+    " try:return open(os.path.join(d,'.installed')).read().strip()==tag\n"
+    " except OSError:return False\n"
+    "if done():shutil.rmtree(t)\n"
+    "else:\n"
+    " if os.path.exists(d):os.rename(d,os.path.join(b,'.old-'+secrets.token_hex(6)))\n"
+    " try:os.rename(t,d)\n"
+    " except OSError:\n"
+    "  if not done():raise\n"
+    "  shutil.rmtree(t)\n"
     "for n in os.listdir(b):\n"
     " p=os.path.join(b,n)\n"
     " if n==i or (n.startswith('.tmp-') and time.time()-os.stat(p).st_mtime<3600):continue\n"

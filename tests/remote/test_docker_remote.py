@@ -139,3 +139,26 @@ def test_killing_the_agent_is_noticed(dockerd, python_container, docker_url, cac
     closed, noticed = asyncio.run(main())
     print(f"\ndocker freeze: tunnel closed after {noticed:.2f} s: {closed}")
     assert "no sign of life" in str(closed) and noticed < 4.0
+
+
+def test_two_concurrent_first_connects_both_get_a_working_agent(dockerd, python_container, docker_url, cache_directory):
+    """alpha and beta on the same fresh remote install at the same time."""
+    dockerd.docker("exec", python_container, "rm", "-rf", "/root/.mutagen-actors")
+    transport = DockerTransport(docker_url(python_container))
+
+    async def one():
+        async with AgentSession(transport, cache_directory) as session:
+            first = await session.client.request(AgentInfo(), timeout=10)
+            await asyncio.sleep(0.5)  # the other install finishes meanwhile
+            again = await session.client.request(AgentEcho(b"still here"), timeout=10)
+            return session.progress, first, again
+
+    async def main():
+        return await asyncio.gather(one(), one())
+
+    results = asyncio.run(main())
+    for progress, first, again in results:
+        assert "Copying agent..." in progress
+        assert first.version == agent_identity() and again == AgentEchoed(b"still here")
+    listing = dockerd.docker("exec", python_container, "ls", "-A", "/root/.mutagen-actors/agents").stdout
+    assert listing.decode().split() == [agent_identity()]
