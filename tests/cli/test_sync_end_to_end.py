@@ -18,9 +18,6 @@ import pytest
 
 from foundation.conftest import wait_until
 
-pytest.importorskip("mutagen_actors.supervisor.sync_manager",
-                    reason="the daemon side of sync sessions has not landed yet")
-
 SYNC_TIMEOUT = 30.0
 
 

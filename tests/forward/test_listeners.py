@@ -170,7 +170,7 @@ def test_failure_after_bind_removes_the_socket_file(short_dir):
     if os.getuid() == 0:
         setpriv = shutil.which("setpriv")
         if setpriv is None:
-            pytest.skip("root may chown to anyone and setpriv is missing")
+            pytest.fail("root may chown to anyone and setpriv (util-linux) is missing")
         command = [setpriv, "--bounding-set=-chown"] + command
     result = subprocess.run(command, capture_output=True, text=True, timeout=60)
     assert result.stdout.strip() == f"cannot listen on unix:{path}: permission denied " \
@@ -216,8 +216,8 @@ def _ipv6_loopback() -> bool:
         return False
 
 
-@pytest.mark.skipif(not _ipv6_loopback(), reason="no IPv6 loopback on this machine")
 def test_tcp6_listener_on_ipv6_loopback():
+    assert _ipv6_loopback(), "this test needs an IPv6 loopback (::1)"
     described, listener = _listen("tcp6:[::1]:0")
     try:
         assert described.startswith("tcp6:[::1]:")

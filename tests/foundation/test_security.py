@@ -36,7 +36,7 @@ def _other_user() -> str:
         pwd.getpwnam(OTHER_USER)
     except KeyError:
         if os.getuid() != 0 or not shutil.which("useradd"):
-            pytest.skip("needs root and useradd to create a second local user")
+            pytest.fail("this test needs root and useradd to create a second local user")
         subprocess.run(["useradd", "--no-create-home", "--shell", "/usr/sbin/nologin",
                         OTHER_USER], check=True, capture_output=True)
     return OTHER_USER
@@ -44,7 +44,7 @@ def _other_user() -> str:
 
 def _as_other(user: str, socket_path: str) -> str:
     if not shutil.which("runuser") or not os.access("/usr/bin/python3", os.X_OK):
-        pytest.skip("needs runuser and /usr/bin/python3")
+        pytest.fail("this test needs runuser and /usr/bin/python3")
     result = subprocess.run(["runuser", "-u", user, "--", "/usr/bin/python3", "-c", CONNECT,
                              socket_path], capture_output=True, text=True, timeout=30)
     assert result.returncode == 0, result.stderr

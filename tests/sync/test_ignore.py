@@ -28,7 +28,7 @@ def engine(request, monkeypatch):
     if request.param == "re":
         monkeypatch.setattr(ignore, "_re2", None)
     elif ignore._re2 is None:
-        pytest.skip("google-re2 not installed")
+        pytest.fail("google-re2 is a dependency and must be installed")
     return request.param
 
 

@@ -220,7 +220,7 @@ def test_queue_overflow_forces_a_full_rescan_and_rewatches(tmp_path):
     with open("/proc/sys/fs/inotify/max_queued_events") as handle:
         queue = int(handle.read())
     if queue > 200_000:
-        pytest.skip(f"inotify queue too large to overflow quickly ({queue} events)")
+        pytest.fail(f"inotify queue too large to overflow quickly ({queue} events)")
     root = tmp_path / "root"
     write(root / "a" / "one")
     write(root / "a" / "two")
@@ -305,7 +305,7 @@ def test_watch_limit_falls_back_to_polling_and_says_so(tmp_path):
     private user namespace (the system-wide limit, shared with everyone, is not touched).
     Then the instance limit is lowered to 0 there: EMFILE from inotify_init also polls."""
     if not _userns_available():
-        pytest.skip("unprivileged user namespaces with a writable inotify limit are not available")
+        pytest.fail("unprivileged user namespaces with a writable inotify limit are not available")
     big, small = tmp_path / "big", tmp_path / "small"
     for i in range(10):
         os.makedirs(big / f"d{i}")
