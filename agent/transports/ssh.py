@@ -7,11 +7,12 @@ IdentityFile, ProxyJump, ... as asyncssh reads them), the ssh-agent (``SSH_AUTH_
 
 Host keys are never accepted silently. A key that is not in known_hosts fails with
 "host key for H is not known (add it to known_hosts ...)"; a key that differs from the one on
-record fails with "host key for H has changed ...", unless a ``prompter`` is given, which is asked
-about an unknown key (answer "yes": the key is appended to known_hosts and the connection
-retried). A changed key is never accepted, prompter or not. Known hosts are always checked
-against those files, even if the ssh config says ``UserKnownHostsFile none`` (asyncssh would
-then check nothing).
+record fails with "host key for H has changed ...". A ``prompter``, when given, is asked about
+an unknown key (answer "yes": the key is appended to known_hosts and the connection retried); a
+changed key is never accepted, prompter or not. Known hosts are always checked against those
+files, even if the ssh config says ``UserKnownHostsFile none`` (asyncssh would then check
+nothing), and ``ProxyJump`` hops are connected here one by one under the same rules (asyncssh
+would connect them with its own defaults). A hop's failure names that hop.
 
 Passwords and keyboard-interactive questions go to the ``prompter`` when there is one;
 without one, only key and agent authentication are tried.
@@ -251,7 +252,7 @@ async def _connect_once(settings: _Settings, host: str, user: str, port: int, tu
         try:
             connection = await asyncio.wait_for(asyncssh.connect(host, **options),
                                                 settings.connect_timeout + 1)
-        except asyncssh.HostKeyNotVerifiable as error:
+        except asyncssh.HostKeyNotVerifiable:
             where = _where(known, host, port)
             if known.had_keys:
                 raise TransportError(

@@ -10,7 +10,7 @@ import time
 import pytest
 
 from mutagen_actors.agent.install import AgentError, agent_identity, connect_agent, start_agent
-from mutagen_actors.agent.transports import TransportError, run_collect
+from mutagen_actors.agent.transports import run_collect
 from mutagen_actors.agent.transports.docker import DockerTransport
 from mutagen_actors.supervisor.urls import parse_url
 from mutagen_actors.wire.messages.agent import AgentEcho, AgentEchoed, AgentInfo

@@ -13,7 +13,7 @@ import pytest
 from mutagen_actors.agent.install import AgentError, agent_identity, start_agent
 from mutagen_actors.agent.transports import TransportError, run_collect
 from mutagen_actors.agent.transports.ssh import SshTransport
-from mutagen_actors.supervisor.urls import Url, parse_url
+from mutagen_actors.supervisor.urls import parse_url
 from mutagen_actors.wire.messages.agent import AgentEcho, AgentEchoed, AgentInfo, AgentInfoReply
 
 from . import infra
