@@ -47,7 +47,7 @@ class Entry(msgspec.Struct, frozen=True, array_like=True, gc=False):
     """
 
     kind: Kind
-    contents: dict[str, "Entry"] = {}
+    contents: dict[str, Entry] = {}  # unquoted: msgspec on Python 3.10 needs it so
     digest: bytes = b""
     executable: bool = False
     target: str = ""
