@@ -44,7 +44,7 @@ from mutagen_actors.wire.version import VERSION
 
 AGENT_SUBPACKAGES = ("wire", "actors", "agent")
 AGENT_DISTRIBUTIONS = ("msgspec", "pyzmq", "xxhash", "lz4", "structlog", "inotify_simple",
-                       "google-re2", "watchdog")
+                       "google-re2", "watchdog", "typing_extensions")  # the last: for 3.10
 LAUNCHER = """\
 import os, sys
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -128,6 +128,17 @@ def tag_supported(tag: str, remote: RemotePlatform) -> bool:
     if abi == "abi3" and remote.implementation != "cpython":
         return False
     return platform_supported(plat, remote)
+
+
+def wheel_supported(filename: str, remote: RemotePlatform) -> bool:
+    """Whether any tag of a wheel file name (``name-version[-build]-py-abi-platform.whl``, each
+    part possibly a ``.``-separated set) runs on ``remote`` (pure)."""
+    parts = filename[:-len(".whl")].split("-") if filename.endswith(".whl") else []
+    if len(parts) < 5:
+        return False
+    interpreters, abis, platforms = (p.split(".") for p in parts[-3:])
+    return any(tag_supported(f"{i}-{a}-{p}", remote)
+               for i in interpreters for a in abis for p in platforms)
 
 
 def platform_supported(plat: str, remote: RemotePlatform) -> bool:
@@ -240,8 +251,9 @@ def _downloaded_wheel(name: str, version: str, remote: RemotePlatform, wheels: s
         raise BundleError(f"no {name} {version} wheel for the remote ({remote.key}): {last}")
     prefix = name.replace("-", "_").lower() + "-" + version + "-"
     for file in sorted(os.listdir(wheels)):
-        if file.lower().startswith(prefix) and file.endswith(".whl"):
-            return os.path.join(wheels, file)  # pip downloads only wheels for those tags
+        if file.lower().startswith(prefix) and file.endswith(".whl") and \
+                wheel_supported(file, remote):
+            return os.path.join(wheels, file)  # the cache holds wheels for other remotes too
     raise BundleError(f"pip downloaded no usable {name} {version} wheel for {remote.key}")
 
 

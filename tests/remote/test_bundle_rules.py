@@ -115,3 +115,16 @@ def test_exec_arguments(user, expected):
 ])
 def test_explain_exec_failure(completed, expected):
     assert explain_exec_failure("docker://web", completed) == expected
+
+
+@pytest.mark.parametrize("filename, remote, supported", [
+    ("msgspec-0.22.0-cp312-cp312-manylinux_2_17_x86_64.manylinux2014_x86_64.whl", PY312, True),
+    ("msgspec-0.22.0-cp310-cp310-manylinux_2_17_x86_64.manylinux2014_x86_64.whl", PY312, False),
+    ("pyzmq-27.3.0-cp312-abi3-manylinux_2_26_x86_64.manylinux_2_28_x86_64.whl", PY312, True),
+    ("structlog-26.1.0-py3-none-any.whl", OLD_GLIBC, True),
+    ("name-1.0-1build-cp311-cp311-manylinux_2_17_x86_64.whl", DEBIAN12, True),
+    ("not-a-wheel.tar.gz", DEBIAN12, False),
+])
+def test_wheel_supported(filename, remote, supported):
+    from mutagen_actors.agent.bundle import wheel_supported
+    assert wheel_supported(filename, remote) is supported
