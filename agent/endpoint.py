@@ -67,7 +67,7 @@ _READ_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK
 _ROOT_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 _PARTIAL = ".partial-"
 CACHE_SAVE_INTERVAL = 10.0
-OWN_WRITES_LIMIT = 10_000
+OWN_WRITES_LIMIT = 1_000  # beyond that, a confirmation cycle is cheaper than the memory
 DELTA_LIMIT = 1_000
 REUSE_MIN_ITEMS = 8  # local content reuse costs a pass over the cache once it changed
 
@@ -447,8 +447,8 @@ class LocalEndpoint:
                 except OSError:
                     continue
                 written[path] = (st.st_ino, st.st_size, st.st_mtime_ns, st.st_mode)
-                if len(written) >= OWN_WRITES_LIMIT:
-                    return written
+                if len(written) > OWN_WRITES_LIMIT:
+                    return {}
         return written
 
     async def transition_async(self, changes: list[Change]) -> TransitionResult:

@@ -24,6 +24,7 @@ from mutagen_actors.wire.handling import NotHandled, Refused
 from mutagen_actors.wire.messages import endpoint as m
 
 from .endpoint import EndpointSettings, LocalEndpoint
+from .memory import trim
 
 
 class EndpointActor(Actor):
@@ -92,6 +93,7 @@ class EndpointActor(Actor):
         if isinstance(message, m.Transition):
             self._check_epoch(message.epoch)
             result = await endpoint.transition_async(message.changes)
+            trim()  # staging buffers and the transition's garbage
             return m.TransitionReply(m.SideResult(result.results, result.problems,
                                                   result.missing_staged))
         raise NotHandled

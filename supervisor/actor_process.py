@@ -23,6 +23,9 @@ from mutagen_actors.actors.runtime.launch import ActorLaunch
 from mutagen_actors.wire.messages.actor import Stop
 
 PROCESS_MODULE = "mutagen_actors.actors.runtime.process"
+# Modules the fork server imports before forking actors (shared copy-on-write by every actor).
+# Session kinds append their actor modules at import time, before the daemon starts the server.
+PRELOAD_MODULES: list = [PROCESS_MODULE]
 
 
 class StartFailed(Exception):
@@ -58,7 +61,7 @@ def fork_server_context() -> multiprocessing.context.BaseContext:
     """The multiprocessing context actors are started with (fork server preloading the actor
     runtime: see docs/architecture.md for the measured costs)."""
     context = multiprocessing.get_context("forkserver")
-    context.set_forkserver_preload([PROCESS_MODULE])
+    context.set_forkserver_preload(list(PRELOAD_MODULES))
     return context
 
 

@@ -55,6 +55,7 @@ from mutagen_actors.wire.messages import sync as sm
 from mutagen_actors.wire.sockets import DealerClient
 
 from . import identity, persistence, selection
+from .actor_process import PRELOAD_MODULES
 from .child_spec import ChildSpec
 from .persistence import SessionRecord
 from .restart import Strategy
@@ -207,6 +208,10 @@ def sync_specs(record: SessionRecord) -> list[ChildSpec]:
 
 
 KINDS[KIND] = (sync_specs, Strategy.ONE_FOR_ONE)
+# Import the sync actors once in the fork server: each session's five actors then share that
+# memory copy-on-write instead of importing the sync core privately (measured: ~9 MB each).
+PRELOAD_MODULES.extend(cls.partition(":")[0] for cls in (
+    ENDPOINT_ACTOR, TRANSITIONER_ACTOR, STAGER_ACTOR, RECONCILER_ACTOR))
 
 
 # ---------------------------------------------------------------------------- the manager

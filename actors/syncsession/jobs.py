@@ -17,6 +17,8 @@ from mutagen_actors.wire.errors import RemoteError, RequestTimeout
 from mutagen_actors.wire.handling import Refused
 from mutagen_actors.wire.messages.endpoint import JobReply, JobStarted
 
+from .memory import trim
+
 EXPECTED_FAILURES = (RequestTimeout, RemoteError, ConnectionError, OSError, ValueError)
 
 
@@ -64,7 +66,14 @@ class Jobs:
             raise Refused("not-found", f"unknown job {number} (the actor restarted?)")
         if not self._reply.done and self._task is not None and wait > 0:
             await asyncio.wait({self._task}, timeout=min(wait, 1.0))
-        return self._reply
+        reply = self._reply
+        if reply.done:
+            # Delivered: drop it (a transition's results can be large). Asking again gets
+            # "unknown job", which fails that cycle: the safe answer to a lost reply.
+            self._reply = None
+            self._task = None
+            trim()
+        return reply
 
     async def stop(self) -> None:
         if self._task is not None:

@@ -51,6 +51,7 @@ from mutagen_actors.wire.messages.sync import STATUS_DESCRIPTIONS, EndpointState
 
 from . import archive
 from .archive import ArchiveError
+from .memory import trim
 from .peer import Peer
 from .plan import files_to_stage, next_ancestor
 
@@ -266,6 +267,8 @@ class ReconcilerActor(Actor):
             for side in SIDES:
                 self._set_side(side, transition_problems=results[side].problems)
             times["transitioned"] = clock()
+            if len(changes["alpha"]) + len(changes["beta"]) > 100:
+                trim()
         updated = next_ancestor(ancestor, result.ancestor_changes, results["alpha"].results,
                                 results["beta"].results)
         if updated != ancestor:

@@ -4,7 +4,7 @@ staging store, as one streamed, pipelined flow per cycle.
 ``StageStart(receiver, items)`` starts a job (see ``jobs``):
 1. ``StageBegin`` on the receiver: it reuses content it already has and says what it needs;
 2. ``FileSizes`` on the sender (for progress and batching);
-3. ``Supply`` requests of at most ``BATCH_BYTES`` (files bigger than that travel in pieces) are
+3. ``Supply`` requests of at most ``BATCH_BYTES`` (1 MiB; bigger files travel in pieces) are
    pipelined with ``StageChunks`` on the receiver: while batch *n* is written, batch *n+1* is
    read. Memory stays bounded by two batches; there is no round trip per file.
 Per-file problems (a file that changed while it was read does not verify and is not staged) are
@@ -28,7 +28,7 @@ from .jobs import Jobs
 from .peer import Peer
 from .plan import take_batch
 
-BATCH_BYTES = 4 * 1024 * 1024
+BATCH_BYTES = 1024 * 1024
 REQUEST_TIMEOUT = 60.0
 
 
