@@ -2,7 +2,8 @@
 
 A transport (``Transport``) runs a command with its stdin, stdout and stderr as byte streams
 (``RemoteProcess``), copies a file, and closes. ``ssh.SshTransport`` does it over one asyncssh
-connection; ``docker.DockerTransport`` over ``docker exec -i`` with the docker CLI. Everything
+connection; ``docker.DockerTransport`` over ``docker exec -i`` with the docker CLI;
+``local.LocalTransport`` runs the commands here (tests without SSH or Docker). Everything
 above (agent probe, install, the tunnel) uses only this protocol, so it never branches on the
 kind of remote. ``for_url`` picks the transport for a parsed URL (``supervisor.urls.Url``).
 
