@@ -332,8 +332,8 @@ class PrivateDockerd:
     def stop(self) -> None:
         if self.process is None:
             return
-        for name in self.containers:
-            self.docker("rm", "-f", name, check=False, timeout=30)
+        if self.containers:
+            self.docker("rm", "-f", *self.containers, check=False, timeout=60)
         stop_process(self.process, timeout=20)
         unmount_below(self.root)
 
