@@ -30,10 +30,11 @@ def _identity() -> str:
 
 
 class AgentService:
-    """Answers the agent-domain messages; the endpoint messages are the next step's to add."""
+    """Answers the agent-domain messages, and the endpoint ones through ``endpoints``."""
 
-    def __init__(self, directory: str):
+    def __init__(self, directory: str, endpoints=None):
         self.directory = directory
+        self.endpoints = endpoints  # agent.serve_endpoint.EndpointService: the endpoint messages
 
     async def handle(self, message):
         from mutagen_actors.wire.handling import NotHandled
@@ -45,6 +46,8 @@ class AgentService:
             return m.AgentInfoReply(_identity(), platform.python_version(),
                                     f"{platform.system()}-{platform.machine()}", self.directory,
                                     os.getpid())
+        if self.endpoints is not None:
+            return await self.endpoints.handle(message)
         raise NotHandled
 
 
@@ -75,13 +78,22 @@ async def serve(out_fd: int) -> int:
     service = AgentService(os.path.dirname(os.path.dirname(os.path.dirname(
         os.path.abspath(__file__)))))
     server = tunnel.RequestServer(service.handle, log=log)
-    link = tunnel.Tunnel(reader, writer, server.on_data,
+    from mutagen_actors.agent.serve_endpoint import EndpointService
+
+    service.endpoints = EndpointService(server.send, log=log)
+    from mutagen_actors.agent import serve_forward
+
+    forwarding = serve_forward.ForwardService(
+        lambda payload: serve_forward.send_on(link, payload), log=log)
+    link = tunnel.Tunnel(reader, writer, serve_forward.routed(server.on_data, forwarding),
                          compression=bool(features & handshake.FEATURE_LZ4), peer="daemon",
                          log=log)
     server.tunnel = link
     link.start()
     closed = await link.wait_closed()
     server.cancel()
+    forwarding.close()
+    await service.endpoints.close()  # stops the watcher, saves the digest cache
     orderly = "closed the tunnel" in str(closed) or "closed the stream" in str(closed)
     log.info("agent stopping", reason=str(closed))
     return 0 if orderly else 1

@@ -10,8 +10,10 @@ reconciler the archive), which is why restarting only the child that died is eno
 session is supervised with no children at all.
 
 Rules:
-- Create validates everything itself (never trusting the CLI): local URLs only for now, alpha and
-  beta neither equal nor nested (after resolving symbolic links), name and labels
+- Create validates everything itself (never trusting the CLI): local, ssh or docker URLs; local
+  alpha and beta neither equal nor nested (after resolving symbolic links); a remote endpoint
+  (``agent.remote_endpoint_actor``) is connected once before the session exists (unless paused:
+  a bad host key, an unreachable host or a remote without python3 is the refusal's text), name and labels
   (``identity``), setting words (``actors.sync.settings``), ignore patterns (``compile_ignores``).
   A root that does not exist yet is valid. Unless paused it answers once both endpoints are
   connected; if that does not happen within ``CONNECT_TIMEOUT`` nothing is kept.
@@ -63,6 +65,9 @@ from .sessions import KINDS, Registry
 
 KIND = "sync"
 ENDPOINT_ACTOR = "mutagen_actors.agent.endpoint_actor:EndpointActor"
+REMOTE_ENDPOINT_ACTOR = "mutagen_actors.agent.remote_endpoint_actor:RemoteEndpointActor"
+REMOTE_PROTOCOLS = ("ssh", "docker")
+PROBE_TIMEOUT = 120.0  # connect (the transport's own deadline) + agent install + start
 TRANSITIONER_ACTOR = "mutagen_actors.actors.syncsession.transitioner:TransitionerActor"
 STAGER_ACTOR = "mutagen_actors.actors.syncsession.stager:StagerActor"
 RECONCILER_ACTOR = "mutagen_actors.actors.syncsession.reconciler:ReconcilerActor"
@@ -148,13 +153,32 @@ def _inside(parent: str, child: str) -> bool:
     return child.startswith(parent.rstrip("/") + "/") or parent == "/"
 
 
+def _remote_place(url: sm.EndpointUrl) -> tuple:
+    return (url.protocol, url.user, url.host, url.port)
+
+
 def validate_roots(alpha: sm.EndpointUrl, beta: sm.EndpointUrl) -> tuple[str, str]:
-    """Both roots as absolute, normalized paths; ValueError if not local, equal or nested."""
+    """Both roots: local ones as absolute, normalized paths, remote ones (ssh, docker) as given
+    (the agent resolves them against the remote home); ValueError for an unknown protocol, an
+    empty remote path, or local roots that are equal or nested (remote roots on the same remote
+    must differ)."""
+    remote = [url.protocol in REMOTE_PROTOCOLS for url in (alpha, beta)]
+    for side, url in (("alpha", alpha), ("beta", beta)):
+        if url.protocol not in ("local", *REMOTE_PROTOCOLS):
+            raise ValueError(f"{side}: unknown endpoint protocol {url.protocol!r}")
+        if url.protocol in REMOTE_PROTOCOLS and not url.path:
+            raise ValueError(f"{side}: the {url.protocol} URL has no path")
+        if url.protocol in REMOTE_PROTOCOLS and not url.host:
+            raise ValueError(f"{side}: the {url.protocol} URL has no host")
+    if any(remote):
+        if all(remote) and _remote_place(alpha) == _remote_place(beta) and \
+                os.path.normpath(alpha.path) == os.path.normpath(beta.path):
+            raise ValueError(f"alpha and beta are the same path ({alpha.path})")
+        return tuple(url.path if is_remote else _local_root(side, url)
+                     for side, url, is_remote in (("alpha", alpha, remote[0]),
+                                                  ("beta", beta, remote[1])))
     roots = []
     for side, url in (("alpha", alpha), ("beta", beta)):
-        if url.protocol != "local":
-            raise ValueError(f"{side}: {url.protocol} endpoints are not supported yet "
-                             "(only local paths)")
         if not url.path or not os.path.isabs(url.path):
             raise ValueError(f"{side}: the path must be absolute (got {url.path!r})")
         roots.append(os.path.normpath(url.path))
@@ -166,6 +190,12 @@ def validate_roots(alpha: sm.EndpointUrl, beta: sm.EndpointUrl) -> tuple[str, st
     if _inside(resolved[0], resolved[1]):
         raise ValueError(f"beta ({roots[1]}) is inside alpha ({roots[0]})")
     return roots[0], roots[1]
+
+
+def _local_root(side: str, url: sm.EndpointUrl) -> str:
+    if not url.path or not os.path.isabs(url.path):
+        raise ValueError(f"{side}: the path must be absolute (got {url.path!r})")
+    return os.path.normpath(url.path)
 
 
 def _create_message(record: SessionRecord) -> sm.SyncCreate:
@@ -189,7 +219,12 @@ def sync_specs(record: SessionRecord) -> list[ChildSpec]:
     for side, url in (("alpha", create.alpha), ("beta", create.beta)):
         args = {**endpoint_settings(configuration, side), "root": url.path, "session": record.id,
                 "side": side, "data_directory": paths.root, "notify": mailbox["reconciler"]}
-        specs.append(ChildSpec(side, ENDPOINT_ACTOR, args, start_timeout=120.0,
+        actor = ENDPOINT_ACTOR
+        if url.protocol in REMOTE_PROTOCOLS:  # relays to a LocalEndpoint in the remote agent
+            actor = REMOTE_ENDPOINT_ACTOR
+            args.update(protocol=url.protocol, user=url.user, host=url.host, port=url.port,
+                        environment=dict(url.environment))
+        specs.append(ChildSpec(side, actor, args, start_timeout=120.0,
                                mailbox=mailbox_token(record.id, side)))
     peers = {"alpha": mailbox["alpha"], "beta": mailbox["beta"]}
     specs.append(ChildSpec("transitioner", TRANSITIONER_ACTOR, dict(peers),
@@ -299,6 +334,8 @@ class SyncManager:
             identity.validate_label_key(key)
             identity.validate_label_value(value, key)
         validate_configuration(message.configuration)
+        if not message.paused:
+            await self._probe_remotes(message)
         message = msgspec.structs.replace(
             message, alpha=msgspec.structs.replace(message.alpha, path=alpha_root),
             beta=msgspec.structs.replace(message.beta, path=beta_root))
@@ -319,6 +356,31 @@ class SyncManager:
         log.info("sync session created", session=record.id, alpha=alpha_root, beta=beta_root,
                  paused=record.paused, supervisor=supervisor.status)
         return sm.SyncCreated(record.id)
+
+    async def _probe_remotes(self, message: sm.SyncCreate) -> None:
+        """Connect once to each remote endpoint (installing its agent if needed) before the
+        session exists, so a bad host key, an unreachable host or a remote without python3 is
+        a clear refusal and no session is left behind."""
+        from mutagen_actors.agent.remote_endpoint_actor import (
+            RemoteUnavailable,
+            agents_cache,
+            probe_endpoint,
+        )
+        from .urls import Url
+
+        for side, url in (("alpha", message.alpha), ("beta", message.beta)):
+            if url.protocol not in REMOTE_PROTOCOLS:
+                continue
+            target = Url(url.protocol, url.user, url.host, url.port, url.path,
+                         dict(url.environment))
+            try:
+                await asyncio.wait_for(probe_endpoint(target, cache_directory=agents_cache(
+                    self.paths.root), log=log.bind(side=side)), PROBE_TIMEOUT)
+            except RemoteUnavailable as error:
+                raise Refused("unavailable", f"{side}: {error}") from None
+            except asyncio.TimeoutError:
+                raise Refused("unavailable", f"{side}: unable to start the agent on "
+                                             f"{url.host} within {PROBE_TIMEOUT:g} s") from None
 
     async def _wait_connected(self, session: _Session, timeout: float) -> None:
         deadline = time.monotonic() + timeout
@@ -468,6 +530,8 @@ class SyncManager:
         persistence.delete(self.paths.sessions, session.id)
         archive.delete(archive.archive_path(self.paths.root, session.id))
         for side, url in (("alpha", session.create.alpha), ("beta", session.create.beta)):
+            if url.protocol in REMOTE_PROTOCOLS:
+                continue  # the remote staging is emptied by each transition; caches are small
             settings = endpoint_settings(session.create.configuration, side)
             try:
                 os.unlink(os.path.join(self.paths.root, "caches", f"{session.id}-{side}.cache"))

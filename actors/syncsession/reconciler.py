@@ -193,6 +193,8 @@ class ReconcilerActor(Actor):
                     break
                 except (RequestTimeout, RemoteError, ConnectionError) as error:
                     self._set_side(side, connected=False)
+                    if isinstance(error, RemoteError) and error.message != self.last_error:
+                        self._set(last_error=error.message)  # a remote link says why
                     self.log.info("endpoint not answering yet", side=side, error=str(error))
             self.epochs[side] = welcome.epoch
             self._set_side(side, connected=True, watch_state=welcome.watch_state)

@@ -31,4 +31,22 @@ class AgentEchoed(Message):
     payload: bytes
 
 
-MESSAGES: tuple = (AgentInfo, AgentInfoReply, AgentEcho, AgentEchoed)
+class EndpointOpen(Message):
+    """Start serving one synchronization root in this agent (``agent.serve_endpoint``).
+
+    ``settings``: the ``agent.endpoint.EndpointSettings`` fields as plain values; ``root`` may be
+    relative to (or start with ``~``) the remote user's home. Answered with ``EndpointOpened``;
+    after it the agent answers the endpoint messages (``wire.messages.endpoint``) for that root."""
+
+    settings: dict
+
+
+class EndpointOpened(Message):
+    """``root``: the absolute root the agent serves; ``epoch``: the endpoint incarnation."""
+
+    root: str
+    epoch: str
+
+
+MESSAGES: tuple = (AgentInfo, AgentInfoReply, AgentEcho, AgentEchoed, EndpointOpen,
+                   EndpointOpened)

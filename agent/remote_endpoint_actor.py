@@ -1,0 +1,312 @@
+"""The daemon-side endpoint actor of a remote (SSH or Docker) synchronization root.
+
+It answers the same messages as ``agent.endpoint_actor.EndpointActor`` (``wire.messages.
+endpoint``), so the session's reconciler, stager and transitioner never know the root is remote:
+each request is relayed through the agent tunnel to a ``LocalEndpoint`` inside the remote agent
+(``agent.serve_endpoint``) and its reply (or refusal) handed back.
+
+Arguments (``ChildSpec.args``): the ``EndpointSettings`` fields (``root`` is the URL's path,
+resolved against the remote home by the agent), ``notify`` (the reconciler's mailbox), the URL
+(``protocol``, ``user``, ``host``, ``port``, ``environment``: captured Docker variables) and
+``data_directory`` (the daemon's; agent bundles are cached in ``<data>/agents``).
+
+The link: a background task connects the transport (``agent.transports.for_url``), gets the
+agent (``agent.install.connect_agent``: installed on demand, progress logged and reported),
+opens the endpoint (``EndpointOpen``) and then waits for the tunnel to close (heartbeats notice
+a dead link within ``3 * HEARTBEAT_INTERVAL`` seconds). It then fails every request in flight
+(``disconnected``), tells the reconciler (an ``EndpointChanged``, so a watching session notices
+at once), and reconnects with back-off (``BACKOFF_FIRST`` doubling to ``BACKOFF_MAX``). A new
+link is a new endpoint incarnation (new epoch): requests based on an older scan are refused as
+``stale``, so a cycle cut by a reconnect is re-run from a fresh scan; nothing is applied twice.
+
+Failure rules: while no link is up, ``EndpointHello`` waits up to ``HELLO_WAIT`` seconds for one,
+then is refused (``disconnected``, with what the link is doing or why it last failed: "connecting
+to ...: Installing agent...", "unable to connect to ...: host key ... is not known"); any other
+request is refused at once. ``probe_endpoint`` (used by ``sync create``) connects once and
+raises ``RemoteUnavailable`` with the reason, so a create against a bad remote leaves nothing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import os
+from typing import Optional
+
+import zmq
+
+from mutagen_actors.actors.runtime.actor import Actor
+from mutagen_actors.wire import codec
+from mutagen_actors.wire.errors import ProtocolError
+from mutagen_actors.wire.handling import Refused
+from mutagen_actors.wire.messages import agent as am
+from mutagen_actors.wire.messages import endpoint as m
+from mutagen_actors.wire.messages.base import ErrorReply
+from mutagen_actors.wire.tunnel import TunnelClosed
+
+URL_FIELDS = ("protocol", "user", "host", "port", "environment")
+NOT_SETTINGS = ("notify", "data_directory", *URL_FIELDS)
+CONNECT_TIMEOUT = 10.0  # the transport (TCP, key exchange, authentication; docker exec)
+AGENT_TIMEOUT = 180.0  # probe, install and start of the agent
+OPEN_TIMEOUT = 60.0
+REQUEST_TIMEOUT = 3600.0  # a dead link fails requests far sooner (heartbeats)
+HEARTBEAT_INTERVAL = 1.0
+HELLO_WAIT = 1.5  # below the reconciler's hello deadline
+BACKOFF_FIRST = 0.5
+BACKOFF_MAX = 5.0
+ROUTE = b"e"
+
+
+class RemoteUnavailable(ConnectionError):
+    """The remote endpoint cannot be reached or its agent cannot be started; the text says why."""
+
+
+def agents_cache(data_directory: str) -> str:
+    return os.path.join(data_directory, "agents")
+
+
+def url_from_args(args: dict):
+    """The ``supervisor.urls.Url`` of the remote root described by the actor's arguments."""
+    from mutagen_actors.supervisor.urls import Url
+
+    return Url(args["protocol"], args.get("user", ""), args.get("host", ""),
+               int(args.get("port") or 0), args.get("root", ""),
+               dict(args.get("environment") or {}))
+
+
+def describe(url) -> str:
+    user = f"{url.user}@" if url.user else ""
+    if url.protocol == "docker":
+        return f"docker://{user}{url.host}"
+    port = f":{url.port}" if url.port else ""
+    return f"{user}{url.host}{port}"
+
+
+class Link:
+    """Requests and replies over one agent tunnel (``attach`` it once the agent is connected).
+
+    ``on_data`` is the tunnel's data handler: replies resolve their request, route-less messages
+    (``EndpointChanged``) go to ``on_notice(payload)``."""
+
+    def __init__(self, on_notice=None):
+        self.on_notice = on_notice
+        self.agent = None
+        self._ids = itertools.count(1)
+        self._pending: dict[int, asyncio.Future] = {}
+
+    def attach(self, agent) -> None:
+        self.agent = agent
+
+    def on_data(self, route: bytes, payload) -> None:
+        if not route:
+            if self.on_notice is not None:
+                self.on_notice(bytes(payload))
+            return
+        try:
+            envelope = codec.decode(payload)
+        except ProtocolError:
+            return  # the request times out or fails with the link
+        future = self._pending.get(envelope.reply_to)
+        if future is not None and not future.done():
+            future.set_result(envelope.body)
+
+    async def request(self, body, timeout: float):
+        """The reply body (``ErrorReply`` included); ``TunnelClosed`` when the link is gone,
+        ``asyncio.TimeoutError`` past ``timeout``."""
+        request_id = next(self._ids)
+        future = asyncio.get_running_loop().create_future()
+        self._pending[request_id] = future
+        try:
+            await self.agent.tunnel.send(ROUTE, codec.encode(body, id=request_id))
+            return await asyncio.wait_for(future, timeout)
+        finally:
+            self._pending.pop(request_id, None)
+
+    def fail_all(self, reason: str) -> None:
+        for future in self._pending.values():
+            if not future.done():
+                future.set_exception(TunnelClosed(reason))
+
+    async def close(self, reason: str) -> None:
+        self.fail_all(reason)
+        if self.agent is not None:
+            try:
+                await asyncio.wait_for(self.agent.close(reason), 5)
+            except (asyncio.TimeoutError, OSError, ConnectionError):
+                pass
+            transport = self.agent.transport
+            try:
+                await asyncio.wait_for(transport.close(), 5)
+            except (asyncio.TimeoutError, OSError, ConnectionError):
+                pass
+
+
+async def open_link(url, *, cache_directory: str, progress, on_notice=None,
+                    connect_timeout: float = CONNECT_TIMEOUT,
+                    agent_timeout: float = AGENT_TIMEOUT, **transport_options) -> Link:
+    """Connect the transport and the agent (installing it if needed); ``RemoteUnavailable``
+    (one line naming the remote and the reason) on any failure."""
+    from .bundle import BundleError
+    from .install import AgentError, connect_agent
+    from .transports import TransportError, for_url
+
+    description = describe(url)
+    transport = None
+    link = Link(on_notice)
+    try:
+        progress(f"Connecting to {description}...")
+        transport = await asyncio.wait_for(for_url(url, connect_timeout=connect_timeout,
+                                                   **transport_options),
+                                           connect_timeout + 1.0)
+        agent = await asyncio.wait_for(
+            connect_agent(transport, link.on_data, cache_directory=cache_directory,
+                          progress=progress, heartbeat_interval=HEARTBEAT_INTERVAL),
+            agent_timeout)
+    except asyncio.TimeoutError:
+        await _close_quietly(transport)
+        raise RemoteUnavailable(f"unable to connect to {description}: timed out") from None
+    except (TransportError, AgentError, BundleError, OSError, ConnectionError) as error:
+        await _close_quietly(transport)
+        text = str(error) or type(error).__name__
+        if description not in text:
+            text = f"{description}: {text}"
+        raise RemoteUnavailable(text) from None
+    except BaseException:
+        await _close_quietly(transport)
+        raise
+    link.attach(agent)
+    return link
+
+
+async def _close_quietly(transport) -> None:
+    if transport is not None:
+        try:
+            await asyncio.wait_for(transport.close(), 5)
+        except (asyncio.TimeoutError, OSError, ConnectionError):
+            pass
+
+
+async def probe_endpoint(url, *, cache_directory: str, log=None) -> str:
+    """Connect to ``url`` once (installing the agent if needed), ask the agent who it is, close.
+    Returns the agent's version; raises ``RemoteUnavailable``."""
+    def progress(text: str) -> None:
+        if log is not None:
+            log.info("remote endpoint", remote=describe(url), progress=text)
+
+    link = await open_link(url, cache_directory=cache_directory, progress=progress)
+    try:
+        reply = await link.request(am.AgentInfo(), timeout=OPEN_TIMEOUT)
+    except (TunnelClosed, asyncio.TimeoutError) as error:
+        raise RemoteUnavailable(f"{describe(url)}: the agent did not answer: {error}") from None
+    finally:
+        await link.close("probe done")
+    if isinstance(reply, ErrorReply):
+        raise RemoteUnavailable(f"{describe(url)}: the agent refused: {reply.message}")
+    return reply.version
+
+
+class RemoteEndpointActor(Actor):
+    async def on_start(self) -> None:
+        args = self.context.args
+        self.side = args["side"]
+        self.log = self.log.bind(side=self.side)
+        self.url = url_from_args(args)
+        self.description = describe(self.url)
+        self.settings = {k: v for k, v in args.items() if k not in NOT_SETTINGS}
+        self.cache_directory = agents_cache(args["data_directory"])
+        self._notify = None
+        if args.get("notify"):
+            socket = self.context.zmq_context.socket(zmq.DEALER)
+            socket.setsockopt(zmq.LINGER, 0)
+            socket.setsockopt(zmq.SNDHWM, 16)
+            socket.connect(args["notify"])
+            self._notify = socket
+        self.link: Optional[Link] = None
+        self.up = asyncio.Event()
+        self.state = f"connecting to {self.description}"
+        self.connects = 0
+        self.task = asyncio.get_running_loop().create_task(self._maintain())
+
+    # ------------------------------------------------------------------ the link
+
+    def _progress(self, text: str) -> None:
+        self.log.info("remote endpoint", remote=self.description, progress=text)
+        self.state = f"connecting to {self.description}: {text}"
+
+    def _notice(self, payload: bytes) -> None:
+        if self._notify is None:
+            return
+        try:
+            self._notify.send(payload, zmq.NOBLOCK)
+        except zmq.ZMQError:
+            pass  # the reconciler is not there: it scans everything when it (re)starts
+
+    def _changed(self) -> None:
+        self._notice(codec.encode(m.EndpointChanged(self.side)))
+
+    async def _maintain(self) -> None:
+        delay = BACKOFF_FIRST
+        while True:
+            reason = ""
+            link = None
+            try:
+                link = await open_link(self.url, cache_directory=self.cache_directory,
+                                       progress=self._progress, on_notice=self._notice)
+                reply = await link.request(am.EndpointOpen(self.settings), timeout=OPEN_TIMEOUT)
+                if isinstance(reply, ErrorReply):
+                    raise RemoteUnavailable(f"{self.description}: unable to open the root: "
+                                            f"{reply.message}")
+                self.connects += 1
+                self.link = link
+                self.state = "connected"
+                self.up.set()
+                delay = BACKOFF_FIRST
+                self.log.info("remote endpoint connected", remote=self.description,
+                              root=reply.root, connects=self.connects)
+                self._changed()
+                closed = await link.agent.tunnel.wait_closed()
+                reason = f"the link to {self.description} broke: {closed}"
+            except RemoteUnavailable as error:
+                reason = str(error)
+            except (TunnelClosed, asyncio.TimeoutError) as error:
+                reason = f"the link to {self.description} broke: {error or 'timed out'}"
+            self.up.clear()
+            self.link = None
+            self.state = reason
+            self.log.warning("remote endpoint disconnected", remote=self.description,
+                             reason=reason, retry_in=delay)
+            if link is not None:
+                await link.close(reason)
+            self._changed()  # a watching session's next cycle notices the link is down
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, BACKOFF_MAX)
+
+    async def on_stop(self) -> None:
+        self.task.cancel()
+        await asyncio.gather(self.task, return_exceptions=True)
+        if self.link is not None:
+            await self.link.close("the session stopped")
+        if self._notify is not None:
+            self._notify.close(linger=0)
+
+    # ------------------------------------------------------------------ requests
+
+    async def handle(self, message):
+        if not self.up.is_set() and isinstance(message, m.EndpointHello):
+            try:
+                await asyncio.wait_for(self.up.wait(), HELLO_WAIT)
+            except asyncio.TimeoutError:
+                pass
+        link = self.link
+        if link is None or not self.up.is_set():
+            raise Refused("disconnected", self.state)
+        try:
+            reply = await link.request(message, timeout=REQUEST_TIMEOUT)
+        except TunnelClosed as error:
+            raise Refused("disconnected", f"the link to {self.description} broke: {error}") from None
+        except asyncio.TimeoutError:
+            raise Refused("timeout", f"{type(message).__name__} got no answer from "
+                                     f"{self.description}") from None
+        if isinstance(reply, ErrorReply):
+            raise Refused(reply.code, reply.message)
+        return reply

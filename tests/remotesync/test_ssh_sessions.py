@@ -1,0 +1,63 @@
+"""Sync sessions with an SSH endpoint (the private sshd of ``tests/remote``), end to end through
+a real daemon: what a user sees in the two roots and in ``list``."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import time
+
+from mutagen_actors.agent.remote_endpoint_actor import open_link
+from mutagen_actors.supervisor.urls import Url
+from mutagen_actors.wire.messages import sync as sm
+
+from .conftest import as_login_user, leftovers, ssh_url, tree, wait_same, wait_until, write, write_as
+
+
+def test_local_and_ssh_two_way_safe_with_watching(remote_sync, sshd, local_root):
+    remote_root = os.path.join(sshd.home, "project-safe")
+    shutil.rmtree(remote_root, ignore_errors=True)
+    write(local_root, "seed/one.txt", "one")
+    started = time.monotonic()
+    identifier = remote_sync.create_urls(sm.EndpointUrl(path=local_root), ssh_url("project-safe"))
+    created_seconds = time.monotonic() - started
+    try:
+        state = remote_sync.state(identifier)
+        assert state.beta.connected and state.alpha.connected
+        wait_same(local_root, remote_root)  # the relative path is under the remote home
+
+        write(local_root, "dir/new.txt", "from local")
+        wait_until(lambda: tree(remote_root).get("dir/new.txt") == ("file", b"from local", False),
+                   15, what="local creation to reach the remote")
+        write_as(sshd.home, remote_root, "remote.txt", "from remote")
+        wait_until(lambda: tree(local_root).get("remote.txt") == ("file", b"from remote", False),
+                   15, what="remote creation to reach local")
+        os.unlink(os.path.join(local_root, "seed/one.txt"))
+        wait_until(lambda: "seed/one.txt" not in tree(remote_root), 15,
+                   what="deletion to reach the remote")
+        assert wait_same(local_root, remote_root)["remote.txt"] == ("file", b"from remote", False)
+        assert not leftovers(local_root, remote_root)
+        print(f"create with an ssh endpoint answered in {created_seconds:.2f} s")
+    finally:
+        remote_sync.command(sm.SyncTerminate, identifier)
+    assert remote_sync.list() == []
+
+
+def test_second_connect_starts_in_under_a_second(remote_sync, sshd, cache_directory):
+    """The agent is installed (by the session test or here); connecting again reuses it."""
+    url = Url("ssh", "", "testhost", 0, "project")
+
+    async def connect_twice():
+        seconds = []
+        for _ in range(2):
+            started = time.monotonic()
+            link = await open_link(url, cache_directory=cache_directory, progress=lambda _: None,
+                                   ssh_directory=sshd.client.directory)
+            seconds.append(time.monotonic() - started)
+            await link.close("measured")
+        return seconds
+
+    first, second = asyncio.run(connect_twice())
+    print(f"remote endpoint link: first connect {first:.3f} s, second {second:.3f} s")
+    assert second < 1.0
