@@ -10,8 +10,8 @@ supervisor (the restarted incarnation reclaims its own stale unix socket); past 
 budget the session is halted with the reason.
 
 Rules:
-- Create validates everything itself (never trusting the CLI): local endpoints only for now
-  (SSH and Docker endpoints are refused with a clear message), each endpoint parsed by the
+- Create validates everything itself (never trusting the CLI): local, SSH or Docker endpoints
+  (the forwarder connects the remotes itself: ``actors.forward.remote``), each endpoint parsed by the
   forwarding engine's parser (protocol, port range, unix path length), a source port other than
   0 (a persisted session must listen on the same address after a restart), name and labels
   (``identity``), socket settings. Unless paused it answers once the forwarder listens; if the
@@ -45,6 +45,7 @@ from mutagen_actors.actors.forward.endpoints import (
     parse_endpoint,
     socket_options,
 )
+from mutagen_actors.actors.forward.remote import parse_remote_endpoint
 from mutagen_actors.wire.errors import RemoteError, RequestTimeout
 from mutagen_actors.wire.handling import NotHandled, Refused
 from mutagen_actors.wire.messages import forward as fm
@@ -61,6 +62,8 @@ FORWARDER_ACTOR = "mutagen_actors.actors.forward.actor:ForwarderActor"
 CHILD = "forwarder"
 STATE_TIMEOUT = 0.5
 LISTEN_TIMEOUT = 30.0
+REMOTE_START_TIMEOUT = 60.0  # connect, maybe install the agent, listen
+REMOTE_LISTEN_TIMEOUT = 90.0
 POLL_INTERVAL = 0.02
 FORWARDER_SHUTDOWN = 1.0  # an orderly stop only closes sockets
 DIAL_TIMEOUT = 10.0
@@ -85,10 +88,21 @@ def socket_settings(configuration: fm.ForwardConfiguration, side: str) -> fm.Soc
     return fm.SocketConfiguration(**values)
 
 
+def remote_of(url: EndpointUrl) -> Optional[dict]:
+    """The forwarder's description of the remote an endpoint lives on (None: local)."""
+    if url.protocol == "local":
+        return None
+    return {"protocol": url.protocol, "user": url.user, "host": url.host, "port": url.port,
+            "environment": dict(url.environment)}
+
+
 def forwarder_args(create: fm.ForwardCreate) -> dict:
-    """The forwarder actor's launch arguments (defaults resolved)."""
+    """The forwarder actor's launch arguments (defaults resolved; ``source_remote`` /
+    ``destination_remote`` only for a remote endpoint)."""
     source = socket_settings(create.configuration, "source")
-    return {
+    remotes = {f"{side}_remote": remote_of(getattr(create, side))
+               for side in ("source", "destination") if remote_of(getattr(create, side))}
+    return {**remotes,
         "source": create.source.path,
         "destination": create.destination.path,
         "socket_overwrite_mode": source.overwrite_mode or "leave",
@@ -100,13 +114,19 @@ def forwarder_args(create: fm.ForwardCreate) -> dict:
 
 
 def validate_endpoints(source: EndpointUrl, destination: EndpointUrl) -> None:
-    """Raise ValueError naming the side and the problem (local endpoints only for now)."""
+    """Raise ValueError naming the side and the problem. Local endpoints, or behind ``ssh`` /
+    ``docker`` (a remote unix path must be absolute; socket owner, group and mode settings apply to
+    local unix listeners: a remote one is made 0600 by sshd's or the agent's defaults)."""
     for side, url, listening in (("source", source, True), ("destination", destination, False)):
-        if url.protocol != "local":
-            raise ValueError(f"{side}: {url.protocol} forwarding endpoints are not supported yet "
-                             "(only local endpoints)")
+        if url.protocol not in ("local", "ssh", "docker"):
+            raise ValueError(f"{side}: {url.protocol} forwarding endpoints are not supported")
+        if url.protocol != "local" and not url.host:
+            raise ValueError(f"{side}: the {url.protocol} endpoint names no host or container")
         try:
-            endpoint = parse_endpoint(url.path, listening=listening)
+            if url.protocol == "local":
+                endpoint = parse_endpoint(url.path, listening=listening)
+            else:
+                endpoint = parse_remote_endpoint(url.path, listening=listening)
         except ForwardingError as error:
             raise ValueError(f"{side}: {error}") from None
         if listening and not endpoint.is_unix and endpoint.port == 0:
@@ -115,7 +135,7 @@ def validate_endpoints(source: EndpointUrl, destination: EndpointUrl) -> None:
         if endpoint.is_unix and url.path != str(endpoint):
             raise ValueError(f"{side}: the unix socket path must be absolute and normalized "
                              f"(got {url.path!r})")
-    if source.path == destination.path:
+    if source.path == destination.path and remote_of(source) == remote_of(destination):
         raise ValueError(f"source and destination are the same endpoint ({source.path}): "
                          "forwarding would loop")
 
@@ -182,8 +202,10 @@ def forward_specs(record: SessionRecord) -> list[ChildSpec]:
     if record.paused:
         return []
     create = msgspec.convert(record.spec["create"], fm.ForwardCreate)
+    remote = create.source.protocol != "local" or create.destination.protocol != "local"
     return [ChildSpec(CHILD, FORWARDER_ACTOR, forwarder_args(create),
-                      shutdown=FORWARDER_SHUTDOWN, start_timeout=10.0)]
+                      shutdown=FORWARDER_SHUTDOWN,
+                      start_timeout=REMOTE_START_TIMEOUT if remote else 10.0)]
 
 
 KINDS[KIND] = (forward_specs, Strategy.ONE_FOR_ONE)
@@ -276,7 +298,7 @@ class ForwardManager:
         self.index += 1
         if not record.paused:
             try:
-                await self._wait_listening(session, LISTEN_TIMEOUT)
+                await self._wait_listening(session, _listen_timeout(message))
             except Refused:
                 await self._terminate(session)
                 raise
@@ -428,7 +450,8 @@ class ForwardManager:
         persistence.save(self.paths.sessions, session.record)
         await self._restart(session)
         try:
-            await self._wait_listening(session, LISTEN_TIMEOUT, first_failure=False)
+            await self._wait_listening(session, _listen_timeout(session.create),
+                                       first_failure=False)
         except Refused as refusal:
             raise Refused("unavailable", f"unable to resume session {session.id}: "
                                          f"{refusal.message}") from None
@@ -450,3 +473,8 @@ def _past(exit_description: str) -> str:
     if exit_description.startswith("start failed"):
         return "failed to start: " + listen_failure(exit_description)
     return exit_description
+
+
+def _listen_timeout(create: fm.ForwardCreate) -> float:
+    remote = create.source.protocol != "local" or create.destination.protocol != "local"
+    return REMOTE_LISTEN_TIMEOUT if remote else LISTEN_TIMEOUT

@@ -4,6 +4,12 @@ Launch arguments (``ActorLaunch.args`` / ``ChildSpec.args``):
 
 - ``source``: local endpoint text to listen on (``tcp:127.0.0.1:8080``, ``unix:/path``);
 - ``destination``: local endpoint text to dial for each accepted connection;
+- optional ``source_remote`` / ``destination_remote``: the remote the endpoint lives on (dict:
+  ``protocol`` ``ssh``/``docker``, ``user``, ``host``, ``port``, ``environment``), absent for a
+  local endpoint (``actors.forward.remote``: SSH channels, or the agent in a container); with
+  ``cache_directory`` for the agent bundle and optional ``ssh_directory``. A remote source is
+  reverse forwarding (the remote listens); both remote: bytes go through this process. Losing
+  a remote's connection crashes the actor, so its supervisor restarts it (reconnecting);
 - optional ``socket_overwrite_mode`` (``leave``/``overwrite``), ``socket_owner``,
   ``socket_group``, ``socket_permission_mode`` (octal text or int, default 0600) for a unix
   source, and ``dial_timeout`` (seconds, default 10).
@@ -19,7 +25,10 @@ connections (the kernel closes its sockets).
 
 from __future__ import annotations
 
+import asyncio
+import os
 import resource
+import tempfile
 
 from mutagen_actors.actors.runtime.actor import Actor
 from mutagen_actors.wire.handling import NotHandled
@@ -29,29 +38,77 @@ from .dialers import DEFAULT_DIAL_TIMEOUT, make_dialer
 from .endpoints import DEFAULT_SOCKET_PERMISSION_MODE, parse_endpoint, socket_options
 from .listeners import open_listener
 from .relay import Relay
+from .remote import connect_remote, parse_remote_endpoint
 
 
 class ForwarderActor(Actor):
     relay: Relay | None = None
+    remotes: list = []
+    _watchers: list = []
+    _stopping = False
 
     async def on_start(self) -> None:
         _raise_file_limit()
+        self._watchers = []
         args = self.context.args
-        source = parse_endpoint(args["source"], listening=True)
-        destination = parse_endpoint(args["destination"], listening=False)
+        source_remote, destination_remote = args.get("source_remote"), args.get("destination_remote")
+        source = (parse_remote_endpoint(args["source"], listening=True) if source_remote
+                  else parse_endpoint(args["source"], listening=True))
+        destination = (parse_remote_endpoint(args["destination"], listening=False)
+                       if destination_remote else parse_endpoint(args["destination"],
+                                                                 listening=False))
         options = socket_options(
             args.get("socket_overwrite_mode", "leave"), args.get("socket_owner", ""),
             args.get("socket_group", ""),
             args.get("socket_permission_mode", DEFAULT_SOCKET_PERMISSION_MODE))
-        listener = await open_listener(source, options,
-                                       reclaim_stale=self.context.launch.restarts > 0)
+        timeout = float(args.get("dial_timeout", DEFAULT_DIAL_TIMEOUT))
+        self.remotes = []
+        try:
+            if destination_remote:
+                remote = await self._connect(destination_remote)
+                dial = remote.dialer(destination, timeout)
+            else:
+                dial = make_dialer(destination, timeout)
+            if source_remote:
+                remote = await self._connect(source_remote)
+                listener = await remote.listen(source)
+            else:
+                listener = await open_listener(source, options,
+                                               reclaim_stale=self.context.launch.restarts > 0)
+        except BaseException:
+            await self._close_remotes()
+            raise
         log = self.log.bind(side="source")
-        self.relay = Relay(listener, make_dialer(destination,
-                                                 float(args.get("dial_timeout",
-                                                                DEFAULT_DIAL_TIMEOUT))),
-                           log=log)
+        self.relay = Relay(listener, dial, log=log)
         self.relay.start()
         self.log.info("forwarding", listening=listener.describe(), destination=str(destination))
+
+    async def _connect(self, remote: dict):
+        side = await connect_remote(remote, cache_directory=self.context.args.get(
+            "cache_directory") or _default_cache(), ssh_directory=self.context.args.get(
+            "ssh_directory") or None)
+        self.remotes.append(side)
+        watcher = asyncio.ensure_future(side.wait_lost())
+        watcher.add_done_callback(self._lost)
+        self._watchers.append(watcher)
+        return side
+
+    def _lost(self, watcher) -> None:
+        if watcher.cancelled() or self._stopping:
+            return
+        reason = watcher.exception() or watcher.result()
+        self.log.warning("remote lost", reason=str(reason))
+        os._exit(3)  # the supervisor restarts this forwarder, which reconnects
+
+    async def _close_remotes(self) -> None:
+        self._stopping = True
+        for watcher in self._watchers:
+            watcher.cancel()
+        for side in getattr(self, "remotes", []):
+            try:
+                await asyncio.wait_for(side.close(), 2)
+            except Exception:  # noqa: BLE001 - best effort on the way out
+                pass
 
     async def handle(self, message):
         if isinstance(message, GetForwardingStatistics):
@@ -62,8 +119,10 @@ class ForwarderActor(Actor):
         raise NotHandled
 
     async def on_stop(self) -> None:
+        self._stopping = True
         if self.relay is not None:
             await self.relay.close()
+        await self._close_remotes()
 
 
 def _raise_file_limit(ceiling: int = 65536) -> None:
@@ -76,3 +135,14 @@ def _raise_file_limit(ceiling: int = 65536) -> None:
             resource.setrlimit(resource.RLIMIT_NOFILE, (wanted, hard))
         except (ValueError, OSError):
             pass
+
+
+def _default_cache() -> str:
+    """The agent bundle cache: under the daemon's data directory (this process inherits its
+    environment), else a per-user temporary directory."""
+    try:
+        from mutagen_actors.supervisor.datadir import resolve
+
+        return os.path.join(resolve().root, "agent-bundles")
+    except Exception:  # noqa: BLE001 - any trouble: a private temporary place
+        return os.path.join(tempfile.gettempdir(), f"mutagen-actors-bundles-{os.getuid()}")

@@ -1,0 +1,277 @@
+"""Remote forwarding endpoints for the forwarder actor: SSH hosts and Docker containers.
+
+``await connect_remote(remote, cache_directory=...)`` connects one remote (``remote`` is the
+dict form of an endpoint URL: protocol ``ssh`` or ``docker``, user, host, port, environment)
+and returns a ``RemoteSide`` with:
+
+- ``dialer(endpoint) -> Dialer``: each call opens a connection to ``endpoint`` *as seen from
+  the remote*. SSH: a direct-tcpip / direct-streamlocal channel on the SSH connection (what
+  ``ssh -L`` does; no agent involved). Docker: the agent in the container dials, and the bytes
+  travel multiplexed over its ``docker exec`` tunnel (``actors.forward.mux``).
+- ``await listen(endpoint) -> StreamListener``: listen on the remote (reverse forwarding).
+  SSH: a tcpip-forward / streamlocal-forward request (``ssh -R``) on exactly the address given;
+  Docker: the agent listens in the container. Connections arrive through a ``QueueListener``.
+- ``await wait_lost() -> str``: completes with a reason when the connection to the remote ends.
+- ``await close()``.
+
+Failure rules: connecting raises ``ForwardingError`` naming the remote and the cause; a listen
+the remote refuses raises ``ForwardingError`` ("cannot listen on tcp:… on host: …"); a dial
+failure raises ``DialError`` (counted by the relay, never fatal). Remote endpoint texts are
+parsed with ``parse_remote_endpoint``: a unix path must be absolute (it names a path on the
+remote, which this machine cannot resolve), at most 107 bytes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+import asyncssh
+
+from mutagen_actors.wire import forward_mux as fx
+
+from .dialers import DialError
+from .endpoints import Endpoint, ForwardingError, parse_endpoint
+from .mux import Mux
+from .streams import Dialer, QueueListener
+
+
+def parse_remote_endpoint(text: str, *, listening: bool) -> Endpoint:
+    """Parse an endpoint that lives on a remote (see the module rules)."""
+    if text.startswith("unix:") and not text[5:].startswith("/"):
+        raise ForwardingError(f"invalid forwarding endpoint {text!r}: a remote unix socket path "
+                              "must be absolute")
+    return parse_endpoint(text, listening=listening, cwd="/")
+
+
+def describe_remote(remote: dict) -> str:
+    user = f"{remote.get('user')}@" if remote.get("user") else ""
+    if remote["protocol"] == "docker":
+        return f"docker://{user}{remote['host']}"
+    port = f":{remote['port']}" if remote.get("port") else ""
+    return f"{user}{remote['host']}{port}"
+
+
+class _Url:
+    """The attribute shape the transports take (``supervisor.urls.Url``)."""
+
+    def __init__(self, remote: dict):
+        self.protocol = remote["protocol"]
+        self.user = remote.get("user", "")
+        self.host = remote["host"]
+        self.port = int(remote.get("port", 0) or 0)
+        self.path = ""
+        self.environment = dict(remote.get("environment") or {})
+
+
+async def connect_remote(remote: dict, *, cache_directory: str,
+                         ssh_directory: str | None = None) -> "SshSide | DockerSide":
+    from mutagen_actors.agent.transports import TransportError
+
+    try:
+        if remote["protocol"] == "ssh":
+            from mutagen_actors.agent.transports.ssh import SshTransport
+
+            transport = await SshTransport.connect(_Url(remote), ssh_directory=ssh_directory)
+            return SshSide(transport)
+        if remote["protocol"] == "docker":
+            from mutagen_actors.agent.install import AgentError
+            from mutagen_actors.agent.transports.docker import DockerTransport
+
+            side = DockerSide(DockerTransport(_Url(remote)))
+            try:
+                await side.connect(cache_directory)
+            except AgentError as error:
+                raise ForwardingError(f"cannot start the agent on {describe_remote(remote)}: "
+                                      f"{error}") from None
+            return side
+    except TransportError as error:
+        raise ForwardingError(str(error)) from None
+    raise ForwardingError(f"unknown remote protocol {remote['protocol']!r}")
+
+
+# ---------------------------------------------------------------------------------------- SSH
+
+
+class SshSide:
+    def __init__(self, transport):
+        self.transport = transport
+        self.connection = transport.connection
+        self.description = transport.description
+        self._listeners: list = []
+
+    def dialer(self, endpoint: Endpoint, timeout: float = 10.0) -> Dialer:
+        async def dial():
+            try:
+                return await asyncio.wait_for(self._open(endpoint), timeout)
+            except asyncio.TimeoutError:
+                raise DialError(f"cannot connect to {endpoint} on {self.description}: timed out "
+                                f"after {timeout:g} s") from None
+            except asyncssh.ChannelOpenError as error:
+                raise DialError(f"cannot connect to {endpoint} on {self.description}: "
+                                f"{_reason(error)}") from None
+            except (asyncssh.Error, OSError) as error:
+                raise DialError(f"cannot connect to {endpoint} on {self.description}: "
+                                f"{error}") from None
+
+        return dial
+
+    async def _open(self, endpoint: Endpoint):
+        if endpoint.is_unix:
+            return await self.connection.open_unix_connection(endpoint.path, encoding=None)
+        return await self.connection.open_connection(endpoint.host, endpoint.port, encoding=None)
+
+    async def listen(self, endpoint: Endpoint) -> QueueListener:
+        queue: QueueListener
+
+        def handler_factory(*_origin):
+            def handler(reader, writer):
+                queue.deliver(reader, writer)
+            return handler
+
+        try:
+            if endpoint.is_unix:
+                listener = await self.connection.start_unix_server(handler_factory, endpoint.path,
+                                                                   encoding=None)
+            else:
+                listener = await self.connection.start_server(handler_factory, endpoint.host,
+                                                              endpoint.port, encoding=None)
+        except (asyncssh.Error, asyncssh.ChannelListenError, OSError) as error:
+            if await self._in_use(endpoint):
+                raise ForwardingError(f"cannot listen on {endpoint} on {self.description}: "
+                                      "address already in use") from None
+            raise ForwardingError(
+                f"cannot listen on {endpoint} on {self.description}: the SSH server refused "
+                f"({_reason(error)}; the address may be taken, or forwarding not allowed)"
+            ) from None
+        where = endpoint if endpoint.is_unix else Endpoint(endpoint.protocol, endpoint.host,
+                                                            listener.get_port())
+        queue = QueueListener(f"{where} on {self.description}", on_close=listener.close)
+        self._listeners.append(listener)
+        return queue
+
+    async def _in_use(self, endpoint: Endpoint) -> bool:
+        """Whether something on the remote accepts connections at ``endpoint`` (why a listen
+        was refused, as far as one can tell through SSH)."""
+        try:
+            _reader, writer = await asyncio.wait_for(self._open(endpoint), 3)
+        except (asyncio.TimeoutError, asyncssh.Error, OSError):
+            return False
+        writer.close()
+        return True
+
+    async def wait_lost(self) -> str:
+        await self.connection.wait_closed()
+        return f"the SSH connection to {self.description} was lost"
+
+    async def close(self) -> None:
+        for listener in self._listeners:
+            listener.close()
+        await self.transport.close()
+
+
+def _reason(error: Exception) -> str:
+    reason = getattr(error, "reason", "") or str(error) or type(error).__name__
+    return reason.strip().rstrip(".").lower() if reason[:1].isupper() else reason
+
+
+# ------------------------------------------------------------------------------------- Docker
+
+
+class DockerSide:
+    """The agent in a container, with forwarded connections multiplexed over its tunnel."""
+
+    def __init__(self, transport):
+        self.transport = transport
+        self.description = transport.description
+        self.agent = None
+        self.mux: Mux | None = None
+        self._waiting: dict[int, asyncio.Future] = {}
+        self._listeners: dict[int, QueueListener] = {}
+        self._listener_ids = iter(range(2, 1 << 31, 2))
+
+    async def connect(self, cache_directory: str) -> None:
+        from mutagen_actors.agent.install import connect_agent
+
+        self.agent = await connect_agent(self.transport, self._on_data,
+                                         cache_directory=cache_directory)
+        tunnel = self.agent.tunnel
+        self.mux = Mux(lambda payload: tunnel.send(fx.ROUTE, payload), odd=False)
+
+    async def _on_data(self, route: bytes, payload: bytes) -> None:
+        if route != fx.ROUTE or self.mux is None:
+            return
+        op, identifier, body = fx.decode(payload)
+        if op in (fx.OPENED, fx.FAILED, fx.LISTENING, fx.LISTEN_FAILED):
+            waiter = self._waiting.pop(identifier, None)
+            if waiter is not None and not waiter.done():
+                waiter.set_result((op, bytes(body).decode(errors="replace")))
+        elif op == fx.ACCEPT:
+            listener = self._listeners.get(fx.body_u32(body))
+            stream = self.mux.open(identifier)
+            if listener is None:
+                stream.close()
+            else:
+                listener.deliver(stream, stream)
+        else:
+            self.mux.on_stream_frame(op, identifier, body)
+
+    async def _ask(self, op: int, identifier: int, text: str, timeout: float):
+        waiter = self._waiting[identifier] = asyncio.get_running_loop().create_future()
+        await self.agent.tunnel.send(fx.ROUTE, fx.encode(op, identifier, text.encode()))
+        try:
+            return await asyncio.wait_for(asyncio.shield(waiter), timeout)
+        finally:
+            self._waiting.pop(identifier, None)
+
+    def dialer(self, endpoint: Endpoint, timeout: float = 10.0) -> Dialer:
+        async def dial():
+            identifier = self.mux.new_id()
+            stream = self.mux.open(identifier)
+            try:
+                op, text = await self._ask(fx.DIAL, identifier, str(endpoint), timeout)
+            except asyncio.TimeoutError:
+                stream.close()
+                raise DialError(f"cannot connect to {endpoint} in {self.description}: timed "
+                                f"out after {timeout:g} s") from None
+            except ConnectionError as error:
+                stream._gone()
+                raise DialError(f"cannot connect to {endpoint} in {self.description}: "
+                                f"{error}") from None
+            if op != fx.OPENED:
+                stream._gone()
+                raise DialError(f"{text} in {self.description}")
+            return stream, stream
+
+        return dial
+
+    async def listen(self, endpoint: Endpoint) -> QueueListener:
+        identifier = next(self._listener_ids)
+        try:
+            op, text = await self._ask(fx.LISTEN, identifier, str(endpoint), 15.0)
+        except (asyncio.TimeoutError, ConnectionError) as error:
+            raise ForwardingError(f"cannot listen on {endpoint} in {self.description}: "
+                                  f"{error or 'no answer from the agent'}") from None
+        if op != fx.LISTENING:
+            raise ForwardingError(f"{text} in {self.description}")
+
+        def stop():
+            self._listeners.pop(identifier, None)
+            if self.agent is not None and not self.agent.tunnel.is_closed:
+                self.mux.spawn(self.mux.send(fx.encode(fx.UNLISTEN, identifier)))
+
+        listener = self._listeners[identifier] = QueueListener(f"{text} in {self.description}",
+                                                               on_close=stop)
+        return listener
+
+    async def wait_lost(self) -> str:
+        closed = await self.agent.tunnel.wait_closed()
+        if self.mux is not None:
+            self.mux.lost(str(closed))
+        return f"the agent tunnel to {self.description} was lost: {closed}"
+
+    async def close(self) -> None:
+        if self.agent is not None:
+            await self.agent.close("forwarding stopped")
+        if self.mux is not None:
+            self.mux.lost("closed")
+

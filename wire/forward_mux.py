@@ -1,0 +1,68 @@
+"""Forwarded connections multiplexed over an agent tunnel (pure framing, no I/O).
+
+Used for Docker forwarding endpoints: the daemon side (``actors.forward.mux``) and the agent
+(``agent.serve_forward``) exchange these frames as tunnel DATA payloads on the reserved route
+``ROUTE`` (the agent's request server never sees them). One frame::
+
+    op (1 byte) + id (u32, big-endian) + body
+
+``id`` names a connection (or, for LISTEN/LISTENING/LISTEN_FAILED/UNLISTEN, a listener).
+Connection ids opened by the daemon (DIAL) are even, those opened by the agent (ACCEPT) odd, so
+the two ends never pick the same id.
+
+- DIAL id body=endpoint text (daemon -> agent): dial it in the remote; answered by OPENED id
+  or FAILED id body=one-line reason.
+- LISTEN id body=endpoint text (daemon -> agent): listen in the remote; answered by LISTENING
+  id body=address listened on, or LISTEN_FAILED id body=reason. UNLISTEN id stops it.
+- ACCEPT id body=listener id (u32) (agent -> daemon): a new connection of that listener.
+- DATA id body=bytes; EOF id (half-close: no more DATA from this side); CLOSE id (the
+  connection is gone both ways, body=optional reason).
+- ACK id body=u32 n: n bytes of DATA for ``id`` were written out by the receiver. A sender
+  keeps at most ``WINDOW`` unacknowledged bytes per connection (flow control: a slow reader
+  never makes the other side buffer more than that, and never stalls other connections).
+
+Failure rule: ``decode`` raises ``ProtocolError`` for a frame that is too short or has an
+unknown op.
+"""
+
+from __future__ import annotations
+
+import struct
+
+from .errors import ProtocolError
+
+ROUTE = b"\x00forward"
+DIAL, OPENED, FAILED, LISTEN, LISTENING, LISTEN_FAILED, UNLISTEN, ACCEPT, DATA, EOF, CLOSE, \
+    ACK = range(1, 13)
+OPS = {DIAL: "DIAL", OPENED: "OPENED", FAILED: "FAILED", LISTEN: "LISTEN",
+       LISTENING: "LISTENING", LISTEN_FAILED: "LISTEN_FAILED", UNLISTEN: "UNLISTEN",
+       ACCEPT: "ACCEPT", DATA: "DATA", EOF: "EOF", CLOSE: "CLOSE", ACK: "ACK"}
+WINDOW = 1 << 20
+CHUNK = 128 * 1024
+_HEAD = struct.Struct(">BI")
+_U32 = struct.Struct(">I")
+
+
+def encode(op: int, identifier: int, body: bytes = b"") -> bytes:
+    return _HEAD.pack(op, identifier) + bytes(body)
+
+
+def encode_u32(op: int, identifier: int, value: int) -> bytes:
+    return _HEAD.pack(op, identifier) + _U32.pack(value)
+
+
+def decode(payload) -> tuple[int, int, memoryview]:
+    """(op, id, body) of one frame."""
+    view = memoryview(payload)
+    if len(view) < _HEAD.size:
+        raise ProtocolError(f"forwarding frame of {len(view)} bytes is too short")
+    op, identifier = _HEAD.unpack_from(view)
+    if op not in OPS:
+        raise ProtocolError(f"unknown forwarding frame op {op}")
+    return op, identifier, view[_HEAD.size:]
+
+
+def body_u32(body) -> int:
+    if len(body) != _U32.size:
+        raise ProtocolError(f"forwarding frame body of {len(body)} bytes, expected 4")
+    return _U32.unpack(body)[0]
