@@ -46,7 +46,7 @@ from mutagen_actors.wire.tunnel import TunnelClosed
 
 URL_FIELDS = ("protocol", "user", "host", "port", "environment")
 NOT_SETTINGS = ("notify", "data_directory", *URL_FIELDS)
-CONNECT_TIMEOUT = 10.0  # the transport (TCP, key exchange, authentication; docker exec)
+CONNECT_TIMEOUT = 5.0  # the SSH connect (TCP, key exchange, authentication), as Mutagen
 AGENT_TIMEOUT = 180.0  # probe, install and start of the agent
 OPEN_TIMEOUT = 60.0
 REQUEST_TIMEOUT = 3600.0  # a dead link fails requests far sooner (heartbeats)
