@@ -67,7 +67,8 @@ KIND = "sync"
 ENDPOINT_ACTOR = "mutagen_actors.agent.endpoint_actor:EndpointActor"
 REMOTE_ENDPOINT_ACTOR = "mutagen_actors.agent.remote_endpoint_actor:RemoteEndpointActor"
 REMOTE_PROTOCOLS = ("ssh", "docker")
-PROBE_TIMEOUT = 120.0  # connect (the transport's own deadline) + agent install + start
+PROBE_TIMEOUT = 60.0  # connect (the transport's own deadline) + agent install + start;
+# both sides at once, so with CONNECT_TIMEOUT it stays within the CLI's create deadline (120 s)
 TRANSITIONER_ACTOR = "mutagen_actors.actors.syncsession.transitioner:TransitionerActor"
 STAGER_ACTOR = "mutagen_actors.actors.syncsession.stager:StagerActor"
 RECONCILER_ACTOR = "mutagen_actors.actors.syncsession.reconciler:ReconcilerActor"
@@ -368,9 +369,7 @@ class SyncManager:
         )
         from .urls import Url
 
-        for side, url in (("alpha", message.alpha), ("beta", message.beta)):
-            if url.protocol not in REMOTE_PROTOCOLS:
-                continue
+        async def probe(side: str, url: sm.EndpointUrl) -> None:
             target = Url(url.protocol, url.user, url.host, url.port, url.path,
                          dict(url.environment))
             try:
@@ -381,6 +380,14 @@ class SyncManager:
             except asyncio.TimeoutError:
                 raise Refused("unavailable", f"{side}: unable to start the agent on "
                                              f"{url.host} within {PROBE_TIMEOUT:g} s") from None
+
+        sides = [(side, url) for side, url in (("alpha", message.alpha), ("beta", message.beta))
+                 if url.protocol in REMOTE_PROTOCOLS]
+        results = await asyncio.gather(*(probe(side, url) for side, url in sides),
+                                       return_exceptions=True)
+        for result in results:  # alpha's failure first
+            if isinstance(result, BaseException):
+                raise result
 
     async def _wait_connected(self, session: _Session, timeout: float) -> None:
         deadline = time.monotonic() + timeout

@@ -156,3 +156,19 @@ def test_container_recreated_empty_halts_instead_of_deleting(remote_sync, docker
     finally:
         remote_sync.command(sm.SyncTerminate, identifier)
     assert local_files(local_root) == expected
+
+
+def test_docker_url_user_runs_the_agent_as_that_user(remote_sync, dockerd, python_container,
+                                                     local_root):
+    dockerd.docker("exec", python_container, "sh", "-c", "id dev || useradd -m dev")
+    write(local_root, "mine.txt", "owned by dev")
+    identifier = remote_sync.create_urls(sm.EndpointUrl(path=local_root),
+                                         docker_url(dockerd, python_container, "~/app", "dev"))
+    try:
+        wait_files(lambda: container_files(dockerd, python_container, "/home/dev/app"),
+                   {"mine.txt": "owned by dev"}, "the file to reach dev's home in the container")
+        owner = dockerd.docker("exec", python_container, "stat", "-c", "%U",
+                               "/home/dev/app/mine.txt").stdout.decode().strip()
+        assert owner == "dev"
+    finally:
+        remote_sync.command(sm.SyncTerminate, identifier)

@@ -61,3 +61,21 @@ def test_second_connect_starts_in_under_a_second(remote_sync, sshd, cache_direct
     first, second = asyncio.run(connect_twice())
     print(f"remote endpoint link: first connect {first:.3f} s, second {second:.3f} s")
     assert second < 1.0
+
+
+def test_cli_create_list_and_terminate_with_an_ssh_url(remote_sync, sshd, local_root):
+    remote_root = os.path.join(sshd.home, "cli-project")
+    shutil.rmtree(remote_root, ignore_errors=True)
+    write(local_root, "hello.txt", "hello")
+    daemon = remote_sync.daemon
+    created = daemon.cli("sync", "create", "--name", "remote-cli", local_root,
+                         "testhost:cli-project", timeout=120)
+    assert created.returncode == 0, created.stderr
+    try:
+        wait_until(lambda: tree(remote_root).get("hello.txt") == ("file", b"hello", False), 20,
+                   what="the file to reach the remote")
+        listed = daemon.cli("sync", "list", "remote-cli", check=True).stdout
+        assert "testhost:cli-project" in listed and "Connected: Yes" in listed, listed
+    finally:
+        daemon.cli("sync", "terminate", "remote-cli", check=True)
+    assert remote_sync.list() == []
