@@ -9,7 +9,9 @@ watcher and saves the cache. Contract of each operation:
 
 - ``scan(full, have_generation)``: incremental (only the paths the watcher reported dirty, the
   previous snapshot reused elsewhere) unless ``full``, the scan mode is ``full``, there is no
-  previous scan or the watcher asked for a full rescan. ``generation`` counts snapshot changes;
+  previous scan, the watcher asked for a full rescan, or the root is not the same directory
+  (device and inode) as at the last scan: a replaced root is always scanned whole, so a
+  half-seen replacement can never look like a few deletions. ``generation`` counts snapshot changes;
   the snapshot is returned only if it differs from ``have_generation``. ``ScanError`` propagates.
 - ``needs(items)``: for each distinct digest, keep it if already staged, else (when at least
   ``REUSE_MIN_ITEMS`` digests are missing: the reverse map costs a pass over the cache) try to
@@ -144,6 +146,7 @@ class LocalEndpoint:
         self.dirty: Optional[set] = None  # None: everything
         self.generation = 0
         self.history: dict = {}  # the last two generations' snapshots, for deltas
+        self._root_identity = None  # (device, inode) of the root at the last scan
         self.watcher: Optional[Watcher] = None
         self._pump: Optional[asyncio.Task] = None
         self._saver: Optional[asyncio.Task] = None
@@ -231,8 +234,10 @@ class LocalEndpoint:
     def scan(self, full: bool, dirty: Optional[set]) -> ScanResult:
         """Blocking (run in a worker thread by ``scan_async``): scan with ``dirty`` taken from
         ``self.dirty`` by the caller, in the event loop's thread."""
+        identity = _identity(self.root)
         incremental = (not full and dirty is not None and self.previous is not None
-                       and self.settings.scan_mode is ScanMode.ACCELERATED)
+                       and self.settings.scan_mode is ScanMode.ACCELERATED
+                       and identity is not None and identity == self._root_identity)
         try:
             result = scan(self.root, hash=self.settings.hash, ignorer=self.ignorer,
                           symlink_mode=self.settings.symlink_mode,
@@ -243,6 +248,7 @@ class LocalEndpoint:
         except BaseException:
             self.dirty = None  # the next scan must be complete
             raise
+        self._root_identity = identity
         if self.previous is None or result.root != self.previous.root:
             self.generation += 1
             self.history[self.generation] = result.root
@@ -458,6 +464,14 @@ class LocalEndpoint:
         if self.watcher is not None:
             self.watcher.note_changed([change.path for change in changes])
         return result
+
+
+def _identity(path: str):
+    try:
+        st = os.lstat(path)
+    except OSError:
+        return None
+    return (st.st_dev, st.st_ino)
 
 
 def _unlink(path: str) -> None:

@@ -117,8 +117,8 @@ def url(path: str, protocol: str = "local") -> sm.EndpointUrl:
     (url("/tmp/x/y"), url("/tmp/x"), "alpha (/tmp/x/y) is inside beta (/tmp/x)"),
     (url("/tmp/x"), url("/tmp/x/y/z"), "beta (/tmp/x/y/z) is inside alpha (/tmp/x)"),
     (url("relative"), url("/tmp/x"), "alpha: the path must be absolute"),
-    (url("/srv", "ssh"), url("/tmp/x"), "alpha: ssh endpoints are not supported yet"),
-    (url("/tmp/x"), url("/srv", "docker"), "beta: docker endpoints are not supported yet"),
+    (url("/srv", "ftp"), url("/tmp/x"), "alpha: unknown endpoint protocol 'ftp'"),
+    (url("/tmp/x"), sm.EndpointUrl(protocol="ssh", path="/srv"), "beta: the ssh URL has no host"),
 ])
 def test_bad_roots(alpha, beta, message):
     with pytest.raises(ValueError, match=message.replace("(", r"\(").replace(")", r"\)")):
