@@ -15,6 +15,12 @@ docker streams will use).
   ``--connections`` sequential connections.
 
     .venv/bin/python bench/forward.py [--size 1073741824] [--runs 3] [--connections 500] [--json]
+
+With ``--ssh`` the rows are instead a forward to a private loopback sshd (``tests/remote/infra``
+``PrivateSshd``; run as root): ``ssh -L`` (OpenSSH client, same cipher as ours,
+aes128-gcm@openssh.com) against the forwarder's SSH dialer (direct-tcpip channels on one
+asyncssh connection, relay copy loop), both reaching the same sink and echo servers through the
+same sshd (``--size`` defaults to 256 MiB there).
 """
 
 from __future__ import annotations
@@ -120,17 +126,24 @@ def _percentile(samples: list[float], fraction: float) -> float:
 
 
 class RelayProcess:
-    """``bench/forward.py --serve-relay DEST [--copy-loop]`` in a child process; the listening
-    endpoint is the first line it prints. Stopped by its pid."""
+    """``bench/forward.py --serve-relay DEST [--copy-loop] [--ssh-directory D --ssh-host H]`` in
+    a child process; the listening endpoint is the first line it prints. Stopped by its pid."""
 
-    def __init__(self, destination: str, copy_loop: bool):
+    def __init__(self, destination: str, copy_loop: bool, ssh: tuple[str, str] | None = None):
         command = [sys.executable, __file__, "--serve-relay", destination]
         if copy_loop:
             command.append("--copy-loop")
+        if ssh is not None:
+            command += ["--ssh-directory", ssh[0], "--ssh-host", ssh[1]]
         self.process = subprocess.Popen(command, stdout=subprocess.PIPE, stdin=subprocess.PIPE,
                                         text=True)
-        self.endpoint = self.process.stdout.readline().strip()
-        if not self.endpoint:
+        self.endpoint = ""
+        while not self.endpoint.startswith("tcp:"):  # skip log lines
+            line = self.process.stdout.readline()
+            if not line:
+                break
+            self.endpoint = line.strip()
+        if not self.endpoint.startswith("tcp:"):
             raise RuntimeError("relay process did not start")
 
     def cpu_seconds(self) -> float:
@@ -148,23 +161,127 @@ class RelayProcess:
             self.process.wait()
 
 
-def serve_relay(destination: str, copy_loop: bool) -> None:
+def serve_relay(destination: str, copy_loop: bool, ssh_directory: str = "",
+                ssh_host: str = "") -> None:
     from mutagen_actors.actors.forward.dialers import make_dialer
     from mutagen_actors.actors.forward.endpoints import parse_endpoint
     from mutagen_actors.actors.forward.listeners import open_listener
     from mutagen_actors.actors.forward.relay import Relay
+    from mutagen_actors.actors.forward.remote import connect_remote
 
     async def main():
         loop = asyncio.get_running_loop()
         listener = await open_listener(parse_endpoint("tcp:127.0.0.1:0"))
-        relay = Relay(listener, make_dialer(parse_endpoint(destination, listening=False)),
-                      use_splice=not copy_loop)
+        remote = None
+        endpoint = parse_endpoint(destination, listening=False)
+        if ssh_host:
+            remote = await connect_remote({"protocol": "ssh", "host": ssh_host},
+                                          cache_directory="", ssh_directory=ssh_directory)
+            dial = remote.dialer(endpoint)
+        else:
+            dial = make_dialer(endpoint)
+        relay = Relay(listener, dial, use_splice=not copy_loop)
         relay.start()
         print(listener.describe(), flush=True)
         await loop.run_in_executor(None, sys.stdin.read)  # until the parent closes stdin
         await relay.close()
+        if remote is not None:
+            await remote.close()
 
     asyncio.run(main())
+
+
+class SshL:
+    """``ssh -N -L 127.0.0.1:P:<destination>`` to the private sshd, stopped by its pid."""
+
+    def __init__(self, destination: str, client, port: int):
+        host, dport = _address(destination)
+        self.process = subprocess.Popen(
+            ["ssh", "-F", client.config, "-o", f"UserKnownHostsFile={client.known_hosts}",
+             "-o", "BatchMode=yes", "-c", "aes128-gcm@openssh.com", "-N",
+             "-L", f"127.0.0.1:{port}:{host}:{dport}", client.alias],
+            stdin=subprocess.DEVNULL)
+        self.endpoint = f"tcp:127.0.0.1:{port}"
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                return
+            except OSError:
+                if time.monotonic() > deadline or self.process.poll() is not None:
+                    self.stop()
+                    raise RuntimeError("ssh -L did not start listening") from None
+                time.sleep(0.05)
+
+    def cpu_seconds(self) -> float:
+        """User + system CPU time the ssh client has used so far."""
+        with open(f"/proc/{self.process.pid}/stat") as stream:
+            fields = stream.read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+    def stop(self):
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+
+def run_ssh(size: int, runs: int, connections: int) -> list[dict]:
+    import shutil
+    import tempfile
+
+    sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(
+        __file__))), "tests"))
+    from remote.infra import PrivateSshd, free_port
+
+    root = tempfile.mkdtemp(prefix="bench-sshd-", dir="/tmp")
+    sshd = PrivateSshd(root).start()
+    sink, echo = _Server(_sink), _Server(_echo)
+    rows = []
+    names = ("ssh -L", "forwarder over ssh")
+    forwards: dict[str, list] = {}
+    try:
+        ssh = (sshd.client.directory, sshd.client.alias)
+        forwards["ssh -L"] = [SshL(sink.endpoint, sshd.client, free_port()),
+                              SshL(echo.endpoint, sshd.client, free_port())]
+        forwards["forwarder over ssh"] = [RelayProcess(sink.endpoint, True, ssh),
+                                          RelayProcess(echo.endpoint, True, ssh)]
+        rates: dict[str, list] = {name: [] for name in names}
+        latencies: dict[str, list] = {name: [] for name in names}
+        cpu: dict[str, float] = {name: 0.0 for name in names}
+        for _ in range(runs):  # interleaved: a busy machine's drift hits both alike
+            for name in names:
+                before = forwards[name][0].cpu_seconds()
+                rates[name].append(throughput(forwards[name][0].endpoint, size))
+                cpu[name] += forwards[name][0].cpu_seconds() - before
+            for name in names:
+                latencies[name] += setup_latency(forwards[name][1].endpoint,
+                                                 max(1, connections // runs))
+        for name in names:
+            rows.append({
+                "path": name,
+                "throughput_best_gbps": max(rates[name]) / 1e9,
+                "throughput_median_gbps": statistics.median(rates[name]) / 1e9,
+                "relay_cpu_s_per_gib": cpu[name] / (size * runs / 2**30),
+                "setup_p50_us": _percentile(latencies[name], 0.50) * 1e6,
+                "setup_p99_us": _percentile(latencies[name], 0.99) * 1e6,
+            })
+    finally:
+        for pair in forwards.values():
+            for forward in pair:
+                forward.stop()
+        sink.close()
+        echo.close()
+        sshd.stop()
+        shutil.rmtree(root, ignore_errors=True)
+    base = rows[0]
+    for row in rows:
+        row["throughput_vs_direct"] = row["throughput_median_gbps"] / \
+            base["throughput_median_gbps"]
+    return rows
 
 
 def run(size: int, runs: int, connections: int) -> list[dict]:
@@ -214,11 +331,20 @@ def main() -> None:
     parser.add_argument("--json", action="store_true")
     parser.add_argument("--serve-relay", metavar="DESTINATION", help=argparse.SUPPRESS)
     parser.add_argument("--copy-loop", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--ssh", action="store_true",
+                        help="compare with ssh -L on a private loopback sshd")
+    parser.add_argument("--ssh-directory", default="", help=argparse.SUPPRESS)
+    parser.add_argument("--ssh-host", default="", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve_relay:
-        serve_relay(args.serve_relay, args.copy_loop)
+        serve_relay(args.serve_relay, args.copy_loop, args.ssh_directory, args.ssh_host)
         return
-    rows = run(args.size, args.runs, args.connections)
+    if args.ssh:
+        if args.size == 1 << 30:
+            args.size = 256 << 20
+        rows = run_ssh(args.size, args.runs, args.connections)
+    else:
+        rows = run(args.size, args.runs, args.connections)
     if args.json:
         print(json.dumps({"size": args.size, "runs": args.runs,
                           "connections": args.connections, "cores": os.cpu_count(),
@@ -227,8 +353,8 @@ def main() -> None:
     print(f"one connection, {args.size / 2**30:g} GiB x {args.runs} runs; set-up latency over "
           f"{args.connections} connections (connect + 1-byte echo + close); "
           f"{os.cpu_count()} cores")
-    print(f"{'path':<20} {'best GB/s':>10} {'median GB/s':>12} {'vs direct':>10} "
-          f"{'relay CPU s/GiB':>16} {'setup p50 us':>13} {'setup p99 us':>13}")
+    print(f"{'path':<20} {'best GB/s':>10} {'median GB/s':>12} {'vs first':>10} "
+          f"{'fwd CPU s/GiB':>16} {'setup p50 us':>13} {'setup p99 us':>13}")
     for row in rows:
         print(f"{row['path']:<20} {row['throughput_best_gbps']:>10.2f} "
               f"{row['throughput_median_gbps']:>12.2f} {row['throughput_vs_direct']:>9.2f}x "

@@ -35,6 +35,10 @@ from .mux import Mux
 from .streams import Dialer, QueueListener
 
 
+CHANNEL_WINDOW = 8 << 20  # what the remote may send before we acknowledge (asyncssh: 2 MiB)
+WRITE_BUFFER = 2 << 20
+
+
 def parse_remote_endpoint(text: str, *, listening: bool) -> Endpoint:
     """Parse an endpoint that lives on a remote (see the module rules)."""
     if text.startswith("unix:") and not text[5:].startswith("/"):
@@ -92,10 +96,61 @@ async def connect_remote(remote: dict, *, cache_directory: str,
 # ---------------------------------------------------------------------------------------- SSH
 
 
+class _CorkedTransport:
+    """Write coalescing for an SSH connection's byte transport: asyncssh writes every packet
+    (16-32 KiB of channel data) with its own ``send`` system call; this gathers the packets
+    written during one event-loop turn and sends them in one call at the end of the turn
+    (measured: about a third of the forwarder's CPU per byte was those calls). Order is kept;
+    ``close``/``write_eof`` send what is gathered first, ``abort`` drops it."""
+
+    def __init__(self, transport, loop):
+        self._transport = transport
+        self._loop = loop
+        self._parts: list = []
+        self._scheduled = False
+
+    def write(self, data) -> None:
+        self._parts.append(data)
+        if not self._scheduled:
+            self._scheduled = True
+            self._loop.call_soon(self.flush)
+
+    def flush(self) -> None:
+        self._scheduled = False
+        if self._parts:
+            data = b"".join(self._parts)
+            self._parts.clear()
+            if not self._transport.is_closing():
+                self._transport.write(data)
+
+    def write_eof(self) -> None:
+        self.flush()
+        self._transport.write_eof()
+
+    def close(self) -> None:
+        self.flush()
+        self._transport.close()
+
+    def abort(self) -> None:
+        self._parts.clear()
+        self._transport.abort()
+
+    def __getattr__(self, name):
+        return getattr(self._transport, name)
+
+
+def _cork(connection) -> None:
+    transport = getattr(connection, "_transport", None)
+    if transport is not None and hasattr(transport, "write") \
+            and not isinstance(transport, _CorkedTransport):
+        connection._transport = _CorkedTransport(transport, asyncio.get_running_loop())
+
+
 class SshSide:
     def __init__(self, transport):
         self.transport = transport
         self.connection = transport.connection
+        _cork(self.connection)
         self.description = transport.description
         self._listeners: list = []
 
@@ -117,15 +172,19 @@ class SshSide:
 
     async def _open(self, endpoint: Endpoint):
         if endpoint.is_unix:
-            return await self.connection.open_unix_connection(endpoint.path, encoding=None)
-        return await self.connection.open_connection(endpoint.host, endpoint.port, encoding=None)
+            pair = await self.connection.open_unix_connection(endpoint.path, encoding=None,
+                                                              window=CHANNEL_WINDOW)
+        else:
+            pair = await self.connection.open_connection(endpoint.host, endpoint.port,
+                                                         encoding=None, window=CHANNEL_WINDOW)
+        return _buffered(pair)
 
     async def listen(self, endpoint: Endpoint) -> QueueListener:
         queue: QueueListener
 
         def handler_factory(*_origin):
             def handler(reader, writer):
-                queue.deliver(reader, writer)
+                queue.deliver(*_buffered((reader, writer)))
             return handler
 
         try:
@@ -167,6 +226,13 @@ class SshSide:
         for listener in self._listeners:
             listener.close()
         await self.transport.close()
+
+
+def _buffered(pair):
+    """Let a channel buffer ``WRITE_BUFFER`` bytes before ``drain`` waits (asyncssh's default
+    64 KiB makes every 256 KiB relay write wait for the channel to empty: no pipelining)."""
+    pair[1].channel.set_write_buffer_limits(high=WRITE_BUFFER)
+    return pair
 
 
 def _reason(error: Exception) -> str:

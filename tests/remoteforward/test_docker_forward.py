@@ -122,3 +122,22 @@ def test_unknown_container_is_a_clear_error(docker_daemon):
     assert result.returncode != 0
     assert "no-such-container-h13" in result.stderr, result.stderr
     assert docker_daemon.sessions() == []
+
+
+def test_remote_to_remote_ssh_to_docker_goes_through_this_machine(docker_daemon, dockerd,
+                                                                  python_container, sshd):
+    """The sshd listens (reverse), the agent in the container dials: both remotes, the bytes
+    pass through the forwarder here."""
+    target = os.path.join(docker_daemon.home, ".ssh")
+    os.makedirs(target, mode=0o700)
+    for name in ("config", "known_hosts"):
+        with open(os.path.join(sshd.client.directory, name)) as source, \
+                open(os.path.join(target, name), "w") as copy:
+            copy.write(source.read())
+    echo_port, remote_port = free_port(), free_port()
+    dockerd.docker("exec", "-d", python_container, "python3", "-c", ECHO, str(echo_port))
+    wait_until(lambda: _in_container(dockerd, python_container, echo_port), 30, interval=0.2,
+               what="the echo server in the container")
+    docker_daemon.create(f"testhost:tcp:127.0.0.1:{remote_port}",
+                         f"docker://{python_container}:tcp:127.0.0.1:{echo_port}", "-n", "r2r")
+    assert echo_once(f"tcp:127.0.0.1:{remote_port}", os.urandom(1 << 20), timeout=30)
