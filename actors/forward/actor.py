@@ -35,7 +35,12 @@ from mutagen_actors.wire.handling import NotHandled
 from mutagen_actors.wire.messages.forward import ForwardingStatistics, GetForwardingStatistics
 
 from .dialers import DEFAULT_DIAL_TIMEOUT, make_dialer
-from .endpoints import DEFAULT_SOCKET_PERMISSION_MODE, parse_endpoint, socket_options
+from .endpoints import (
+    DEFAULT_SOCKET_PERMISSION_MODE,
+    ForwardingError,
+    parse_endpoint,
+    socket_options,
+)
 from .listeners import open_listener
 from .relay import Relay
 from .remote import connect_remote, parse_remote_endpoint
@@ -71,7 +76,8 @@ class ForwarderActor(Actor):
                 dial = make_dialer(destination, timeout)
             if source_remote:
                 remote = await self._connect(source_remote)
-                listener = await remote.listen(source)
+                listener = await _listen_remote(remote, source,
+                                                retry=self.context.launch.restarts > 0)
             else:
                 listener = await open_listener(source, options,
                                                reclaim_stale=self.context.launch.restarts > 0)
@@ -135,6 +141,21 @@ def _raise_file_limit(ceiling: int = 65536) -> None:
             resource.setrlimit(resource.RLIMIT_NOFILE, (wanted, hard))
         except (ValueError, OSError):
             pass
+
+
+async def _listen_remote(remote, endpoint, *, retry: bool, patience: float = 3.0):
+    """Listen on the remote. A restarted forwarder (``retry``) may find its killed
+    predecessor's listener still held on the remote for a moment (the sshd or the old agent
+    has not noticed yet): "address already in use" is retried for ``patience`` seconds."""
+    deadline = asyncio.get_running_loop().time() + patience
+    while True:
+        try:
+            return await remote.listen(endpoint)
+        except ForwardingError as error:
+            if not retry or "in use" not in str(error) \
+                    or asyncio.get_running_loop().time() > deadline:
+                raise
+        await asyncio.sleep(0.1)
 
 
 def _default_cache() -> str:

@@ -141,3 +141,33 @@ def test_remote_to_remote_ssh_to_docker_goes_through_this_machine(docker_daemon,
     docker_daemon.create(f"testhost:tcp:127.0.0.1:{remote_port}",
                          f"docker://{python_container}:tcp:127.0.0.1:{echo_port}", "-n", "r2r")
     assert echo_once(f"tcp:127.0.0.1:{remote_port}", os.urandom(1 << 20), timeout=30)
+
+
+def test_kill_9_of_a_reverse_docker_forwarder_listens_again(docker_daemon, dockerd,
+                                                            python_container):
+    import signal
+    import time
+
+    from foundation.conftest import alive
+
+    echo = EchoServer("tcp:127.0.0.1:0")
+    port = free_port()
+    try:
+        session = docker_daemon.create(f"docker://{python_container}:tcp:127.0.0.1:{port}",
+                                       echo.endpoint, "-n", "reverse-killed")
+        pid = docker_daemon.actor_pids(session)["forwarder"]
+        killed_at = time.monotonic()
+        os.kill(pid, signal.SIGKILL)
+        wait_until(lambda: not alive(pid), 5, what="the kill")
+
+        def works():
+            done = dockerd.docker("exec", python_container, "python3", "-c", CLIENT, str(port),
+                                  "1000", check=False)
+            return done.stdout.decode().strip() == "same"
+
+        wait_until(works, 30, interval=0.1, what="the reverse forward to work again")
+        print(f"reverse docker forward working again {time.monotonic() - killed_at:.2f} s "
+              "after kill -9 of its forwarder")
+        assert docker_daemon.session("reverse-killed")["status"] == "forwarding"
+    finally:
+        echo.close()

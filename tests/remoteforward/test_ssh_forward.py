@@ -184,3 +184,20 @@ def test_bad_input_is_a_clear_error_and_no_session(ssh_daemon, sshd):
         assert ssh_daemon.sessions() == []
     finally:
         taken.close()
+
+
+def test_kill_9_of_a_reverse_ssh_forwarder_listens_again(ssh_daemon):
+    echo = EchoServer("tcp:127.0.0.1:0")
+    port = free_port()
+    try:
+        session = ssh_daemon.create(f"testhost:tcp:127.0.0.1:{port}", echo.endpoint)
+        pid = ssh_daemon.actor_pids(session)["forwarder"]
+        killed_at = time.monotonic()
+        os.kill(pid, signal.SIGKILL)
+        wait_until(lambda: not alive(pid), 5, what="the kill")
+        wait_until(lambda: echo_once(f"tcp:127.0.0.1:{port}", b"again", timeout=2), 30,
+                   interval=0.05, what="the reverse forward to work again")
+        print(f"reverse ssh forward working again {time.monotonic() - killed_at:.2f} s after "
+              "kill -9 of its forwarder")
+    finally:
+        echo.close()
