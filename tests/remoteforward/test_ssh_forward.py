@@ -201,3 +201,38 @@ def test_kill_9_of_a_reverse_ssh_forwarder_listens_again(ssh_daemon):
               "kill -9 of its forwarder")
     finally:
         echo.close()
+
+
+def test_a_cut_ssh_connection_is_reconnected(ssh_daemon, sshd):
+    echo = EchoServer("tcp:127.0.0.1:0")
+    source = f"tcp:127.0.0.1:{free_port()}"
+    try:
+        session = ssh_daemon.create(source, f"testhost:{echo.endpoint}", "-n", "cut")
+        assert echo_once(source, b"before the cut")
+        forwarder = ssh_daemon.actor_pids(session)["forwarder"]
+        assert sshd.session_processes()
+        for pid in _descendants(sshd.session_processes()):  # every SSH connection's server side
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        cut_at = time.monotonic()
+        wait_until(lambda: not alive(forwarder), 10, what="the forwarder to notice the cut")
+        wait_until(lambda: echo_once(source, b"after the cut", timeout=2), 30, interval=0.1,
+                   what="forwarding again over a new SSH connection")
+        print(f"forwarding again {time.monotonic() - cut_at:.2f} s after the SSH connection "
+              "was cut")
+        assert ssh_daemon.session("cut")["status"] == "forwarding"
+    finally:
+        echo.close()
+
+
+def _descendants(pids: list[int]) -> list[int]:
+    from remote.infra import children_of
+
+    found, todo = [], list(pids)
+    while todo:
+        pid = todo.pop()
+        found.append(pid)
+        todo.extend(children_of(pid))
+    return found
