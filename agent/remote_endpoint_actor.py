@@ -270,6 +270,9 @@ class RemoteEndpointActor(Actor):
                 reason = str(error)
             except (TunnelClosed, asyncio.TimeoutError) as error:
                 reason = f"the link to {self.description} broke: {error or 'timed out'}"
+            except Exception as error:  # noqa: BLE001 - the link task must never die
+                self.log.exception("remote endpoint link failed", remote=self.description)
+                reason = f"{self.description}: {type(error).__name__}: {error}"
             self.up.clear()
             self.link = None
             self.state = reason
