@@ -6,5 +6,8 @@
   and its kernel-socket implementation;
 - ``listeners`` / ``dialers``: local listeners and dialers (asyncio);
 - ``relay``: per-connection byte copying with half-close and statistics;
+- ``remote``: endpoints on SSH hosts (SSH channels: ``ssh -L`` / ``ssh -R``) and in Docker
+  containers (the agent dials and listens there), for the forwarder;
+- ``mux``: connections multiplexed over one agent tunnel (``wire.forward_mux`` frames);
 - ``actor``: the forwarder actor that runs one forwarding session's listener and relay.
 """
