@@ -266,6 +266,18 @@ def memory_of(pid: int) -> tuple[int, int]:
     return rss, hwm
 
 
+def pss_of(pid: int) -> int:
+    """Proportional set size in bytes (shared pages divided among their users; 0 if gone)."""
+    try:
+        with open(f"/proc/{pid}/smaps_rollup") as handle:
+            for line in handle:
+                if line.startswith("Pss:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return 0
+
+
 def cmdline(pid: int) -> str:
     try:
         with open(f"/proc/{pid}/cmdline", "rb") as handle:
@@ -754,11 +766,12 @@ class Bench:
         pids = self.mutagen_pids()
         table = process_table()
         parts = {}
-        peak = steady = 0
+        peak = steady = pss = 0
         for pid in pids:
             rss, hwm = memory_of(pid)
-            peak, steady = peak + hwm, steady + rss
-            parts[f"{pid} {table.get(pid, (0, '?'))[1]}"] = {"rss": rss, "hwm": hwm,
+            share = pss_of(pid)
+            peak, steady, pss = peak + hwm, steady + rss, pss + share
+            parts[f"{pid} {table.get(pid, (0, '?'))[1]}"] = {"rss": rss, "hwm": hwm, "pss": share,
                                                               "cmdline": cmdline(pid)[:200]}
         breakdown = ", ".join(f"{k.split()[1]} {v['rss'] / MB:.0f}" for k, v in parts.items())
         self.rows.append(Row("memory peak", "mutagen-actors", peak_memory=peak, target="<= 300 MB",
@@ -766,7 +779,8 @@ class Bench:
                              extra={"processes": parts}))
         self.rows.append(Row("memory steady", "mutagen-actors", peak_memory=steady,
                              target="<= 300 MB", ok=steady <= 300 * MB,
-                             detail=f"sum of VmRSS (MB): {breakdown}"))
+                             detail=f"sum of VmRSS (MB): {breakdown}; sum of PSS "
+                                    f"{pss / MB:.0f} MB"))
         before, t0 = cpu_seconds(pids), time.perf_counter()
         time.sleep(self.args.idle_seconds)  # measuring idle CPU over a fixed window, not waiting
         used = (cpu_seconds(self.mutagen_pids()) - before) / (time.perf_counter() - t0)
