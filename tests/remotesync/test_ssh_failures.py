@@ -22,7 +22,6 @@ from .conftest import (
     start_home_daemon,
     stop_home_daemon,
     RemoteSync,
-    tree,
     wait_same,
     wait_until,
     write,

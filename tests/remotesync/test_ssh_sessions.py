@@ -12,7 +12,7 @@ from mutagen_actors.agent.remote_endpoint_actor import open_link
 from mutagen_actors.supervisor.urls import Url
 from mutagen_actors.wire.messages import sync as sm
 
-from .conftest import as_login_user, leftovers, ssh_url, tree, wait_same, wait_until, write, write_as
+from .conftest import leftovers, ssh_url, tree, wait_same, wait_until, write, write_as
 
 
 def test_local_and_ssh_two_way_safe_with_watching(remote_sync, sshd, local_root):
@@ -60,6 +60,29 @@ def test_second_connect_starts_in_under_a_second(remote_sync, sshd, cache_direct
 
     first, second = asyncio.run(connect_twice())
     print(f"remote endpoint link: first connect {first:.3f} s, second {second:.3f} s")
+    assert second < 1.0
+
+
+def test_container_sshd_first_connect_installs_and_the_second_reuses(container_sshd,
+                                                                     cache_directory):
+    """A second SSH remote with its own filesystem (a container running sshd, bare python3)."""
+    url = Url("ssh", "", container_sshd.client.alias, 0, "project")
+
+    async def connect_twice():
+        results = []
+        for _ in range(2):
+            progress = []
+            started = time.monotonic()
+            link = await open_link(url, cache_directory=cache_directory, progress=progress.append,
+                                   ssh_directory=container_sshd.client.directory)
+            results.append((time.monotonic() - started, progress))
+            await link.close("measured")
+        return results
+
+    (first, first_progress), (second, second_progress) = asyncio.run(connect_twice())
+    print(f"container sshd: first connect (install) {first:.3f} s, second {second:.3f} s")
+    assert "Installing agent..." in first_progress
+    assert "Installing agent..." not in second_progress
     assert second < 1.0
 
 
