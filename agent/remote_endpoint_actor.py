@@ -186,10 +186,13 @@ async def _close_quietly(transport) -> None:
             pass
 
 
-async def probe_endpoint(url, *, cache_directory: str, log=None) -> str:
+async def probe_endpoint(url, *, cache_directory: str, log=None, steps: list | None = None) -> str:
     """Connect to ``url`` once (installing the agent if needed), ask the agent who it is, close.
-    Returns the agent's version; raises ``RemoteUnavailable``."""
+    Returns the agent's version; raises ``RemoteUnavailable``. Progress texts are logged and
+    appended to ``steps`` (so a caller's timeout can say where it stopped)."""
     def progress(text: str) -> None:
+        if steps is not None:
+            steps.append(text)
         if log is not None:
             log.info("remote endpoint", remote=describe(url), progress=text)
 

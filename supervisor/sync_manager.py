@@ -372,14 +372,17 @@ class SyncManager:
         async def probe(side: str, url: sm.EndpointUrl) -> None:
             target = Url(url.protocol, url.user, url.host, url.port, url.path,
                          dict(url.environment))
+            steps: list[str] = []
             try:
                 await asyncio.wait_for(probe_endpoint(target, cache_directory=agents_cache(
-                    self.paths.root), log=log.bind(side=side)), PROBE_TIMEOUT)
+                    self.paths.root), log=log.bind(side=side), steps=steps), PROBE_TIMEOUT)
             except RemoteUnavailable as error:
                 raise Refused("unavailable", f"{side}: {error}") from None
             except asyncio.TimeoutError:
+                where = f" (stopped at: {steps[-1]})" if steps else ""
                 raise Refused("unavailable", f"{side}: unable to start the agent on "
-                                             f"{url.host} within {PROBE_TIMEOUT:g} s") from None
+                                             f"{url.host} within {PROBE_TIMEOUT:g} s{where}"
+                              ) from None
 
         sides = [(side, url) for side, url in (("alpha", message.alpha), ("beta", message.beta))
                  if url.protocol in REMOTE_PROTOCOLS]

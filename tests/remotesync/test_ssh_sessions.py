@@ -7,6 +7,7 @@ import asyncio
 import os
 import shutil
 import time
+from pathlib import Path
 
 from mutagen_actors.agent.remote_endpoint_actor import open_link
 from mutagen_actors.supervisor.urls import Url
@@ -93,7 +94,8 @@ def test_cli_create_list_and_terminate_with_an_ssh_url(remote_sync, sshd, local_
     daemon = remote_sync.daemon
     created = daemon.cli("sync", "create", "--name", "remote-cli", local_root,
                          "testhost:cli-project", timeout=120)
-    assert created.returncode == 0, created.stderr
+    assert created.returncode == 0, (created.stderr, [
+        line for line in Path(daemon.log_path).read_text().splitlines() if "remote" in line][-20:])
     try:
         wait_until(lambda: tree(remote_root).get("hello.txt") == ("file", b"hello", False), 20,
                    what="the file to reach the remote")
