@@ -612,15 +612,40 @@ class Bench:
                      f"testhost:{self.target('mutagen')}", timeout=600)
             created.append(time.perf_counter() - started)
 
-        def synced():
-            state = self.state(self.session)
-            return state is not None and state.successful_cycles >= 1
+        want = (expected, self.facts["bytes"])
+        seen: dict = {}
 
+        def synced():
+            # Done when the remote tree is complete: the session's beta counts first (cheap),
+            # then the tree itself. A successful cycle alone is not enough (a cycle can finish
+            # with part of the tree staged).
+            state = self.state(self.session)
+            if state is None or state.successful_cycles < 1:
+                return False
+            seen.setdefault("first_cycle", time.perf_counter())
+            seen["state"] = (state.successful_cycles, state.beta.files, state.status,
+                             state.last_error[:200], len(state.beta.transition_problems),
+                             len(state.beta.scan_problems))
+            if state.beta.files < expected or state.beta.total_file_size < want[1]:
+                time.sleep(0.05)
+                return False
+            return tree_summary(self.target("mutagen")) == want
+
+        t0 = time.perf_counter()
         row = self.mutagen("initial", create, synced, 900)
+        if "first_cycle" in seen:
+            cycles, files, status, error, transition, scan = seen["state"]
+            row.extra.update(first_cycle_seconds=seen["first_cycle"] - t0, cycles=cycles,
+                             beta_files=files, status=status, last_error=error,
+                             transition_problems=transition, scan_problems=scan)
         self.verify(row, "mutagen")
         row.target = "<= 1.0x rsync"
-        row.detail = row.detail or (f"{expected} files; sync create answered in "
-                                    f"{created[0]:.1f} s" if created else "")
+        extra = row.extra
+        notes = [f"create answered in {created[0]:.1f} s"] if created else []
+        if "first_cycle_seconds" in extra:
+            notes.append(f"first successful cycle at {extra['first_cycle_seconds']:.1f} s; "
+                         f"complete after {extra['cycles']} cycle(s)")
+        row.detail = "; ".join(([row.detail] if row.detail else []) + notes)
         rows = [row]
         if self.peers_wanted():
             for run in (self.rsync, self.unison):
@@ -828,6 +853,8 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     if os.geteuid() != 0:
         sys.exit("run as root: it installs packages, adds a login user and starts an sshd")
+    # SIGTERM unwinds like an error, so the finally below stops what the run started.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     bench = Bench(args)
     started = time.perf_counter()
     try:
