@@ -43,7 +43,6 @@ from .endpoints import (
 )
 from .listeners import open_listener
 from .relay import Relay
-from .remote import connect_remote, parse_remote_endpoint
 
 
 class ForwarderActor(Actor):
@@ -57,6 +56,8 @@ class ForwarderActor(Actor):
         self._watchers = []
         args = self.context.args
         source_remote, destination_remote = args.get("source_remote"), args.get("destination_remote")
+        if source_remote or destination_remote:
+            from .remote import parse_remote_endpoint  # asyncssh only for remote sessions
         source = (parse_remote_endpoint(args["source"], listening=True) if source_remote
                   else parse_endpoint(args["source"], listening=True))
         destination = (parse_remote_endpoint(args["destination"], listening=False)
@@ -90,6 +91,8 @@ class ForwarderActor(Actor):
         self.log.info("forwarding", listening=listener.describe(), destination=str(destination))
 
     async def _connect(self, remote: dict):
+        from .remote import connect_remote
+
         side = await connect_remote(remote, cache_directory=self.context.args.get(
             "cache_directory") or _default_cache(), ssh_directory=self.context.args.get(
             "ssh_directory") or None)

@@ -14,7 +14,8 @@ and returns a ``RemoteSide`` with:
 - ``await wait_lost() -> str``: completes with a reason when the connection to the remote ends.
 - ``await close()``.
 
-Failure rules: connecting raises ``ForwardingError`` naming the remote and the cause; a listen
+asyncssh is imported only when an SSH side is used (the daemon and local forwarders start
+without it). Failure rules: connecting raises ``ForwardingError`` naming the remote and the cause; a listen
 the remote refuses raises ``ForwardingError`` ("cannot listen on tcp:… on host: …"); a dial
 failure raises ``DialError`` (counted by the relay, never fatal). Remote endpoint texts are
 parsed with ``parse_remote_endpoint``: a unix path must be absolute (it names a path on the
@@ -24,8 +25,6 @@ remote, which this machine cannot resolve), at most 107 bytes.
 from __future__ import annotations
 
 import asyncio
-
-import asyncssh
 
 from mutagen_actors.wire import forward_mux as fx
 
@@ -155,6 +154,8 @@ class SshSide:
         self._listeners: list = []
 
     def dialer(self, endpoint: Endpoint, timeout: float = 10.0) -> Dialer:
+        import asyncssh
+
         async def dial():
             try:
                 return await asyncio.wait_for(self._open(endpoint), timeout)
@@ -180,6 +181,8 @@ class SshSide:
         return _buffered(pair)
 
     async def listen(self, endpoint: Endpoint) -> QueueListener:
+        import asyncssh
+
         queue: QueueListener
 
         def handler_factory(*_origin):
@@ -211,6 +214,8 @@ class SshSide:
     async def _in_use(self, endpoint: Endpoint) -> bool:
         """Whether something on the remote accepts connections at ``endpoint`` (why a listen
         was refused, as far as one can tell through SSH)."""
+        import asyncssh
+
         try:
             _reader, writer = await asyncio.wait_for(self._open(endpoint), 3)
         except (asyncio.TimeoutError, asyncssh.Error, OSError):
