@@ -27,7 +27,9 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import shlex
+import socket
 from typing import Optional, Sequence
 
 import asyncssh
@@ -279,13 +281,37 @@ async def _connect_once(settings: _Settings, host: str, user: str, port: int, tu
             raise TransportError(f"unable to connect to {_target(known, settings, host, user, port)}: no answer "
                                  f"within {settings.connect_timeout:g} s") from None
         except (OSError, asyncssh.Error) as error:
-            if isinstance(error, OSError):
-                reason = error.strerror or str(error)
-            else:
-                reason = getattr(error, "reason", "") or str(error)
-            raise TransportError(f"unable to connect to {_target(known, settings, host, user, port)}: {reason}") from None
+            raise TransportError(f"unable to connect to {_target(known, settings, host, user, port)}: "
+                                 f"{connect_failure_reason(error)}") from None
         log.debug("ssh connected", remote=name, cipher=connection.get_extra_info("send_cipher"))
         return connection
+
+
+_ERRNO_IN_TEXT = re.compile(r"\[Errno (\d+)\]")
+
+
+def connect_failure_reason(error: BaseException) -> str:
+    """The reason a connect failed, as one short lower-case phrase (pure).
+
+    An ``OSError`` reads as its errno's ``os.strerror`` ("connection refused", "network is
+    unreachable"), not asyncio's "Connect call failed ('127.0.0.1', 22)"; when asyncio tried
+    several addresses ("Multiple exceptions: [Errno 111] ..., [Errno 99] ..."), the distinct
+    errnos found in the text are named in order. Name lookup errors keep their own text; an
+    asyncssh error gives its reason."""
+    if isinstance(error, OSError) and not isinstance(error, socket.gaierror):
+        numbers = [error.errno] if isinstance(error.errno, int) and error.errno > 0 else \
+            [int(n) for n in _ERRNO_IN_TEXT.findall(str(error))]
+        reasons = list(dict.fromkeys(_lower_first(os.strerror(n)) for n in numbers))
+        text = "; ".join(reasons) if reasons else (error.strerror or str(error))
+    elif isinstance(error, OSError):
+        text = error.strerror or str(error)
+    else:
+        text = getattr(error, "reason", "") or str(error)
+    return _lower_first(" ".join(str(text).split()) or type(error).__name__)
+
+
+def _lower_first(text: str) -> str:
+    return text[:1].lower() + text[1:]
 
 
 def _read(path: str) -> str:
