@@ -8,6 +8,7 @@ processes (daemon, fork server, actors). Stops everything it started by pid.
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -21,15 +22,46 @@ from foundation.conftest import Daemon, processes_of  # noqa: E402
 from syncsession.conftest import Sync  # noqa: E402
 
 
-def pss_kib(pid: int) -> int:
+def rollup(pid: int) -> dict:
+    """``/proc/PID/smaps_rollup`` as {field: KiB} (empty if the process is gone)."""
+    fields = {}
     try:
         with open(f"/proc/{pid}/smaps_rollup") as stream:
             for line in stream:
-                if line.startswith("Pss:"):
-                    return int(line.split()[1])
+                parts = line.split()
+                if len(parts) == 3 and parts[2] == "kB":
+                    fields[parts[0].rstrip(":")] = int(parts[1])
     except OSError:
         pass
-    return 0
+    return fields
+
+
+def pss_kib(pid: int) -> int:
+    return rollup(pid).get("Pss", 0)
+
+
+def actor_names(log_path: str) -> dict:
+    """pid -> actor name (``alpha``, ``reconciler``...) from the daemon log's *actor ready* lines."""
+    names = {}
+    with open(log_path) as stream:
+        for line in stream:
+            if '"actor ready"' in line:
+                record = json.loads(line)
+                names[record.get("pid")] = record.get("actor", "?")
+    return names
+
+
+def breakdown(pids: list, names: dict) -> None:
+    """Mean PSS (anon / file) and RSS per kind of process."""
+    groups: dict = {}
+    for pid in pids:
+        groups.setdefault(names.get(pid, "daemon/fork server/other"), []).append(rollup(pid))
+    print(f"{'process':<26}{'n':>4}{'PSS':>9}{'anon':>9}{'file':>9}{'RSS':>9}  (MiB, mean)")
+    for name, rows in sorted(groups.items()):
+        def mean(field):
+            return sum(row.get(field, 0) for row in rows) / len(rows) / 1024
+        print(f"{name:<26}{len(rows):>4}{mean('Pss'):>9.1f}{mean('Pss_Anon'):>9.1f}"
+              f"{mean('Pss_File'):>9.1f}{mean('Rss'):>9.1f}")
 
 
 def main() -> None:
@@ -65,6 +97,7 @@ def main() -> None:
         pids = processes_of(daemon.data_dir)
         total = sum(pss_kib(pid) for pid in pids)
         print(f"daemon tree: {len(pids)} processes, PSS {total / 1024:.0f} MiB")
+        breakdown(pids, actor_names(daemon.log_path))
     finally:
         for pid in processes_of(daemon.data_dir):
             try:

@@ -26,6 +26,9 @@ PROCESS_MODULE = "mutagen_actors.actors.runtime.process"
 # Modules the fork server imports before forking actors (shared copy-on-write by every actor).
 # Session kinds append their actor modules at import time, before the daemon starts the server.
 PRELOAD_MODULES: list = [PROCESS_MODULE]
+# Imported after every preload: freezes the preloaded heap for the GC and limits glibc's malloc
+# arenas (see that module; measured effect in docs/architecture.md "Memory of many sessions").
+SETUP_MODULE = "mutagen_actors.actors.runtime.forkserver_setup"
 
 
 class StartFailed(Exception):
@@ -61,7 +64,7 @@ def fork_server_context() -> multiprocessing.context.BaseContext:
     """The multiprocessing context actors are started with (fork server preloading the actor
     runtime: see docs/architecture.md for the measured costs)."""
     context = multiprocessing.get_context("forkserver")
-    context.set_forkserver_preload(list(PRELOAD_MODULES))
+    context.set_forkserver_preload([*PRELOAD_MODULES, SETUP_MODULE])
     return context
 
 

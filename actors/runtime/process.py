@@ -125,6 +125,7 @@ async def _serve(actor, mailbox, launch, started, stopped, stop, log) -> int:
             request = await mailbox.receive()
             counters["last"] = time.time()
             queue.put_nowait(request)
+            del request  # the worker owns it now (see below)
 
     async def work() -> None:
         while True:
@@ -148,6 +149,9 @@ async def _serve(actor, mailbox, launch, started, stopped, stop, log) -> int:
             counters["handled"] += 1
             counters["last"] = time.time()
             await request.reply(reply)
+            # Do not keep the last request and its reply (a whole snapshot, a transition's
+            # results) alive until the next request arrives.
+            del request, body, reply
 
     tasks = [asyncio.ensure_future(receive()), asyncio.ensure_future(work())]
     try:

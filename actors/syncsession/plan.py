@@ -5,9 +5,10 @@ ancestor moves forward.
   for to apply ``changes``: files in ``new`` that the transition will create or swap, i.e. not
   already the same file (same digest) at the same place in ``old``. A change of the executable
   bit only needs no content. Sorted by path, one item per path.
-- ``take_batch(queue, sizes, max_bytes)``: the next ``Supply`` request of a transfer: items from
-  the front of ``queue`` (``(item, offset)`` pairs) while their remaining sizes fit in
-  ``max_bytes``; always at least one item; a file larger than the budget is read in pieces.
+- ``take_batch(queue, sizes, max_bytes, max_items=0)``: the next ``Supply`` request of a
+  transfer: items from the front of ``queue`` (``(item, offset)`` pairs) while their remaining
+  sizes fit in ``max_bytes`` and (when ``max_items`` > 0) at most ``max_items`` of them; always at
+  least one item; a file larger than the budget is read in pieces.
 - ``next_ancestor(ancestor, ancestor_changes, alpha_results, beta_results)``: the ancestor after
   a cycle: the reconciler's ancestor changes, then what each side *actually* has at each changed
   path (``synchronizable`` part only), validated (what was put in, given a valid ancestor; the
@@ -46,12 +47,13 @@ def files_to_stage(changes: list[Change]) -> list[StageItem]:
     return [StageItem(path, out[path]) for path in sorted(out)]
 
 
-def take_batch(queue: deque, sizes: dict, max_bytes: int) -> list[SupplyRequest]:
+def take_batch(queue: deque, sizes: dict, max_bytes: int,
+               max_items: int = 0) -> list[SupplyRequest]:
     """Pop items for one request from ``queue`` (of ``(StageItem, offset)``); ``sizes`` maps a
     path to its expected size (missing or negative: unknown, counted as one whole budget)."""
     batch: list[SupplyRequest] = []
     budget = max_bytes
-    while queue:
+    while queue and (max_items <= 0 or len(batch) < max_items):
         item, offset = queue[0]
         size = sizes.get(item.path, -1)
         remaining = max_bytes if size < 0 else max(0, size - offset)

@@ -29,6 +29,9 @@ from .peer import Peer
 from .plan import take_batch
 
 BATCH_BYTES = 1024 * 1024
+# Small files: at most this many per batch. A transfer's messages are decoded whole in three
+# processes, and what a big decode leaves behind in the allocator stays resident for good.
+BATCH_FILES = 1000
 REQUEST_TIMEOUT = 60.0
 
 
@@ -70,7 +73,7 @@ class StagerActor(Actor):
         problems: list = []
         try:
             while True:
-                batch = take_batch(queue, sizes, BATCH_BYTES) if queue else []
+                batch = take_batch(queue, sizes, BATCH_BYTES, BATCH_FILES) if queue else []
                 fetch = (asyncio.ensure_future(sender.request(m.Supply(batch, BATCH_BYTES),
                                                               timeout=REQUEST_TIMEOUT))
                          if batch else None)

@@ -61,6 +61,18 @@ def test_take_batch(paths, sizes, budget, expected, left):
     assert len(queue) == left
 
 
+@pytest.mark.parametrize("max_items, expected, left", [
+    pytest.param(2, [("a", 0), ("b", 0)], 1, id="at most max_items"),
+    pytest.param(1, [("a", 0)], 2, id="one at a time"),
+    pytest.param(0, [("a", 0), ("b", 0), ("c", 0)], 0, id="0: no item limit"),
+])
+def test_take_batch_item_limit(max_items, expected, left):
+    queue = _queue("a", "b", "c")
+    batch = take_batch(queue, {"a": 1, "b": 1, "c": 1}, 100, max_items)
+    assert batch == [SupplyRequest(p, A, o) for p, o in expected]
+    assert len(queue) == left
+
+
 def test_take_batch_continues_a_partly_read_file_at_its_offset():
     queue = deque([(StageItem("big", A), 300)])
     assert take_batch(queue, {"big": 1000}, 100) == [SupplyRequest("big", A, 300)]
