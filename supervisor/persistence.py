@@ -10,10 +10,11 @@ their actor count; sync and forward sessions their configuration).
 from __future__ import annotations
 
 import os
-import tempfile
 
 import msgspec
 import structlog
+
+from mutagen_actors.actors.sync.atomic import write_atomically
 
 log = structlog.get_logger("supervisor.persistence")
 
@@ -35,24 +36,9 @@ def _path(directory: str, session_id: str) -> str:
 
 def save(directory: str, record: SessionRecord) -> None:
     data = msgspec.json.encode(record)
-    fd, temporary = tempfile.mkstemp(dir=directory, prefix=".tmp-", suffix=".json")
-    try:
-        with os.fdopen(fd, "wb") as stream:
-            stream.write(data)
-            stream.flush()
-            os.fsync(stream.fileno())
-        os.replace(temporary, _path(directory, record.id))
-    except BaseException:
-        try:
-            os.unlink(temporary)
-        except FileNotFoundError:
-            pass
-        raise
-    directory_fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(directory_fd)
-    finally:
-        os.close(directory_fd)
+    write_atomically(
+        _path(directory, record.id), data, mode=0o600, temporary_prefix=".tmp-", temporary_suffix=".json"
+    )
 
 
 def delete(directory: str, session_id: str) -> None:

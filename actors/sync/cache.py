@@ -18,13 +18,13 @@ Contract and failure rules:
 from __future__ import annotations
 
 import os
-import secrets
 import time
 from typing import Iterator, NamedTuple, Optional
 
 import msgspec
 import structlog
 
+from .atomic import write_atomically
 from .settings import HashAlgorithm, TEMPORARY_PREFIX
 
 FORMAT_VERSION = 1
@@ -197,26 +197,9 @@ class DigestCache:
             if _encodable(parent)
         }
         data = _encoder.encode(_CacheFile(FORMAT_VERSION, self.algorithm.value, directories))
-        directory = os.path.dirname(os.path.abspath(file))
-        temporary = os.path.join(directory, f"{TEMPORARY_PREFIX}cache-{secrets.token_hex(8)}")
-        fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
-        try:
-            try:
-                view = memoryview(data)
-                while view:
-                    written = os.write(fd, view)
-                    view = view[written:]
-                os.fsync(fd)
-            finally:
-                os.close(fd)
-            os.rename(temporary, file)
-        except BaseException:
-            try:
-                os.unlink(temporary)
-            except OSError:
-                pass
-            raise
-        _fsync_directory(directory)
+        write_atomically(
+            file, data, mode=0o600, temporary_prefix=f"{TEMPORARY_PREFIX}cache-", tolerate_directory_errors=True
+        )
 
 
 def _encodable(path: str) -> bool:
@@ -225,19 +208,6 @@ def _encodable(path: str) -> bool:
     except UnicodeEncodeError:
         return False
     return True
-
-
-def _fsync_directory(directory: str) -> None:
-    try:
-        fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
 
 
 def records(cache: DigestCache) -> Iterator[tuple[str, CacheRecord]]:

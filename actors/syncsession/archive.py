@@ -10,12 +10,12 @@ does on purpose, and is safe in the two-way-safe mode only). ``delete`` removes 
 from __future__ import annotations
 
 import os
-import secrets
 from typing import Optional
 
 import msgspec
 
 from mutagen_actors.actors.sync.apply import validate_ancestor
+from mutagen_actors.actors.sync.atomic import write_atomically
 from mutagen_actors.actors.sync.model import Entry
 
 FORMAT_VERSION = 1
@@ -56,28 +56,7 @@ def save(path: str, root: Optional[Entry]) -> None:
     directory = os.path.dirname(path)
     os.makedirs(directory, mode=0o700, exist_ok=True)
     data = msgspec.msgpack.encode(_Archive(FORMAT_VERSION, root))
-    temporary = os.path.join(directory, f".tmp-{secrets.token_hex(6)}")
-    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
-    try:
-        try:
-            view = memoryview(data)
-            while view:
-                view = view[os.write(fd, view):]
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        os.replace(temporary, path)
-    except BaseException:
-        try:
-            os.unlink(temporary)
-        except OSError:
-            pass
-        raise
-    dfd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(dfd)
-    finally:
-        os.close(dfd)
+    write_atomically(path, data, mode=0o600, temporary_prefix=".tmp-")
 
 
 def delete(path: str) -> None:
