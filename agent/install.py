@@ -11,7 +11,9 @@
    implementation, libc and home; no python3, or one older than 3.10, is an ``AgentError``
    saying what is needed. (progress "Copying agent...") the bundle for that platform
    (``agent.bundle``) is streamed into ``python3 -I -c UNPACK`` on the remote, which
-   (progress "Installing agent...") extracts it next to the final directory, marks it complete,
+   (progress "Installing agent...") extracts it next to the final directory, compiles its byte
+   code there (so the first start imports instead of compiling: on a busy remote that compile
+   took seconds, inside the start's handshake deadline), marks it complete,
    renames it into place (unless a concurrent install of the same version finished first: an
    agent running from there is never pulled from under it) and deletes other versions; (progress "Starting agent...") then step 1
    again.
@@ -84,8 +86,13 @@ UNPACK = (
     "with tarfile.open(fileobj=sys.stdin.buffer,mode='r|gz') as a:\n"
     " if hasattr(tarfile,'data_filter'):a.extraction_filter=tarfile.data_filter\n"
     " a.extractall(t)\n"
-    "open(os.path.join(t,'.installed'),'w').write(tag)\n"
     "d=os.path.join(b,i)\n"
+    "try:\n"
+    " import compileall\n"
+    " compileall.compile_dir(t,quiet=2,ddir=d)\n"
+    "except Exception:\n"
+    " pass\n"
+    "open(os.path.join(t,'.installed'),'w').write(tag)\n"
     "def done():\n"
     " try:return open(os.path.join(d,'.installed')).read().strip()==tag\n"
     " except OSError:return False\n"
@@ -159,7 +166,11 @@ async def probe(transport: Transport, *, timeout: float = 20.0) -> RemotePlatfor
 async def install(transport: Transport, platform: RemotePlatform, *, cache_directory: str,
                   progress: Progress = _quiet, timeout: float = 120.0) -> str:
     """Push and unpack the bundle; returns the remote agent directory."""
-    path = await asyncio.to_thread(build_bundle, platform, cache_directory, progress=progress)
+    loop = asyncio.get_running_loop()
+    # The bundle is built in a worker thread; its progress is reported from the event loop
+    # (callers' progress callbacks log and update actor state, none of it thread-safe).
+    path = await asyncio.to_thread(build_bundle, platform, cache_directory,
+                                   progress=lambda text: loop.call_soon_threadsafe(progress, text))
     progress("Copying agent...")
     with open(path, "rb") as handle:
         data = handle.read()
@@ -225,7 +236,11 @@ async def start_agent(transport: Transport, on_data: DataHandler, *, compression
     ``argv`` replaces the agent command (tests start other programs to see how failures read).
     """
     argv = argv or ["python3", "-I", "-c", BOOT, agent_identity(), "serve"]
-    process = await transport.run(argv)
+    try:
+        process = await asyncio.wait_for(transport.run(argv), handshake_timeout)
+    except asyncio.TimeoutError:
+        raise AgentError(f"{transport.description} did not start the agent's command within "
+                         f"{handshake_timeout:g} s") from None
     stderr = bytearray()
     stderr_task = asyncio.get_running_loop().create_task(_keep_stderr(process.stderr, stderr))
     offer = handshake.FEATURE_LZ4 if compression and lz4_available() else 0

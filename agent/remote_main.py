@@ -66,6 +66,12 @@ async def serve(out_fd: int) -> int:
 
     from mutagen_actors.wire import handshake, tunnel
 
+    # Everything the served tunnel needs is imported before the handshake is answered: the
+    # daemon's heartbeat clock starts with the handshake (3 silent seconds and the agent is
+    # declared dead), and on a busy remote these imports alone can take that long.
+    from mutagen_actors.agent import serve_forward
+    from mutagen_actors.agent.serve_endpoint import EndpointService
+
     log = structlog.get_logger("agent.remote")
     reader, writer = await _stdio_streams(out_fd)
     offer = handshake.FEATURE_LZ4 if tunnel.lz4_available() else 0
@@ -78,11 +84,7 @@ async def serve(out_fd: int) -> int:
     service = AgentService(os.path.dirname(os.path.dirname(os.path.dirname(
         os.path.abspath(__file__)))))
     server = tunnel.RequestServer(service.handle, log=log)
-    from mutagen_actors.agent.serve_endpoint import EndpointService
-
     service.endpoints = EndpointService(server.send, log=log)
-    from mutagen_actors.agent import serve_forward
-
     forwarding = serve_forward.ForwardService(
         lambda payload: serve_forward.send_on(link, payload), log=log)
     link = tunnel.Tunnel(reader, writer, serve_forward.routed(server.on_data, forwarding),

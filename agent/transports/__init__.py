@@ -65,8 +65,12 @@ class Completed:
 async def run_collect(transport: Transport, argv: Sequence[str], *, input: bytes = b"",
                       timeout: float = 30.0, written: Callable[[], None] | None = None) -> Completed:
     """Run ``argv`` to completion, feeding ``input`` (then ``written()`` is called); raises
-    ``TransportError`` past ``timeout``."""
-    process = await transport.run(argv)
+    ``TransportError`` past ``timeout`` (starting the command included)."""
+    try:
+        process = await asyncio.wait_for(transport.run(argv), timeout)
+    except asyncio.TimeoutError:
+        raise TransportError(f"{' '.join(argv[:2])} on {transport.description} did not start "
+                             f"within {timeout:g} s") from None
 
     async def feed():
         try:

@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import asyncio
 import os
+import subprocess
 import sys
 
 import pytest
 
-from mutagen_actors.agent.install import AgentError, agent_identity, connect_agent
+from mutagen_actors.agent.install import AgentError, agent_identity, connect_agent, install, probe
 from mutagen_actors.agent.transports.local import LocalTransport
 from mutagen_actors.wire.messages.agent import AgentEcho, AgentEchoed, AgentInfo
 
@@ -45,3 +46,24 @@ def test_a_missing_interpreter_is_reported(tmp_path, cache_directory):
         asyncio.run(main())
     assert "/nonexistent/python3" in str(caught.value)
     assert isinstance(caught.value, (AgentError, ConnectionError))
+
+
+def test_install_leaves_byte_code_so_the_first_start_compiles_nothing(tmp_path, cache_directory):
+    """The remote's python3 compiles the agent while installing (generous deadline), not at its
+    first start (inside the handshake deadline; seconds on a busy remote)."""
+    transport = LocalTransport(str(tmp_path), python=SYSTEM_PYTHON)
+
+    async def main():
+        platform = await probe(transport)
+        return await install(transport, platform, cache_directory=cache_directory)
+
+    directory = asyncio.run(main())
+    sources = [os.path.join(d, name) for d, _, names in os.walk(directory) for name in names
+               if name.endswith(".py")]
+    assert len(sources) > 100, sources
+    tag = subprocess.run([SYSTEM_PYTHON, "-I", "-c", "import sys;print(sys.implementation.cache_tag)"],
+                         capture_output=True, text=True, check=True).stdout.strip()
+    uncompiled = [s for s in sources
+                  if not os.path.exists(os.path.join(os.path.dirname(s), "__pycache__",
+                                                     os.path.basename(s)[:-3] + f".{tag}.pyc"))]
+    assert uncompiled == []
