@@ -36,6 +36,7 @@ import subprocess
 import sys
 import tarfile
 import tempfile
+import time
 import zipfile
 from dataclasses import dataclass
 from functools import lru_cache
@@ -204,18 +205,48 @@ def _distribution(name: str) -> importlib.metadata.Distribution:
         raise BundleError(f"the agent needs {name}, which is not installed here") from None
 
 
-@lru_cache(maxsize=1)
-def agent_identity() -> str:
-    """``<release>-<12 hex digits>``: changes with any agent source file or dependency version."""
+def identity_of(sources: list[tuple[str, bytes]], versions: list[tuple[str, str]]) -> str:
+    """The identity of agent code ``(archive name, content)`` with dependency ``(name,
+    version)`` pairs (pure)."""
     digest = hashlib.sha256()
-    for arcname, path in _agent_sources():
+    for arcname, content in sources:
         digest.update(arcname.encode() + b"\0")
-        with open(path, "rb") as handle:
-            digest.update(hashlib.sha256(handle.read()).digest())
-    for name in AGENT_DISTRIBUTIONS:
-        digest.update(f"{name}=={_distribution(name).version}\0".encode())
+        digest.update(hashlib.sha256(content).digest())
+    for name, version in versions:
+        digest.update(f"{name}=={version}\0".encode())
     digest.update(LAUNCHER.encode())
     return f"{VERSION}-{digest.hexdigest()[:12]}"
+
+
+def _read_sources() -> list[tuple[str, bytes]]:
+    found = []
+    for arcname, path in _agent_sources():
+        with open(path, "rb") as handle:
+            found.append((arcname, handle.read()))
+    return found
+
+
+def _versions() -> list[tuple[str, str]]:
+    return [(name, _distribution(name).version) for name in AGENT_DISTRIBUTIONS]
+
+
+@lru_cache(maxsize=1)
+def agent_identity() -> str:
+    """``<release>-<12 hex digits>``: changes with any agent source file or dependency version.
+    Computed once per process (the code this process runs and installs)."""
+    return identity_of(_read_sources(), _versions())
+
+
+def check_snapshot(sources: list[tuple[str, bytes]], versions: list[tuple[str, str]],
+                   expected: str) -> None:
+    """``BundleError`` unless the files about to be bundled are the code named ``expected``
+    (pure): a bundle of edited sources installed under the old name would run other code than
+    this process, and their messages might not decode on either side."""
+    found = identity_of(sources, versions)
+    if found != expected:
+        raise BundleError(f"the agent's source files changed since this process started (they "
+                          f"are {found} now, this process runs {expected}); restart the daemon "
+                          f"(mutagen-actors daemon stop) to install the current agent")
 
 
 def _wheel_tags(dist: importlib.metadata.Distribution) -> list[str]:
@@ -261,6 +292,7 @@ def _add_file(archive: tarfile.TarFile, name: str, data: bytes, mode: int = 0o64
     info = tarfile.TarInfo(name)
     info.size = len(data)
     info.mode = mode
+    info.mtime = int(time.time())
     archive.addfile(info, io.BytesIO(data))
 
 
@@ -276,14 +308,16 @@ def build_bundle(remote: RemotePlatform, cache_directory: str, *, progress=None)
             os.unlink(os.path.join(bundles, name))
     if progress:
         progress("Preparing agent bundle...")
+    sources = _read_sources()  # bundled exactly as read and checked
+    check_snapshot(sources, _versions(), agent_identity())
     handle, temporary = tempfile.mkstemp(prefix=".bundle-", dir=bundles)
     os.close(handle)
     try:
         with tarfile.open(temporary, "w:gz", compresslevel=6) as archive:
             _add_file(archive, "mutagen_actors/__init__.py", b"")
             _add_file(archive, "agent.py", LAUNCHER.encode())
-            for arcname, local in _agent_sources():
-                archive.add(local, arcname, recursive=False)
+            for arcname, content in sources:
+                _add_file(archive, arcname, content)
             for name in AGENT_DISTRIBUTIONS:
                 dist = _distribution(name)
                 if any(tag_supported(tag, remote) for tag in _wheel_tags(dist)):

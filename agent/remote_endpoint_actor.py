@@ -104,8 +104,13 @@ class Link:
             return
         try:
             envelope = codec.decode(payload)
-        except ProtocolError:
-            return  # the request times out or fails with the link
+        except ProtocolError as error:
+            # An agent whose messages do not decode here runs other code than this daemon (a
+            # reply's id cannot be read either): every request in flight fails now, with the
+            # reason, instead of waiting out its deadline.
+            self.fail_all(f"the agent sent a message this daemon cannot read ({error}); "
+                          f"it may run other code than the daemon")
+            return
         future = self._pending.get(envelope.reply_to)
         if future is not None and not future.done():
             future.set_result(envelope.body)

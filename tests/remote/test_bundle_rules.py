@@ -128,3 +128,24 @@ def test_explain_exec_failure(completed, expected):
 def test_wheel_supported(filename, remote, supported):
     from mutagen_actors.agent.bundle import wheel_supported
     assert wheel_supported(filename, remote) is supported
+
+
+_SOURCES = [("mutagen_actors/wire/a.py", b"A = 1\n"), ("mutagen_actors/agent/b.py", b"B = 2\n")]
+_VERSIONS = [("msgspec", "0.22.0")]
+
+
+@pytest.mark.parametrize("sources, versions, same", [
+    (_SOURCES, _VERSIONS, True),
+    ([_SOURCES[0], ("mutagen_actors/agent/b.py", b"B = 3\n")], _VERSIONS, False),  # edited
+    (_SOURCES[:1], _VERSIONS, False),  # a file removed
+    (_SOURCES, [("msgspec", "0.23.0")], False),  # a dependency upgraded
+])
+def test_a_bundle_is_only_made_of_the_code_this_process_runs(sources, versions, same):
+    from mutagen_actors.agent.bundle import BundleError, check_snapshot, identity_of
+
+    expected = identity_of(_SOURCES, _VERSIONS)
+    if same:
+        check_snapshot(sources, versions, expected)
+    else:
+        with pytest.raises(BundleError, match="changed since this process started.*restart the daemon"):
+            check_snapshot(sources, versions, expected)

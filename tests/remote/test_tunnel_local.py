@@ -179,3 +179,34 @@ def test_both_ends_writing_large_frames_with_frequent_heartbeats_do_not_wait_on_
             await ends.stop()
 
     asyncio.run(main())
+
+
+def test_an_undecodable_reply_fails_the_waiting_request_at_once():
+    """A daemon-side ``Link`` whose agent answers with bytes it cannot decode (an agent running
+    other code) fails the request in flight with the reason, not after its deadline."""
+    from mutagen_actors.agent.remote_endpoint_actor import Link
+    from mutagen_actors.wire.tunnel import TunnelClosed
+
+    async def main():
+        (ra, wa), (rb, wb) = await _pair()
+        link = Link()
+        daemon = Tunnel(ra, wa, link.on_data)
+
+        async def garbage(route, payload):  # answers every request with undecodable bytes
+            await agent.send(route, b"\xc1 not msgpack")
+
+        agent = Tunnel(rb, wb, garbage, peer="daemon")
+        daemon.start()
+        agent.start()
+        link.attach(type("Agent", (), {"tunnel": daemon})())
+        started = time.monotonic()
+        try:
+            with pytest.raises(TunnelClosed) as caught:
+                await link.request(AgentInfo(), timeout=30)
+        finally:
+            await daemon.close()
+            await agent.close()
+        return time.monotonic() - started, str(caught.value)
+
+    seconds, reason = asyncio.run(main())
+    assert seconds < 5 and "cannot read" in reason, (seconds, reason)
