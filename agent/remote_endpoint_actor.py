@@ -111,6 +111,11 @@ class Link:
             self.fail_all(f"the agent sent a message this daemon cannot read ({error}); "
                           f"it may run other code than the daemon")
             return
+        if envelope.reply_to == 0 and isinstance(envelope.body, ErrorReply):
+            # The agent could not read a request (so not its id either): same as above.
+            self.fail_all(f"the agent could not read a request of this daemon "
+                          f"({envelope.body.message}); it may run other code than the daemon")
+            return
         future = self._pending.get(envelope.reply_to)
         if future is not None and not future.done():
             future.set_result(envelope.body)

@@ -181,10 +181,17 @@ def test_both_ends_writing_large_frames_with_frequent_heartbeats_do_not_wait_on_
     asyncio.run(main())
 
 
-def test_an_undecodable_reply_fails_the_waiting_request_at_once():
-    """A daemon-side ``Link`` whose agent answers with bytes it cannot decode (an agent running
-    other code) fails the request in flight with the reason, not after its deadline."""
+@pytest.mark.parametrize("agent_says, words", [
+    ("garbage", "cannot read"),  # a reply the daemon cannot decode
+    ("unreadable-request", "could not read a request"),  # the agent's protocol error, no id
+])
+def test_an_unreadable_exchange_fails_the_waiting_request_at_once(agent_says, words):
+    """A daemon-side ``Link`` whose agent runs other code (its replies do not decode here, or
+    it cannot read the requests) fails the request in flight with the reason, not after its
+    deadline."""
     from mutagen_actors.agent.remote_endpoint_actor import Link
+    from mutagen_actors.wire import codec
+    from mutagen_actors.wire.messages.base import ErrorReply
     from mutagen_actors.wire.tunnel import TunnelClosed
 
     async def main():
@@ -192,10 +199,14 @@ def test_an_undecodable_reply_fails_the_waiting_request_at_once():
         link = Link()
         daemon = Tunnel(ra, wa, link.on_data)
 
-        async def garbage(route, payload):  # answers every request with undecodable bytes
-            await agent.send(route, b"\xc1 not msgpack")
+        async def answer(route, payload):
+            if agent_says == "garbage":
+                await agent.send(route, b"\xc1 not msgpack")
+            else:  # what RequestServer answers to a frame it cannot decode
+                await agent.send(route, codec.encode(ErrorReply("protocol", "invalid message"),
+                                                     reply_to=0))
 
-        agent = Tunnel(rb, wb, garbage, peer="daemon")
+        agent = Tunnel(rb, wb, answer, peer="daemon")
         daemon.start()
         agent.start()
         link.attach(type("Agent", (), {"tunnel": daemon})())
@@ -209,4 +220,4 @@ def test_an_undecodable_reply_fails_the_waiting_request_at_once():
         return time.monotonic() - started, str(caught.value)
 
     seconds, reason = asyncio.run(main())
-    assert seconds < 5 and "cannot read" in reason, (seconds, reason)
+    assert seconds < 5 and words in reason, (seconds, reason)
