@@ -1,4 +1,7 @@
-"""(agent copy: the agent imports no session code) Give freed heap memory back to the system after a big job (glibc only; a no-op elsewhere).
+"""Give freed heap memory back to the system after a big job (glibc only; a no-op elsewhere).
+
+Shared by the agent and the daemon's session actors (it lives here because the agent imports no
+session code).
 
 glibc raises its mmap threshold after large buffers are freed, so the next ones come from the
 heap and stay there; an actor that once staged 4 MiB batches would keep that memory for good.

@@ -13,11 +13,10 @@ import asyncio
 import itertools
 from typing import Awaitable, Callable
 
+from mutagen_actors.agent.memory import trim
 from mutagen_actors.wire.errors import RemoteError, RequestTimeout
 from mutagen_actors.wire.handling import Refused
 from mutagen_actors.wire.messages.endpoint import JobReply, JobStarted
-
-from .memory import trim
 
 EXPECTED_FAILURES = (RequestTimeout, RemoteError, ConnectionError, OSError, ValueError)
 

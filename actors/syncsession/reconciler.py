@@ -44,6 +44,7 @@ from mutagen_actors.actors.sync.phantom import has_phantoms, reify
 from mutagen_actors.actors.sync.reconcile import reconcile
 from mutagen_actors.actors.sync.safety import check_root_changes, check_root_emptied
 from mutagen_actors.actors.sync.settings import Mode
+from mutagen_actors.agent.memory import trim
 from mutagen_actors.wire.errors import RemoteError, RequestTimeout
 from mutagen_actors.wire.handling import NotHandled, Refused
 from mutagen_actors.wire.messages import endpoint as m
@@ -51,7 +52,6 @@ from mutagen_actors.wire.messages.sync import STATUS_DESCRIPTIONS, EndpointState
 
 from . import archive
 from .archive import ArchiveError
-from .memory import trim
 from .peer import Peer
 from .plan import files_to_stage, next_ancestor
 
