@@ -9,7 +9,8 @@ copy-on-write). Sequence:
 3. bind the mailbox, import and construct the actor class, run ``on_start``;
 4. report ``("ready", pid)`` on the ``ready`` pipe, or ``("failed", reason)`` and exit 1;
 5. serve: a receive task answers heartbeats and queues requests; one worker handles them one at
-   a time (``queue_depth`` = requests waiting);
+   a time (``queue_depth`` = requests waiting); once requests stop for a second after a burst,
+   freed memory is handed back (``heap.tidy``);
 6. stop on ``Stop`` (reply ``Ok``, exit 0), on SIGTERM (exit 143 after the same orderly stop) or
    when the supervisor is gone (exit 0): ``on_stop`` runs, the mailbox file is removed.
 """
@@ -32,7 +33,7 @@ from mutagen_actors.wire.messages.actor import GetStatistics, Statistics, Stop
 from mutagen_actors.wire.messages.base import Ok
 from mutagen_actors.wire.sockets import Mailbox
 
-from . import logs
+from . import heap, logs
 from .actor import ActorContext, ActorCrash
 from .launch import ActorLaunch
 
@@ -127,6 +128,21 @@ async def _serve(actor, mailbox, launch, started, stopped, stop, log) -> int:
             queue.put_nowait(request)
             del request  # the worker owns it now (see below)
 
+    busy = asyncio.Event()
+
+    async def tidy() -> None:
+        """Once requests stop for ``heap.QUIET_SECONDS`` after a burst, give memory back."""
+        while True:
+            await busy.wait()
+            busy.clear()
+            while True:
+                try:
+                    await asyncio.wait_for(busy.wait(), heap.QUIET_SECONDS)
+                    busy.clear()
+                except asyncio.TimeoutError:
+                    break
+            heap.tidy()
+
     async def work() -> None:
         while True:
             request = await queue.get()
@@ -152,8 +168,10 @@ async def _serve(actor, mailbox, launch, started, stopped, stop, log) -> int:
             # Do not keep the last request and its reply (a whole snapshot, a transition's
             # results) alive until the next request arrives.
             del request, body, reply
+            busy.set()
 
-    tasks = [asyncio.ensure_future(receive()), asyncio.ensure_future(work())]
+    tasks = [asyncio.ensure_future(receive()), asyncio.ensure_future(work()),
+             asyncio.ensure_future(tidy())]
     try:
         return await stopped
     finally:
