@@ -1,5 +1,5 @@
 """``mutagen-actors forward ...``: create, list, monitor, pause, resume, terminate (mirrors
-``sync_commands``).
+``sync_commands``; the shared lifecycle plumbing is in ``session_commands``).
 
 Every command validates its input first (``forward_arguments``; bad input never reaches, or
 starts, the daemon), then talks to the daemon through ``client`` with a deadline per request.
@@ -14,8 +14,6 @@ stderr (stdout keeps only results).
 from __future__ import annotations
 
 import json
-import sys
-import time
 
 import click
 
@@ -24,13 +22,12 @@ from mutagen_actors.wire.messages.sync import Selection
 
 from . import client, forward_output, output
 from .errors import CliError
-from .sync_commands import StatusLine
+from .session_commands import act, create_session, resolve
+from .session_commands import monitor as monitor_session
+from .session_commands import selection_options as _selection_options
 
 CREATE_TIMEOUT = 60.0  # the daemon starts the forwarder and waits until it listens
-LIST_TIMEOUT = 10.0
 CONTROL_TIMEOUT = 60.0  # pause, resume, terminate (per session)
-MONITOR_WAIT = 10.0  # long-poll period of ``monitor``
-MONITOR_MINIMUM_INTERVAL = 0.05  # at most one status line update every 50 ms
 
 
 def _selection(specifications, label_selector, all_, *, default_all: bool = False) -> Selection:
@@ -44,8 +41,7 @@ def _selection(specifications, label_selector, all_, *, default_all: bool = Fals
 
 
 def _resolve(connection: client.Connection, chosen: Selection) -> list:
-    reply = connection.request(messages.ForwardList(selection=chosen), LIST_TIMEOUT)
-    return list(reply.sessions)
+    return resolve(connection, messages.ForwardList, chosen)
 
 
 @click.group("forward", invoke_without_command=True)
@@ -101,14 +97,7 @@ def create(source, destination, **options):
             {"source": source, "destination": destination, **options})
     except forward_arguments.ArgumentError as error:
         raise CliError(str(error)) from None
-    connection = client.connect()
-    line = StatusLine(sys.stderr)
-    line.show("Creating session...")
-    try:
-        reply = connection.request(request, CREATE_TIMEOUT)
-    finally:
-        line.clear()
-    output.say(f"Created session {reply.identifier}")
+    create_session(request, CREATE_TIMEOUT)
 
 
 # --------------------------------------------------------------------------------------- list
@@ -142,66 +131,18 @@ def list_(sessions, long, as_json, label_selector):
 def monitor(sessions, long, label_selector):
     """Show the status of the most recently created matching session as it changes (Ctrl-C ends)."""
     chosen = _selection(sessions, label_selector, False, default_all=True)
-    connection = client.connect()
-    line = StatusLine()
-    state = None
-    try:
-        reply = connection.request(messages.ForwardList(selection=chosen), LIST_TIMEOUT)
-        if not reply.sessions:
-            raise CliError("no matching sessions exist")
-        state = reply.sessions[-1]
-        for text in forward_output.monitor_header_lines(state, long):
-            output.say(text)
-        single = Selection(specifications=[state.identifier])
-        index = reply.index
-        while True:
-            line.show(forward_output.monitor_line(state))
-            started = time.monotonic()
-            reply = connection.request(
-                messages.ForwardList(selection=single, after_index=index, wait=MONITOR_WAIT),
-                MONITOR_WAIT + client.ANSWER_TIMEOUT)
-            if len(reply.sessions) != 1:
-                raise CliError(f"session {state.identifier} no longer exists")
-            state, index = reply.sessions[0], reply.index
-            pause = MONITOR_MINIMUM_INTERVAL - (time.monotonic() - started)
-            if pause > 0:
-                time.sleep(pause)  # rate limit of the display, not a wait for a condition
-    except KeyboardInterrupt:
-        line.finish()
-        return
-    except CliError as error:
-        line.finish()
-        if error.message.startswith('specification "') and state is not None:
-            raise CliError(f"session {state.identifier} no longer exists") from None
-        raise
+    monitor_session(chosen, messages.ForwardList,
+                    lambda state: forward_output.monitor_header_lines(state, long),
+                    forward_output.monitor_line)
 
 
 # -------------------------------------------------------------------------- session commands
 
 
-def _selection_options(function):
-    function = click.option("--label-selector", metavar="SELECTOR",
-                            help="Act on sessions matching the label selector.")(function)
-    function = click.option("-a", "--all", "all_", is_flag=True,
-                            help="Act on all sessions.")(function)
-    return click.argument("sessions", nargs=-1)(function)
-
-
 def _act(sessions, label_selector, all_, prompt: str, make_request, timeout: float) -> None:
     """Resolve the selection, then send ``make_request(single selection)`` for each session."""
-    chosen = _selection(sessions, label_selector, all_)
-    connection = client.connect()
-    states = _resolve(connection, chosen)
-    line = StatusLine(sys.stderr)
-    try:
-        for state in states:
-            line.show(prompt.format(state.identifier))
-            single = Selection(specifications=[state.identifier])
-            connection.request(make_request(single), timeout)
-    except CliError:
-        line.finish()
-        raise
-    line.clear()
+    act(_selection(sessions, label_selector, all_), messages.ForwardList, prompt, make_request,
+        timeout)
 
 
 @forward.command("pause")

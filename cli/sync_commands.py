@@ -8,14 +8,13 @@ Commands acting on existing sessions resolve the selection with one ``SyncList``
 specification that matches nothing fails before anything changes), then act on each session in
 creation order, showing Mutagen's prompt (``Pausing session <id>...``) on a status line on
 stderr (stdout keeps only results, for scripts): on a terminal it is rewritten in place and
-cleared when done; otherwise each prompt is one line.
+cleared when done; otherwise each prompt is one line. The plumbing shared with ``forward``
+commands is in ``session_commands``.
 """
 
 from __future__ import annotations
 
 import json
-import sys
-import time
 
 import click
 
@@ -23,50 +22,14 @@ from mutagen_actors.wire.messages import sync as messages
 
 from . import client, output, sync_output
 from .errors import CliError
+from .session_commands import LIST_TIMEOUT, act, create_session, resolve
+from .session_commands import StatusLine  # noqa: F401  (re-exported: tests and older imports)
+from .session_commands import monitor as monitor_session
+from .session_commands import selection_options as _selection_options
 
 CREATE_TIMEOUT = 120.0  # the daemon starts the session's actors and connects both endpoints
-LIST_TIMEOUT = 10.0
 CONTROL_TIMEOUT = 60.0  # pause, resume, reset, terminate (per session)
 FLUSH_TIMEOUT = 3600.0  # a flush waits for a whole cycle, which may transfer a big tree
-MONITOR_WAIT = 10.0  # long-poll period of ``monitor``
-MONITOR_MINIMUM_INTERVAL = 0.05  # at most one status line update every 50 ms
-
-
-class StatusLine:
-    """One line rewritten in place on a terminal; one printed line per change otherwise."""
-
-    def __init__(self, stream=None):
-        self.stream = stream or sys.stdout
-        self.interactive = self.stream.isatty()
-        self.width = 0
-        self.last = None
-
-    def show(self, text: str) -> None:
-        if text == self.last:
-            return
-        self.last = text
-        if self.interactive:
-            padding = " " * max(self.width - len(text), 0)
-            self.stream.write("\r" + text + padding)
-            self.width = len(text)
-        else:
-            self.stream.write(text + "\n")
-        self.stream.flush()
-
-    def clear(self) -> None:
-        if self.interactive and self.width:
-            self.stream.write("\r" + " " * self.width + "\r")
-            self.stream.flush()
-        self.width = 0
-        self.last = None
-
-    def finish(self) -> None:
-        """Leave the current line as it is and move to the next one."""
-        if self.interactive and self.width:
-            self.stream.write("\n")
-            self.stream.flush()
-        self.width = 0
-        self.last = None
 
 
 def _selection(specifications, label_selector, all_, *, default_all: bool = False):
@@ -81,8 +44,7 @@ def _selection(specifications, label_selector, all_, *, default_all: bool = Fals
 
 
 def _resolve(connection: client.Connection, chosen: messages.Selection) -> list:
-    reply = connection.request(messages.SyncList(selection=chosen), LIST_TIMEOUT)
-    return list(reply.sessions)
+    return resolve(connection, messages.SyncList, chosen)
 
 
 @click.group("sync", invoke_without_command=True)
@@ -162,14 +124,7 @@ def create(alpha, beta, **options):
         request = sync_arguments.build_create({"alpha": alpha, "beta": beta, **options})
     except sync_arguments.ArgumentError as error:
         raise CliError(str(error)) from None
-    connection = client.connect()
-    line = StatusLine(sys.stderr)
-    line.show("Creating session...")
-    try:
-        reply = connection.request(request, CREATE_TIMEOUT)
-    finally:
-        line.clear()
-    output.say(f"Created session {reply.identifier}")
+    create_session(request, CREATE_TIMEOUT)
 
 
 # --------------------------------------------------------------------------------------- list
@@ -203,65 +158,16 @@ def list_(sessions, long, as_json, label_selector):
 def monitor(sessions, long, label_selector):
     """Show the status of the most recently created matching session as it changes (Ctrl-C ends)."""
     chosen = _selection(sessions, label_selector, False, default_all=True)
-    connection = client.connect()
-    line = StatusLine()
-    try:
-        reply = connection.request(messages.SyncList(selection=chosen), LIST_TIMEOUT)
-        if not reply.sessions:
-            raise CliError("no matching sessions exist")
-        state = reply.sessions[-1]
-        for text in sync_output.monitor_header_lines(state, long):
-            output.say(text)
-        single = messages.Selection(specifications=[state.identifier])
-        index = reply.index
-        while True:
-            line.show(sync_output.monitor_line(state))
-            started = time.monotonic()
-            reply = connection.request(
-                messages.SyncList(selection=single, after_index=index, wait=MONITOR_WAIT),
-                MONITOR_WAIT + client.ANSWER_TIMEOUT)
-            if len(reply.sessions) != 1:
-                raise CliError(f"session {state.identifier} no longer exists")
-            state, index = reply.sessions[0], reply.index
-            pause = MONITOR_MINIMUM_INTERVAL - (time.monotonic() - started)
-            if pause > 0:
-                time.sleep(pause)  # rate limit of the display, not a wait for a condition
-    except KeyboardInterrupt:
-        line.finish()
-        return
-    except CliError as error:
-        if error.message.startswith('specification "') and line.last is not None:
-            line.finish()
-            raise CliError(f"session {state.identifier} no longer exists") from None
-        line.finish()
-        raise
+    monitor_session(chosen, messages.SyncList, lambda state: sync_output.monitor_header_lines(state, long),
+                    sync_output.monitor_line)
 
 
 # -------------------------------------------------------------------------- session commands
 
 
-def _selection_options(function):
-    function = click.option("--label-selector", metavar="SELECTOR",
-                            help="Act on sessions matching the label selector.")(function)
-    function = click.option("-a", "--all", "all_", is_flag=True, help="Act on all sessions.")(function)
-    return click.argument("sessions", nargs=-1)(function)
-
-
 def _act(sessions, label_selector, all_, prompt: str, make_request, timeout: float) -> None:
     """Resolve the selection, then send ``make_request(single selection)`` for each session."""
-    chosen = _selection(sessions, label_selector, all_)
-    connection = client.connect()
-    states = _resolve(connection, chosen)
-    line = StatusLine(sys.stderr)
-    try:
-        for state in states:
-            line.show(prompt.format(state.identifier))
-            single = messages.Selection(specifications=[state.identifier])
-            connection.request(make_request(single), timeout)
-    except CliError:
-        line.finish()
-        raise
-    line.clear()
+    act(_selection(sessions, label_selector, all_), messages.SyncList, prompt, make_request, timeout)
 
 
 @sync.command("flush")
