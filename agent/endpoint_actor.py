@@ -13,18 +13,14 @@ answering heartbeats and reading watcher events (one request at a time, so never
 
 from __future__ import annotations
 
-import asyncio
-
 import zmq
 
 from mutagen_actors.actors.runtime.actor import Actor
-from mutagen_actors.actors.sync.scan import ScanError
 from mutagen_actors.wire import codec
-from mutagen_actors.wire.handling import NotHandled, Refused
 from mutagen_actors.wire.messages import endpoint as m
 
 from .endpoint import EndpointSettings, LocalEndpoint
-from .memory import trim
+from .serve_endpoint import answer_endpoint
 
 
 class EndpointActor(Actor):
@@ -58,42 +54,5 @@ class EndpointActor(Actor):
         if self._notify is not None:
             self._notify.close(linger=0)
 
-    def _check_epoch(self, epoch: str) -> None:
-        if epoch != self.endpoint.epoch:
-            raise Refused("stale", f"the {self.side} endpoint restarted since it was scanned")
-
     async def handle(self, message):
-        endpoint = self.endpoint
-        if isinstance(message, m.EndpointHello):
-            return m.EndpointWelcome(endpoint.epoch, endpoint.watch_state)
-        if isinstance(message, m.Scan):
-            try:
-                result = await endpoint.scan_async(message.full)
-            except ScanError as error:
-                raise Refused("scan-failed", str(error)) from None
-            changed = (message.have_epoch, message.have_generation) != (endpoint.epoch,
-                                                                       endpoint.generation)
-            delta = None
-            if changed and message.have_epoch == endpoint.epoch:
-                delta = endpoint.delta_from(message.have_generation)
-            return m.ScanReply(endpoint.epoch, endpoint.generation, changed,
-                               result.root if changed and delta is None else None,
-                               result.counts, result.problems, endpoint.watch_state, delta)
-        if isinstance(message, m.StageBegin):
-            self._check_epoch(message.epoch)
-            return m.StageNeeds(await asyncio.to_thread(endpoint.needs, message.items))
-        if isinstance(message, m.FileSizes):
-            return m.Sizes(endpoint.sizes(message.paths))
-        if isinstance(message, m.Supply):
-            return m.Supplied(await asyncio.to_thread(endpoint.supply, message.requests,
-                                                      message.max_bytes))
-        if isinstance(message, m.StageChunks):
-            completed, problems = await asyncio.to_thread(endpoint.receive, message.chunks)
-            return m.StageAck(completed, problems)
-        if isinstance(message, m.Transition):
-            self._check_epoch(message.epoch)
-            result = await endpoint.transition_async(message.changes)
-            trim()  # staging buffers and the transition's garbage
-            return m.TransitionReply(m.SideResult(result.results, result.problems,
-                                                  result.missing_staged))
-        raise NotHandled
+        return await answer_endpoint(self.endpoint, self.side, message)
