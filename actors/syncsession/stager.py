@@ -19,13 +19,10 @@ import asyncio
 import time
 from collections import deque
 
-from mutagen_actors.actors.runtime.actor import Actor
-from mutagen_actors.wire.handling import NotHandled
 from mutagen_actors.wire.messages import endpoint as m
 from mutagen_actors.wire.messages.sync import StagingProgress
 
-from .jobs import Jobs
-from .peer import Peer
+from .job_actor import EndpointJobActor
 from .plan import take_batch
 
 BATCH_BYTES = 1024 * 1024
@@ -35,26 +32,10 @@ BATCH_FILES = 1000
 REQUEST_TIMEOUT = 60.0
 
 
-class StagerActor(Actor):
-    async def on_start(self) -> None:
-        context = self.context.zmq_context
-        self.peers = {side: Peer(context, self.context.args[side], f"{side} endpoint", self.log)
-                      for side in ("alpha", "beta")}
-        self.jobs = Jobs(self.log)
+class StagerActor(EndpointJobActor):
+    START = m.StageStart
 
-    async def on_stop(self) -> None:
-        await self.jobs.stop()
-        for peer in self.peers.values():
-            await peer.aclose()
-
-    async def handle(self, message):
-        if isinstance(message, m.StageStart):
-            return self.jobs.start(lambda reply: self._stage(reply, message))
-        if isinstance(message, m.JobStatus):
-            return await self.jobs.status(message.job, message.wait)
-        raise NotHandled
-
-    async def _stage(self, reply: m.JobReply, start: m.StageStart) -> m.JobReply:
+    async def run_job(self, reply: m.JobReply, start: m.StageStart) -> m.JobReply:
         receiver = self.peers[start.receiver]
         sender = self.peers["beta" if start.receiver == "alpha" else "alpha"]
         welcome = await receiver.request(m.EndpointHello(), timeout=REQUEST_TIMEOUT)

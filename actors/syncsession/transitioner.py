@@ -12,34 +12,15 @@ from __future__ import annotations
 
 import asyncio
 
-from mutagen_actors.actors.runtime.actor import Actor
-from mutagen_actors.wire.handling import NotHandled
 from mutagen_actors.wire.messages import endpoint as m
 
-from .jobs import Jobs
-from .peer import Peer
+from .job_actor import EndpointJobActor
 
 TRANSITION_TIMEOUT = 900.0
 
 
-class TransitionerActor(Actor):
-    async def on_start(self) -> None:
-        context = self.context.zmq_context
-        self.peers = {side: Peer(context, self.context.args[side], f"{side} endpoint", self.log)
-                      for side in ("alpha", "beta")}
-        self.jobs = Jobs(self.log)
-
-    async def on_stop(self) -> None:
-        await self.jobs.stop()
-        for peer in self.peers.values():
-            await peer.aclose()
-
-    async def handle(self, message):
-        if isinstance(message, m.TransitionStart):
-            return self.jobs.start(lambda reply: self._apply(reply, message))
-        if isinstance(message, m.JobStatus):
-            return await self.jobs.status(message.job, message.wait)
-        raise NotHandled
+class TransitionerActor(EndpointJobActor):
+    START = m.TransitionStart
 
     async def _side(self, side: str, epoch: str, changes) -> m.SideResult:
         if not changes:
@@ -48,7 +29,7 @@ class TransitionerActor(Actor):
                                                 timeout=TRANSITION_TIMEOUT)
         return answer.result
 
-    async def _apply(self, reply: m.JobReply, start: m.TransitionStart) -> m.JobReply:
+    async def run_job(self, reply: m.JobReply, start: m.TransitionStart) -> m.JobReply:
         alpha, beta = await asyncio.gather(
             self._side("alpha", start.alpha_epoch, start.alpha),
             self._side("beta", start.beta_epoch, start.beta))
