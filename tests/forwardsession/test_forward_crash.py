@@ -82,7 +82,9 @@ def test_kill_9_of_the_daemon_brings_sessions_back(forward_daemon):
                                        "-n", "paused", "--paused")
         assert echo_once(f"tcp:127.0.0.1:{running_port}", b"one")
         daemon_pid = forward_daemon.status()["pid"]
-        actors = forward_daemon.actor_pids(running) | forward_daemon.actor_pids(unix)
+        # both sessions name their child "forwarder": collect the pids, not a merged dict
+        actors = [*forward_daemon.actor_pids(running).values(),
+                  *forward_daemon.actor_pids(unix).values()]
 
         # the unix forwarder dies with the daemon without cleaning up: its socket file stays
         unix_forwarder = forward_daemon.actor_pids(unix)["forwarder"]
@@ -90,7 +92,7 @@ def test_kill_9_of_the_daemon_brings_sessions_back(forward_daemon):
         os.kill(daemon_pid, signal.SIGKILL)
         os.kill(unix_forwarder, signal.SIGKILL)
         wait_until(lambda: not alive(daemon_pid), 5, what="the daemon to die")
-        wait_until(lambda: not any(alive(pid) for pid in actors.values()), 10,
+        wait_until(lambda: not any(alive(pid) for pid in actors), 10,
                    what="the orphaned forwarders to stop by themselves")
         assert os.path.exists(unix_source[5:])
         assert not listening(running_port)
