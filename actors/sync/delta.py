@@ -41,7 +41,7 @@ from __future__ import annotations
 
 import os
 from contextlib import contextmanager
-from typing import BinaryIO, Iterable, Iterator, Union
+from typing import BinaryIO, Callable, Iterable, Iterator, Union
 
 import msgspec
 import xxhash
@@ -77,6 +77,7 @@ __all__ = [
     "apply_delta",
     "resume_point",
     "literal_bytes",
+    "Rebuilder",
 ]
 
 # The largest literal block a sender emits and a receiver accepts.
@@ -285,6 +286,103 @@ def _hash_prefix(handle: BinaryIO, length: int, hasher) -> None:
         remaining -= len(block)
 
 
+class Rebuilder:
+    """The receiving half of a delta, one operation at a time (``apply_delta`` and the staging
+    pipeline, where operations arrive across many messages, both use it).
+
+    ``read_at(offset, length)`` reads the signed base; ``emit(data)`` receives every verified
+    output byte in order (the caller writes and hashes it); ``position`` is the output offset the
+    first operation starts at (a resume point). ``feed(op)`` takes ``Copy`` and ``Literal``
+    operations (a ``Start`` is checked by the caller, see ``check_start``); each copied chunk is
+    re-read and checked against the signature and each literal against its digest *before* it is
+    emitted, so whatever was emitted is correct even when ``feed`` raises (``MalformedDelta``,
+    ``CorruptLiteral``, ``CorruptBaseChunk``). ``position`` is the output offset after what was
+    emitted. The whole-file digest is the caller's check.
+    """
+
+    def __init__(self, read_at: Callable[[int, int], bytes], signature: Signature,
+                 emit: Callable[[bytes], None], position: int = 0):
+        check_signature(signature)
+        self.read_at = read_at
+        self.signature = signature
+        self.emit = emit
+        self.position = position
+        self._offsets = signature.offsets()
+
+    def check_start(self, start: "Start") -> None:
+        """Refuse a ``Start`` naming another signature or another output offset."""
+        if not isinstance(start, Start):
+            raise MalformedDelta(f"a delta must begin with Start, got {type(start).__name__}")
+        if start.base != fingerprint(self.signature):
+            raise SignatureMismatch("the delta was computed against another signature than this base's")
+        if start.offset != self.position:
+            raise SignatureMismatch(
+                f"the delta starts at byte {start.offset} but the staged file holds {self.position} bytes"
+            )
+
+    def span(self, operation: Union["Copy", "Literal"]) -> int:
+        """How many output bytes ``operation`` produces (no I/O; 0 for anything else)."""
+        if isinstance(operation, Literal):
+            return len(operation.data)
+        if isinstance(operation, Copy):
+            lengths = self.signature.lengths
+            if operation.index < 0 or operation.count < 1 or operation.index + operation.count > len(lengths):
+                return 0
+            return self._offsets[operation.index + operation.count - 1] + lengths[
+                operation.index + operation.count - 1] - self._offsets[operation.index] - operation.skip
+        return 0
+
+    def feed(self, operation: Union["Copy", "Literal"]) -> None:
+        signature = self.signature
+        lengths = signature.lengths
+        digest = xxhash.xxh3_128_digest
+        if isinstance(operation, Literal):
+            data = operation.data
+            if len(data) > MAX_LITERAL:
+                raise MalformedDelta(f"literal of {len(data)} bytes at {self.position} exceeds {MAX_LITERAL}")
+            if digest(data) != operation.digest:
+                raise CorruptLiteral(f"literal of {len(data)} bytes at output offset {self.position} is corrupted")
+            self.emit(data)
+            self.position += len(data)
+        elif isinstance(operation, Copy):
+            index, count, skip = operation.index, operation.count, operation.skip
+            chunk_count = len(lengths)
+            if index < 0 or count < 1 or index + count > chunk_count:
+                raise MalformedDelta(f"copy of chunks {index}..{index + count - 1} but the base has {chunk_count}")
+            if not 0 <= skip < lengths[index]:
+                raise MalformedDelta(f"copy skips {skip} bytes of a {lengths[index]}-byte chunk")
+            offsets = self._offsets
+            end = index + count
+            while index < end:
+                # Read a group of consecutive chunks (about COPY_BATCH bytes) in one call,
+                # verify each chunk, emit the group in one call.
+                stop = index + 1
+                span = lengths[index]
+                while stop < end and span < COPY_BATCH:
+                    span += lengths[stop]
+                    stop += 1
+                block = memoryview(self.read_at(offsets[index], span))
+                cursor = 0
+                for current in range(index, stop):
+                    length = lengths[current]
+                    piece = block[cursor : cursor + length]
+                    if len(piece) != length or digest(piece) != signature.digest(current):
+                        raise CorruptBaseChunk(
+                            f"base chunk {current} ({length} bytes at {offsets[current]}) no longer "
+                            "matches its signature: the base file changed or is damaged"
+                        )
+                    cursor += length
+                piece = block[skip:] if skip else block
+                skip = 0
+                self.emit(piece)
+                self.position += len(piece)
+                index = stop
+        elif isinstance(operation, Start):
+            raise MalformedDelta("a second Start inside a delta")
+        else:
+            raise MalformedDelta(f"unknown delta operation {type(operation).__name__}")
+
+
 def apply_delta(
     base: PathOrFile,
     operations: Iterable[Operation],
@@ -304,11 +402,7 @@ def apply_delta(
     """
     check_signature(signature)
     expected_base = fingerprint(signature)
-    offsets = signature.offsets()
-    lengths = signature.lengths
-    chunk_count = len(lengths)
     hasher = new_hasher(HashAlgorithm(hash_algorithm))
-    digest = xxhash.xxh3_128_digest
     iterator = iter(operations)
     first = next(iterator, None)
     if not isinstance(first, Start):
@@ -316,7 +410,6 @@ def apply_delta(
     if first.base != expected_base:
         raise SignatureMismatch("the delta was computed against another signature than this base's")
     with open_for_reading(base) as source, _open_output(out) as target:
-        read_at = _reader(source)
         if first.offset:
             have = os.fstat(target.fileno()).st_size
             if have < first.offset:
@@ -326,53 +419,15 @@ def apply_delta(
             _hash_prefix(target, first.offset, hasher)
         target.truncate(first.offset)
         target.seek(first.offset)
-        position = first.offset
+
+        def emit(data) -> None:
+            target.write(data)
+            hasher.update(data)
+
+        rebuilder = Rebuilder(_reader(source), signature, emit, first.offset)
         for operation in iterator:
-            if isinstance(operation, Literal):
-                data = operation.data
-                if len(data) > MAX_LITERAL:
-                    raise MalformedDelta(f"literal of {len(data)} bytes at {position} exceeds {MAX_LITERAL}")
-                if digest(data) != operation.digest:
-                    raise CorruptLiteral(f"literal of {len(data)} bytes at output offset {position} is corrupted")
-                target.write(data)
-                hasher.update(data)
-                position += len(data)
-            elif isinstance(operation, Copy):
-                index, count, skip = operation.index, operation.count, operation.skip
-                if index < 0 or count < 1 or index + count > chunk_count:
-                    raise MalformedDelta(f"copy of chunks {index}..{index + count - 1} but the base has {chunk_count}")
-                if not 0 <= skip < lengths[index]:
-                    raise MalformedDelta(f"copy skips {skip} bytes of a {lengths[index]}-byte chunk")
-                end = index + count
-                while index < end:
-                    # Read a group of consecutive chunks (about COPY_BATCH bytes) in one call,
-                    # verify each chunk, write the group in one call.
-                    stop = index + 1
-                    span = lengths[index]
-                    while stop < end and span < COPY_BATCH:
-                        span += lengths[stop]
-                        stop += 1
-                    block = memoryview(read_at(offsets[index], span))
-                    cursor = 0
-                    for current in range(index, stop):
-                        length = lengths[current]
-                        piece = block[cursor : cursor + length]
-                        if len(piece) != length or digest(piece) != signature.digest(current):
-                            raise CorruptBaseChunk(
-                                f"base chunk {current} ({length} bytes at {offsets[current]}) no longer "
-                                "matches its signature: the base file changed or is damaged"
-                            )
-                        cursor += length
-                    piece = block[skip:] if skip else block
-                    skip = 0
-                    target.write(piece)
-                    hasher.update(piece)
-                    position += len(piece)
-                    index = stop
-            elif isinstance(operation, Start):
-                raise MalformedDelta("a second Start inside a delta")
-            else:
-                raise MalformedDelta(f"unknown delta operation {type(operation).__name__}")
+            rebuilder.feed(operation)
+        position = rebuilder.position
         if hasattr(target, "flush"):
             target.flush()
     if hasher.digest() != expected_digest:
