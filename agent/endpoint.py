@@ -11,7 +11,10 @@ watcher and saves the cache. Contract of each operation:
   previous snapshot reused elsewhere) unless ``full``, the scan mode is ``full``, there is no
   previous scan, the watcher asked for a full rescan, or the root is not the same directory
   (device and inode) as at the last scan: a replaced root is always scanned whole, so a
-  half-seen replacement can never look like a few deletions. ``generation`` counts snapshot changes;
+  half-seen replacement can never look like a few deletions. ``scan_async(full, fresh)``: every
+  scan first drains the watcher (events the kernel already queued join the dirty set: the
+  barrier); ``fresh`` (a flush) forces a full scan unless watching is native (inotify on the
+  whole tree), since only then do the dirty paths cover every change. ``generation`` counts snapshot changes;
   the snapshot is returned only if it differs from ``have_generation``. ``ScanError`` propagates.
 - ``needs(items)``: for each distinct digest, keep it if already staged, else (when at least
   ``REUSE_MIN_ITEMS`` digests are missing: the reverse map costs a pass over the cache) try to
@@ -153,6 +156,7 @@ class LocalEndpoint:
         self._partials: dict[bytes, _Partial] = {}
         self._cache_dirty = False
         self._own_files: dict = {}
+        self.last_scan_full = True  # whether the last scan walked the whole root
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -186,12 +190,15 @@ class LocalEndpoint:
             batch = await self.watcher.next_batch()
             if batch is None:
                 return
-            if batch.rescan_all:
-                self.dirty = None
-            elif self.dirty is not None:
-                self.dirty.update(batch.paths)
+            self._absorb(batch)
             if not self._only_own_writes(batch):
                 self.on_change()
+
+    def _absorb(self, batch) -> None:
+        if batch.rescan_all:
+            self.dirty = None
+        elif self.dirty is not None:
+            self.dirty.update(batch.paths)
 
     def _only_own_writes(self, batch) -> bool:
         """True when the batch holds only files this endpoint's last transition wrote and that
@@ -234,6 +241,7 @@ class LocalEndpoint:
     def scan(self, full: bool, dirty: Optional[set]) -> ScanResult:
         """Blocking (run in a worker thread by ``scan_async``): scan with ``dirty`` taken from
         ``self.dirty`` by the caller, in the event loop's thread."""
+        self.last_scan_full = True
         identity = _identity(self.root)
         incremental = (not full and dirty is not None and self.previous is not None
                        and self.settings.scan_mode is ScanMode.ACCELERATED
@@ -249,6 +257,7 @@ class LocalEndpoint:
             self.dirty = None  # the next scan must be complete
             raise
         self._root_identity = identity
+        self.last_scan_full = not incremental
         if self.previous is None or result.root != self.previous.root:
             self.generation += 1
             self.history[self.generation] = result.root
@@ -258,7 +267,18 @@ class LocalEndpoint:
         self.previous = result
         return result
 
-    async def scan_async(self, full: bool) -> ScanResult:
+    async def scan_async(self, full: bool, fresh: bool = False) -> ScanResult:
+        """Scan in a worker thread. ``fresh``: the result must include every change made before
+        this call (a flush). With native watching, the watcher's queue is drained first (the
+        barrier: events already queued by the kernel join the dirty set), so the incremental
+        scan stands for a full one; any other watching (polling, none, root absent) cannot
+        vouch for that, so the scan is full."""
+        if self.watcher is not None:
+            batch = self.watcher.drain()
+            if batch is not None:
+                self._absorb(batch)
+            if fresh and not self.watcher.native:
+                full = True
         dirty, self.dirty = self.dirty, set()
         return await asyncio.to_thread(self.scan, full, dirty)
 

@@ -57,7 +57,7 @@ async def answer_endpoint(endpoint: LocalEndpoint, side: str, message):
         return m.EndpointWelcome(endpoint.epoch, endpoint.watch_state)
     if isinstance(message, m.Scan):
         try:
-            result = await endpoint.scan_async(message.full)
+            result = await endpoint.scan_async(message.full, message.fresh)
         except ScanError as error:
             raise Refused("scan-failed", str(error)) from None
         changed = (message.have_epoch, message.have_generation) != (endpoint.epoch,

@@ -82,6 +82,7 @@ __all__ = ["WatchBatch", "Watcher", "watch_limit"]
 _NATIVE = ("tree", "awaiting-root", "root-not-directory")
 _POLLING = ("force-poll", "fallback-poll")
 _MAX_ESTABLISH_ATTEMPTS = 32
+_MAX_DRAIN_READS = 64  # a writer faster than we read must not keep a barrier going for ever
 
 
 class _WatchLimitReached(Exception):
@@ -206,6 +207,33 @@ class Watcher:
                 await asyncio.wait_for(self._ready.wait(), remaining)
             except asyncio.TimeoutError:
                 return None
+
+    @property
+    def native(self) -> bool:
+        """True while native recursive watching covers the whole tree (mechanism ``tree``):
+        only then can an incremental scan of the reported paths stand for a full one. False
+        when polling (forced or after a fallback), not watching, stopped, or while the root is
+        absent or not a directory."""
+        return self._mechanism == "tree" and not self._stopped
+
+    def drain(self) -> WatchBatch | None:
+        """Barrier for "scan now and see every change made before now": read every event the
+        kernel has queued (inotify queues them synchronously with the change, so a change
+        that completed before this call is in the queue) and hand out what is pending at once,
+        without waiting for the coalescing window. Returns that batch (``rescan_all`` after an
+        overflow or a re-establishment), or None when nothing is pending. Runs in the event
+        loop's thread; costs one non-blocking read per queued buffer."""
+        if self._loop is None or self._ready is None or self._stopped:
+            return None
+        if self._inotify is not None and self._mechanism in _NATIVE:
+            for _ in range(_MAX_DRAIN_READS):
+                before = self._stats["events"]
+                self._on_readable()
+                if self._stats["events"] == before or self._inotify is None:
+                    break
+        if self._mechanism in _POLLING:
+            return None  # a poll tick's rescan_all stays for the pump; the caller scans in full
+        return self._take()
 
     async def stop(self) -> None:
         """Release every watch and timer; pending and later ``next_batch`` calls return None."""

@@ -7,7 +7,9 @@ requests are answered at once whatever the cycle is doing. Loop:
    ``connecting-beta``);
 2. unless both sides are ``no-watch``, run a cycle at once; then wait (``watching``) for an
    ``EndpointChanged`` notification, a flush, or a cleared halt;
-3. a cycle: scan both sides in parallel (full on flush and after a failure) -> phantom
+3. a cycle: scan both sides in parallel (full at start, after a failure or a halt; a flush asks
+   for a "fresh" scan: incremental behind a watcher barrier where watching is native, else
+   full; see docs/architecture.md) -> phantom
    reification -> root-emptied check -> reconcile (publishes conflicts) -> root deletion / type
    change checks -> staging on alpha, then on beta (``stager`` jobs, progress published) ->
    transition on both sides (``transitioner`` job) -> new ancestor = ancestor changes + each
@@ -125,8 +127,7 @@ class ReconcilerActor(Actor):
                 raise Refused("halted", f"session is halted ({STATUS_DESCRIPTIONS[self.status]});"
                                         " resume it first")
             self.flush_requested = next(self.flush_numbers)
-            self.full_requested = True
-            self.wake.set()
+            self.wake.set()  # the cycle scans "fresh": see _cycle
             return m.FlushTicket(self.flush_requested)
         if isinstance(message, m.ClearHalt):
             if self.status in HALTED:
@@ -161,8 +162,9 @@ class ReconcilerActor(Actor):
                 continue
             ticket = self.flush_requested
             full, self.full_requested = self.full_requested, False
+            fresh = ticket > self.flush_completed  # this cycle answers a flush
             try:
-                again = await self._cycle(full)
+                again = await self._cycle(full, fresh)
             except (CycleFailed, RequestTimeout, RemoteError, ConnectionError, OSError,
                     ValueError, ArchiveError) as error:
                 text = str(error) or type(error).__name__
@@ -199,9 +201,9 @@ class ReconcilerActor(Actor):
             self.epochs[side] = welcome.epoch
             self._set_side(side, connected=True, watch_state=welcome.watch_state)
 
-    async def _scan(self, side: str, full: bool) -> tuple[str, Optional[Entry]]:
+    async def _scan(self, side: str, full: bool, fresh: bool) -> tuple[str, Optional[Entry]]:
         epoch, generation, root = self.snapshots.get(side, ("", 0, None))
-        reply = await self.peers[side].request(m.Scan(full, generation, epoch),
+        reply = await self.peers[side].request(m.Scan(full, generation, epoch, fresh),
                                                timeout=SCAN_TIMEOUT)
         if reply.changed:
             root = apply_changes(root, reply.delta) if reply.delta is not None else reply.root
@@ -226,13 +228,17 @@ class ReconcilerActor(Actor):
                     raise CycleFailed(f"{peer_name}: {reply.error}")
                 return reply
 
-    async def _cycle(self, full: bool) -> bool:
-        """One cycle; True if another should run at once (staged content was missing)."""
+    async def _cycle(self, full: bool, fresh: bool = False) -> bool:
+        """One cycle; True if another should run at once (staged content was missing).
+        ``full``: both sides walk their whole root (first cycle, after a failure or a halt).
+        ``fresh`` (a flush): each side's snapshot must hold every change made before the scan
+        request; a natively watching side drains its watcher and scans only the dirty paths,
+        others scan in full (``Scan.fresh``)."""
         clock = asyncio.get_running_loop().time
         times = {"start": clock()}
         self._set(status="scanning")
         (alpha_epoch, alpha), (beta_epoch, beta) = await asyncio.gather(
-            self._scan("alpha", full), self._scan("beta", full))
+            self._scan("alpha", full, fresh), self._scan("beta", full, fresh))
         times["scanned"] = clock()
         ancestor = self.ancestor
         if self.phantoms and (has_phantoms(alpha) or has_phantoms(beta)):

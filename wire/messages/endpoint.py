@@ -79,11 +79,14 @@ class EndpointWelcome(Message):
 
 class Scan(Message):
     """``have_epoch``/``have_generation``: the snapshot the requester holds (skip sending it if
-    still current)."""
+    still current). ``full``: walk the whole root. ``fresh`` (a flush): the snapshot must hold
+    every change made before the request; a natively watching endpoint drains its watcher's
+    queue and scans incrementally, any other endpoint scans in full."""
 
     full: bool
     have_generation: int = 0
     have_epoch: str = ""
+    fresh: bool = False
 
 
 class ScanReply(Message):
