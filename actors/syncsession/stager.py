@@ -16,6 +16,7 @@ Arguments: ``alpha`` and ``beta``: the endpoints' mailbox addresses.
 from __future__ import annotations
 
 import asyncio
+import os
 import time
 from collections import deque
 
@@ -24,12 +25,23 @@ from mutagen_actors.wire.messages.sync import StagingProgress
 
 from .job_actor import EndpointJobActor
 from .plan import take_batch
+from .staging_progress import StagingTracker
 
 BATCH_BYTES = 1024 * 1024
 # Small files: at most this many per batch. A transfer's messages are decoded whole in three
 # processes, and what a big decode leaves behind in the allocator stays resident for good.
 BATCH_FILES = 1000
 REQUEST_TIMEOUT = 60.0
+# Test-only: caps a transfer's rate (bytes per second) so tests can watch staging mid-flight
+# without huge trees. Read from the daemon's environment (actors inherit it); unset in real use.
+TEST_RATE_VARIABLE = "MUTAGEN_ACTORS_TEST_STAGING_RATE"
+
+
+def _test_rate() -> float:
+    try:
+        return max(0.0, float(os.environ.get(TEST_RATE_VARIABLE, "0")))
+    except ValueError:
+        return 0.0
 
 
 class StagerActor(EndpointJobActor):
@@ -47,8 +59,10 @@ class StagerActor(EndpointJobActor):
         sizes_reply = await sender.request(m.FileSizes([i.path for i in needs]),
                                            timeout=REQUEST_TIMEOUT)
         sizes = {item.path: size for item, size in zip(needs, sizes_reply.sizes)}
-        progress.total_expected_size = sum(max(0, s) for s in sizes.values())
-        started = time.monotonic()
+        tracker = StagingTracker(progress)  # progress accounting: see staging_progress
+        tracker.expect(sizes)
+        rate, sent, started = _test_rate(), 0, time.monotonic()
+        written: list = []  # the chunks of the write in flight
         queue = deque((item, 0) for item in needs)
         write: asyncio.Future | None = None
         problems: list = []
@@ -61,7 +75,7 @@ class StagerActor(EndpointJobActor):
                 if write is not None:
                     ack = await write
                     write = None
-                    progress.received_files += ack.completed
+                    tracker.acknowledged(written, (p.path for p in ack.problems))
                     problems.extend(ack.problems)
                 if fetch is None:
                     break
@@ -75,22 +89,16 @@ class StagerActor(EndpointJobActor):
                     last = chunks[-1]
                     queue.appendleft((m.StageItem(last.path, last.digest),
                                       last.offset + len(last.data)))
-                if chunks:
-                    last = chunks[-1]
-                    progress.path = last.path
-                    progress.received_size = last.offset + len(last.data)
-                    progress.expected_size = last.size
-                    progress.total_received_size += sum(len(c.data) for c in chunks)
-                    elapsed = time.monotonic() - started
-                    if progress.total_received_size and elapsed > 0.5:
-                        rate = progress.total_received_size / elapsed
-                        remaining = progress.total_expected_size - progress.total_received_size
-                        progress.seconds_remaining = max(0.0, remaining / rate)
+                written = chunks
                 write = asyncio.ensure_future(receiver.request(m.StageChunks(chunks),
                                                                timeout=REQUEST_TIMEOUT))
+                if rate:
+                    sent += sum(len(c.data) for c in chunks)
+                    await asyncio.sleep(max(0.0, started + sent / rate - time.monotonic()))
         finally:
             if write is not None and not write.done():
                 write.cancel()
+        tracker.finish()
         if problems:
             self.log.info("staging problems", count=len(problems), first=problems[0].error)
         return reply
