@@ -7,7 +7,10 @@
   unset settings), every conflict change ``(alpha) path (Old -> New)`` and problem, at most
   ``HUMAN_CAP`` (10) of each, then ``...+N more...``.
 - ``session_json(state)``: one JSON object with Mutagen's camelCase field names; lists are not
-  capped. Unset configuration values are omitted (as Mutagen's ``omitempty``).
+  capped. Unset configuration values are omitted (as Mutagen's ``omitempty``). Per endpoint,
+  ``stagingProgress`` (while staging; Mutagen's six fields plus ``totalExpectedSize`` and,
+  once there is a rate, ``secondsRemaining``) and ``lastStagingProgress`` (the final numbers of
+  the last completed pass, when there was one).
 - ``monitor_header_lines(state, long)`` and ``monitor_line(state)``: what ``sync monitor``
   prints once, and the status line it rewrites.
 
@@ -284,11 +287,19 @@ def _staging_target(state: SyncSessionState) -> Optional[StagingProgress]:
 
 
 def staging_fraction(progress: StagingProgress) -> float:
-    if progress.total_expected_size:
-        return progress.total_received_size / progress.total_expected_size
-    if progress.expected_files:
-        return progress.received_files / progress.expected_files
-    return 0.0
+    """Share of the pass done, in [0, 1]: by bytes, or by files when no bytes are expected."""
+    if progress.total_expected_size > 0:
+        fraction = progress.total_received_size / progress.total_expected_size
+    elif progress.expected_files > 0:
+        fraction = progress.received_files / progress.expected_files
+    else:
+        return 0.0
+    return min(1.0, max(0.0, fraction))
+
+
+def staging_percent(progress: StagingProgress) -> str:
+    """``42%``, rounded down: 100% only once everything arrived."""
+    return f"{int(100 * staging_fraction(progress))}%"
 
 
 def format_eta(seconds: float) -> str:
@@ -332,7 +343,7 @@ def session_lines(state: SyncSessionState, mode: str = "list") -> list[str]:
         total = f"/{humanize_bytes(progress.total_expected_size)}" if progress.total_expected_size else ""
         line = (f"Staging progress: {progress.received_files}/{progress.expected_files} - "
                 f"{humanize_bytes(progress.total_received_size)}{total} - "
-                f"{100 * staging_fraction(progress):.0f}%")
+                f"{staging_percent(progress)}")
         eta = format_eta(progress.seconds_remaining)
         if eta:
             line += f" - {eta}"
@@ -380,7 +391,7 @@ def monitor_line(state: SyncSessionState) -> str:
         total = f"/{humanize_bytes(progress.total_expected_size)}" if progress.total_expected_size else ""
         text += (f" {arrow}[{progress.received_files}/{progress.expected_files} - "
                  f"{humanize_bytes(progress.total_received_size)}{total} - "
-                 f"{100 * staging_fraction(progress):.0f}%]")
+                 f"{staging_percent(progress)}]")
         if progress.path:
             text += (f" {os.path.basename(progress.path)} ({humanize_bytes(progress.received_size)}/"
                      f"{humanize_bytes(progress.expected_size)})")
@@ -501,6 +512,8 @@ def _endpoint_json(state: EndpointState, configuration: EndpointConfiguration) -
     })
     if state.watch_state:
         data["watchState"] = state.watch_state
+    if state.last_staging is not None:
+        data["lastStagingProgress"] = _staging_json(state.last_staging)
     return data
 
 

@@ -343,3 +343,27 @@ def test_json_problematic_and_untracked_entries():
 ])
 def test_rfc3339(timestamp, expected):
     assert sync_output.rfc3339(timestamp) == expected
+
+
+@pytest.mark.parametrize("progress, percent", [
+    (StagingProgress(total_received_size=995, total_expected_size=1000), "99%"),  # not 100% yet
+    (StagingProgress(total_received_size=1000, total_expected_size=1000), "100%"),
+    (StagingProgress(received_files=1, expected_files=3), "33%"),  # only empty files: by files
+    (StagingProgress(), "0%"),
+    (StagingProgress(total_received_size=20, total_expected_size=10), "100%"),  # never above
+])
+def test_staging_percent_is_rounded_down_and_bounded(progress, percent):
+    assert sync_output.staging_percent(progress) == percent
+
+
+def test_json_last_staging_progress_only_when_a_pass_completed():
+    final = StagingProgress(path="b", received_size=5, expected_size=5, received_files=2,
+                            expected_files=2, total_received_size=9, total_expected_size=9,
+                            seconds_remaining=0.0)
+    session = sync_output.session_json(state(beta=scanned(last_staging=final)))
+    assert session["beta"]["lastStagingProgress"] == {
+        "path": "b", "receivedSize": 5, "expectedSize": 5, "receivedFiles": 2,
+        "expectedFiles": 2, "totalReceivedSize": 9, "totalExpectedSize": 9,
+        "secondsRemaining": 0.0}
+    assert session["beta"]["stagingProgress"] is None
+    assert "lastStagingProgress" not in session["alpha"]

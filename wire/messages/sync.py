@@ -76,6 +76,11 @@ class Selection(Struct):
 
 
 class StagingProgress(Struct):
+    """One staging pass on one side (accounting rules: ``actors.syncsession.staging_progress``).
+    Counts only content that travels (files the receiver reused are in no count); bytes are
+    content bytes in the receiver's staging store; ``path``/``received_size``/``expected_size``
+    are the file written last. At the end of a pass received equals expected."""
+
     path: str = ""
     received_size: int = 0
     expected_size: int = 0
@@ -98,6 +103,8 @@ class EndpointState(Struct, kw_only=True):
     transition_problems: list[Problem] = []
     staging_progress: Optional[StagingProgress] = None
     watch_state: str = ""
+    # The final numbers of the last staging pass that completed on this side (until the next).
+    last_staging: Optional[StagingProgress] = None
 
 
 class SyncSessionState(Struct, kw_only=True):
