@@ -39,6 +39,7 @@ from __future__ import annotations
 import asyncio
 import os
 import secrets
+import stat
 from dataclasses import dataclass, field
 from typing import Callable, Optional
 
@@ -122,6 +123,20 @@ def cache_path(data_directory: str, session: str, side: str) -> str:
     return os.path.join(data_directory, "caches", f"{session}-{side}.cache")
 
 
+def same_filesystem_stage_mode(mode: StageMode, root_device: Optional[int],
+                               data_device: Optional[int]) -> StageMode:
+    """Where to stage, given the configured ``mode`` and the devices of the existing root and
+    of the data directory (``None``: unknown). The default (data directory) becomes ``internal``
+    (``<root>/.mutagen-temporary-staging-...``, which scans and watchers skip) when the data
+    directory is on another filesystem than the root: moving staged files into place is then
+    one rename each instead of a copy and a re-read. A root that does not exist yet, or any
+    other configured mode, keeps the configured mode."""
+    if (mode is StageMode.DATA_DIRECTORY and root_device is not None
+            and data_device is not None and root_device != data_device):
+        return StageMode.INTERNAL
+    return mode
+
+
 class _Partial:
     __slots__ = ("fd", "path", "hasher", "offset")
 
@@ -140,8 +155,11 @@ class LocalEndpoint:
         self.ignorer = compile_ignores(list(settings.ignores), settings.ignore_syntax,
                                        settings.ignore_vcs)
         self.cache_file = cache_path(settings.data_directory, settings.session, settings.side)
+        self.stage_mode = same_filesystem_stage_mode(
+            settings.stage_mode, _device(self.root, nearest=False),
+            _device(settings.data_directory, nearest=True))
         self.staging = Staging(
-            staging_directory(settings.stage_mode, root=self.root, session=settings.session,
+            staging_directory(self.stage_mode, root=self.root, session=settings.session,
                               side=settings.side, data_directory=settings.data_directory),
             settings.hash, max_file_size=settings.max_staging_file_size)
         self.cache = DigestCache(settings.hash)
@@ -484,6 +502,21 @@ class LocalEndpoint:
         if self.watcher is not None:
             self.watcher.note_changed([change.path for change in changes])
         return result
+
+
+def _device(path: str, *, nearest: bool) -> Optional[int]:
+    """The device of directory ``path`` (with ``nearest``: of its nearest existing ancestor,
+    where it would be created); None if there is none."""
+    path = os.path.abspath(path)
+    while True:
+        try:
+            st = os.stat(path)
+            return st.st_dev if stat.S_ISDIR(st.st_mode) else None
+        except OSError:
+            parent = os.path.dirname(path)
+            if not nearest or parent == path:
+                return None
+            path = parent
 
 
 def _identity(path: str):
