@@ -44,8 +44,9 @@ from functools import lru_cache
 from mutagen_actors.wire.version import VERSION
 
 AGENT_SUBPACKAGES = ("wire", "actors", "agent")
-AGENT_DISTRIBUTIONS = ("msgspec", "pyzmq", "xxhash", "lz4", "structlog", "inotify_simple",
-                       "google-re2", "watchdog", "typing_extensions")  # the last: for 3.10
+AGENT_DISTRIBUTIONS = ("msgspec", "pyzmq", "xxhash", "pyfastcdc", "lz4", "structlog",
+                       "inotify_simple", "google-re2", "watchdog",
+                       "typing_extensions")  # the last: for 3.10
 LAUNCHER = """\
 import os, sys
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))

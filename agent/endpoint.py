@@ -16,19 +16,16 @@ watcher and saves the cache. Contract of each operation:
   barrier); ``fresh`` (a flush) forces a full scan unless watching is native (inotify on the
   whole tree), since only then do the dirty paths cover every change. ``generation`` counts snapshot changes;
   the snapshot is returned only if it differs from ``have_generation``. ``ScanError`` propagates.
-- ``needs(items)``: for each distinct digest, keep it if already staged, else (when at least
-  ``REUSE_MIN_ITEMS`` digests are missing: the reverse map costs a pass over the cache) try to
-  stage a copy of a local file with that digest (the copy is verified), else report it needed.
-- ``supply(requests, max_bytes)``: read content for the other side, at most ``max_bytes`` in
-  total (at least one chunk is always returned); a path is opened inside the root only (no
-  ``..``, no symlinks in parents). A file that cannot be read is a chunk with ``error``.
-- ``receive(chunks)``: append each chunk to the partial file of its digest (offsets must follow
-  on); at ``eof`` the digest is verified and the file published in staging. Mismatch, a gap or
-  an error chunk discards the partial file and is reported as a problem; nothing unverified is
-  ever published.
+- ``needs(items)``, ``receive(chunks)`` / ``receive_chunks(chunks)``, ``sizes(paths)``,
+  ``supply(requests, max_bytes)``: the staging pipeline, receiver and sender halves (reuse ->
+  delta -> resume), in ``agent.transfer`` (``Receiver``, ``Supplier``): what it says there. Paths
+  are opened inside the root only (no ``..``, no symlinks in parents); nothing unverified is ever
+  published in staging; partial content stays in staging for resuming across stops.
 - ``transition(changes)``: ``actors.sync.transition.transition`` on the root; afterwards the
   changed paths are marked dirty (the next scan re-examines them), the watcher is told, and
-  staging is emptied unless staged content was missing.
+  staging is emptied unless staged content was missing. Staged content that no longer matches
+  its digest (damaged on disk) is dropped from staging and reported missing, so the next cycle
+  fetches it again.
 - The digest cache is saved every ``CACHE_SAVE_INTERVAL`` seconds if it changed, and on stop (it
   is an optimisation: a transition verifies files without a matching record by hashing them).
 - ``on_change``: called (from the event loop) whenever the watcher reports changes.
@@ -47,10 +44,8 @@ import structlog
 
 from mutagen_actors.actors.sync.cache import DigestCache
 from mutagen_actors.actors.sync.diff import diff
-from mutagen_actors.actors.sync.hashing import new_hasher
 from mutagen_actors.actors.sync.ignore import compile_ignores
 from mutagen_actors.actors.sync.model import Change, Counts, Kind, Problem, walk
-from mutagen_actors.actors.sync.paths import open_directory, split_path
 from mutagen_actors.actors.sync.scan import ScanResult, scan
 from mutagen_actors.actors.sync.settings import (
     DEFAULT_DIRECTORY_MODE,
@@ -64,18 +59,16 @@ from mutagen_actors.actors.sync.settings import (
     SymlinkMode,
     WatchMode,
 )
-from mutagen_actors.actors.sync.staging import Staging, StagingError, staging_directory
-from mutagen_actors.actors.sync.transition import TransitionResult, transition
+from mutagen_actors.actors.sync.staging import Staging, staging_directory
+from mutagen_actors.actors.sync.transition import STAGED_MISMATCH, TransitionResult, transition
 from mutagen_actors.actors.sync.watching import Watcher
 from mutagen_actors.wire.messages.endpoint import Chunk, StageItem, SupplyRequest
 
-_READ_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK
-_ROOT_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
-_PARTIAL = ".partial-"
+from .transfer import REUSE_MIN_ITEMS, Receiver, Supplier  # noqa: F401 - REUSE_MIN_ITEMS: API
+
 CACHE_SAVE_INTERVAL = 10.0
 OWN_WRITES_LIMIT = 1_000  # beyond that, a confirmation cycle is cheaper than the memory
 DELTA_LIMIT = 1_000
-REUSE_MIN_ITEMS = 8  # local content reuse costs a pass over the cache once it changed
 
 
 @dataclass
@@ -137,13 +130,6 @@ def same_filesystem_stage_mode(mode: StageMode, root_device: Optional[int],
     return mode
 
 
-class _Partial:
-    __slots__ = ("fd", "path", "hasher", "offset")
-
-    def __init__(self, fd: int, path: str, hasher):
-        self.fd, self.path, self.hasher, self.offset = fd, path, hasher, 0
-
-
 class LocalEndpoint:
     def __init__(self, settings: EndpointSettings, *, on_change: Optional[Callable[[], None]] = None,
                  log=None):
@@ -171,7 +157,8 @@ class LocalEndpoint:
         self.watcher: Optional[Watcher] = None
         self._pump: Optional[asyncio.Task] = None
         self._saver: Optional[asyncio.Task] = None
-        self._partials: dict[bytes, _Partial] = {}
+        self.receiver = Receiver(self)
+        self.supplier = Supplier(self)
         self._cache_dirty = False
         self._own_files: dict = {}
         self.last_scan_full = True  # whether the last scan walked the whole root
@@ -196,7 +183,8 @@ class LocalEndpoint:
                 await asyncio.gather(task, return_exceptions=True)
         if self.watcher is not None:
             await self.watcher.stop()
-        self._discard_partials()
+        self.receiver.close()  # what was received so far stays for resuming
+        self.supplier.close()
         self.save_cache()
 
     @property
@@ -315,150 +303,26 @@ class LocalEndpoint:
         return self.previous.counts if self.previous is not None else Counts()
 
     # ------------------------------------------------------------------ staging (receiver)
+    # reuse -> delta -> resume: see ``agent.transfer``
 
     def needs(self, items: list[StageItem]) -> list[StageItem]:
-        self._discard_partials()
-        candidates: list[StageItem] = []
-        seen: set[bytes] = set()
-        for item in items:
-            if item.digest in seen:
-                continue
-            seen.add(item.digest)
-            try:
-                if self.staging.has(item.digest):
-                    continue
-            except StagingError:
-                needed.append(item)
-                continue
-            candidates.append(item)
-        if len(candidates) < REUSE_MIN_ITEMS:
-            return candidates  # a few files: not worth rebuilding the digest reverse map
-        return [item for item in candidates if not self._reuse_local(item.digest)]
-
-    def _reuse_local(self, digest: bytes) -> bool:
-        for path in self.cache.paths_for(digest)[:4]:
-            try:
-                components = split_path(path)
-                root_fd = os.open(self.root, _ROOT_FLAGS)
-                try:
-                    parent = open_directory(root_fd, components[:-1])
-                finally:
-                    os.close(root_fd)
-                try:
-                    self.staging.receive_file(digest, components[-1], dir_fd=parent)
-                finally:
-                    os.close(parent)
-                return True
-            except (OSError, ValueError):
-                continue
-        return False
+        return self.receiver.needs(items)
 
     def receive(self, chunks: list[Chunk]) -> tuple[int, list[Problem]]:
-        completed = 0
-        problems: list[Problem] = []
-        for chunk in chunks:
-            try:
-                if self._receive_chunk(chunk):
-                    completed += 1
-            except (OSError, StagingError) as error:
-                self._drop_partial(chunk.digest)
-                problems.append(Problem(chunk.path, str(error)))
+        completed, problems, _refetch = self.receiver.receive(chunks)
         return completed, problems
 
-    def _receive_chunk(self, chunk: Chunk) -> bool:
-        if chunk.error:
-            self._drop_partial(chunk.digest)
-            raise StagingError(chunk.error)
-        partial = self._partials.get(chunk.digest)
-        if partial is None:
-            if chunk.offset != 0:
-                raise StagingError(f"content of {chunk.path!r} arrived out of order")
-            final = self.staging.path_for(chunk.digest)
-            os.makedirs(os.path.dirname(final), mode=0o700, exist_ok=True)
-            temporary = f"{final}{_PARTIAL}{secrets.token_hex(6)}"
-            fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
-            partial = self._partials[chunk.digest] = _Partial(
-                fd, temporary, new_hasher(self.settings.hash))
-        if chunk.offset != partial.offset:
-            raise StagingError(f"content of {chunk.path!r} arrived out of order")
-        limit = self.settings.max_staging_file_size
-        if limit and partial.offset + len(chunk.data) > limit:
-            raise StagingError(f"staged file exceeds the maximum staging file size ({limit} bytes)")
-        view = memoryview(chunk.data)
-        while view:
-            view = view[os.write(partial.fd, view):]
-        partial.hasher.update(chunk.data)
-        partial.offset += len(chunk.data)
-        if not chunk.eof:
-            return False
-        del self._partials[chunk.digest]
-        os.close(partial.fd)
-        if partial.hasher.digest() != chunk.digest:
-            _unlink(partial.path)
-            raise StagingError("received content does not match its digest (changed while sent?)")
-        os.rename(partial.path, self.staging.path_for(chunk.digest))
-        return True
-
-    def _drop_partial(self, digest: bytes) -> None:
-        partial = self._partials.pop(digest, None)
-        if partial is not None:
-            os.close(partial.fd)
-            _unlink(partial.path)
-
-    def _discard_partials(self) -> None:
-        for digest in list(self._partials):
-            self._drop_partial(digest)
+    def receive_chunks(self, chunks: list[Chunk]) -> tuple[int, list[Problem], list[StageItem]]:
+        """``receive`` with the items to fetch again whole (see ``agent.transfer``)."""
+        return self.receiver.receive(chunks)
 
     # ------------------------------------------------------------------ supplying (sender)
 
     def sizes(self, paths: list[str]) -> list[int]:
-        sizes = []
-        for path in paths:
-            record = self.cache.get(path)
-            sizes.append(record[0] if record is not None else -1)
-        return sizes
+        return self.supplier.sizes(paths)
 
     def supply(self, requests: list[SupplyRequest], max_bytes: int) -> list[Chunk]:
-        chunks: list[Chunk] = []
-        budget = max(1, max_bytes)
-        try:
-            root_fd = os.open(self.root, _ROOT_FLAGS)
-        except OSError as error:
-            return [Chunk(r.path, r.digest, r.offset, 0, b"", True,
-                          f"unable to open synchronization root: {error.strerror}")
-                    for r in requests]
-        try:
-            for request in requests:
-                if budget <= 0:
-                    break
-                chunk = self._read(root_fd, request, budget)
-                budget -= len(chunk.data)
-                chunks.append(chunk)
-        finally:
-            os.close(root_fd)
-        return chunks
-
-    def _read(self, root_fd: int, request: SupplyRequest, budget: int) -> Chunk:
-        try:
-            components = split_path(request.path)
-            if not components:
-                raise ValueError("the root is not a file")
-            parent = open_directory(root_fd, components[:-1])
-            try:
-                fd = os.open(components[-1], _READ_FLAGS, dir_fd=parent)
-            finally:
-                os.close(parent)
-            try:
-                size = os.fstat(fd).st_size
-                data = os.pread(fd, min(budget, max(0, size - request.offset)), request.offset)
-            finally:
-                os.close(fd)
-        except (OSError, ValueError) as error:
-            text = error.strerror if isinstance(error, OSError) and error.strerror else str(error)
-            return Chunk(request.path, request.digest, request.offset, 0, b"", True,
-                         f"unable to read file: {text}")
-        end = request.offset + len(data)
-        return Chunk(request.path, request.digest, request.offset, size, data, end >= size)
+        return self.supplier.supply(requests, max_bytes)
 
     # ------------------------------------------------------------------ transition
 
@@ -474,9 +338,25 @@ class LocalEndpoint:
             default_group=settings.default_group or None)
         self._cache_dirty = True
         self._own_files = self._written_files(result.results)
+        result = self._refetch_mismatched(changes, result)
         if not result.missing_staged:
             self.staging.wipe()
         return result
+
+    def _refetch_mismatched(self, changes: list[Change], result: TransitionResult) -> TransitionResult:
+        """Staged content that did not match its digest (damaged on disk after it was staged) was
+        not used; drop it from staging and report it missing, so the next cycle fetches it again
+        instead of finding the damaged copy staged."""
+        damaged = {problem.path for problem in result.problems if problem.error == STAGED_MISMATCH}
+        if not damaged:
+            return result
+        for change in changes:
+            if change.new is None:
+                continue
+            for path, entry in walk(change.new, change.path):
+                if path in damaged and entry.kind == Kind.FILE:
+                    self.staging.discard(entry.digest)
+        return result._replace(missing_staged=True)
 
     def _written_files(self, results: list[Change]) -> dict:
         written = {}
@@ -525,11 +405,3 @@ def _identity(path: str):
     except OSError:
         return None
     return (st.st_dev, st.st_ino)
-
-
-def _unlink(path: str) -> None:
-    try:
-        os.unlink(path)
-    except FileNotFoundError:
-        pass
-

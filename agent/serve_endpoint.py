@@ -77,8 +77,9 @@ async def answer_endpoint(endpoint: LocalEndpoint, side: str, message):
         return m.Supplied(await asyncio.to_thread(endpoint.supply, message.requests,
                                                   message.max_bytes))
     if isinstance(message, m.StageChunks):
-        completed, problems = await asyncio.to_thread(endpoint.receive, message.chunks)
-        return m.StageAck(completed, problems)
+        completed, problems, refetch = await asyncio.to_thread(endpoint.receive_chunks,
+                                                               message.chunks)
+        return m.StageAck(completed, problems, refetch)
     if isinstance(message, m.Transition):
         check_epoch(message.epoch)
         result = await endpoint.transition_async(message.changes)

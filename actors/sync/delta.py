@@ -78,6 +78,7 @@ __all__ = [
     "resume_point",
     "literal_bytes",
     "Rebuilder",
+    "span_of",
 ]
 
 # The largest literal block a sender emits and a receiver accepts.
@@ -286,6 +287,19 @@ def _hash_prefix(handle: BinaryIO, length: int, hasher) -> None:
         remaining -= len(block)
 
 
+def span_of(operation: Operation, lengths: tuple[int, ...], offsets: list[int]) -> int:
+    """How many output bytes ``operation`` produces, given the signature's chunk ``lengths`` and
+    ``offsets`` (``Signature.offsets()``); 0 for a ``Start`` or a copy out of range."""
+    if isinstance(operation, Literal):
+        return len(operation.data)
+    if isinstance(operation, Copy):
+        last = operation.index + operation.count - 1
+        if operation.index < 0 or operation.count < 1 or last >= len(lengths):
+            return 0
+        return offsets[last] + lengths[last] - offsets[operation.index] - operation.skip
+    return 0
+
+
 class Rebuilder:
     """The receiving half of a delta, one operation at a time (``apply_delta`` and the staging
     pipeline, where operations arrive across many messages, both use it).
@@ -319,18 +333,6 @@ class Rebuilder:
             raise SignatureMismatch(
                 f"the delta starts at byte {start.offset} but the staged file holds {self.position} bytes"
             )
-
-    def span(self, operation: Union["Copy", "Literal"]) -> int:
-        """How many output bytes ``operation`` produces (no I/O; 0 for anything else)."""
-        if isinstance(operation, Literal):
-            return len(operation.data)
-        if isinstance(operation, Copy):
-            lengths = self.signature.lengths
-            if operation.index < 0 or operation.count < 1 or operation.index + operation.count > len(lengths):
-                return 0
-            return self._offsets[operation.index + operation.count - 1] + lengths[
-                operation.index + operation.count - 1] - self._offsets[operation.index] - operation.skip
-        return 0
 
     def feed(self, operation: Union["Copy", "Literal"]) -> None:
         signature = self.signature

@@ -6,6 +6,13 @@ the same directory, hashes while writing, and renames only on a match. So whatev
 ``path_for`` point at is complete and correct, even after a crash mid-write (leftover temporary
 names are ignored and removed by ``wipe``).
 
+Resuming (``resume_path``): a file being received is written to ``<digest hex>.resume`` beside
+its final name, and kept there when the transfer is cut (stager killed, connection lost, cycle
+cancelled), so the next attempt starts after what it holds (``resume_size``). It is never under
+the final name and ``digests`` ignores it; it is verified like everything else before it is
+renamed to the final name. ``keep_resumes(digests)`` removes the partial files of every other
+digest (the target changed); ``wipe`` removes them all.
+
 Failure rules:
 - ``StagingError`` (a ``ValueError``): digest mismatch, a file beyond ``max_file_size``, or a
   digest of the wrong length. Nothing is left under the final name.
@@ -21,12 +28,14 @@ from __future__ import annotations
 import os
 import secrets
 import shutil
+import stat
 from typing import Iterable, Iterator, Optional
 
 from .hashing import DIGEST_SIZES, new_hasher
 from .settings import TEMPORARY_PREFIX, HashAlgorithm, StageMode
 
 _PARTIAL = ".partial-"
+RESUME_SUFFIX = ".resume"
 
 
 class StagingError(ValueError):
@@ -92,14 +101,41 @@ class Staging:
         finally:
             os.close(fd)
 
-    def discard(self, digest: bytes) -> None:
+    def resume_path(self, digest: bytes) -> str:
+        """Where the partial content of ``digest`` is kept between attempts."""
+        return self.path_for(digest) + RESUME_SUFFIX
+
+    def resume_size(self, digest: bytes) -> int:
+        """Bytes of partial content kept for ``digest`` (0 if none)."""
         try:
-            os.unlink(self.path_for(digest))
+            st = os.lstat(self.resume_path(digest))
+        except FileNotFoundError:
+            return 0
+        return st.st_size if stat.S_ISREG(st.st_mode) else 0
+
+    def discard_resume(self, digest: bytes) -> None:
+        try:
+            os.unlink(self.resume_path(digest))
         except FileNotFoundError:
             pass
 
-    def digests(self) -> Iterator[bytes]:
-        """Digests currently staged (complete, verified files only)."""
+    def resume_digests(self) -> Iterator[bytes]:
+        """Digests with partial content kept."""
+        for name, _path in self._entries():
+            if name.endswith(RESUME_SUFFIX):
+                try:
+                    yield bytes.fromhex(name[: -len(RESUME_SUFFIX)])
+                except ValueError:
+                    continue
+
+    def keep_resumes(self, digests) -> None:
+        """Remove the partial content of every digest not in ``digests``."""
+        keep = set(digests)
+        for digest in list(self.resume_digests()):
+            if digest not in keep:
+                self.discard_resume(digest)
+
+    def _entries(self) -> Iterator[tuple[str, str]]:
         try:
             buckets = os.scandir(self.directory)
         except FileNotFoundError:
@@ -110,12 +146,23 @@ class Staging:
                     continue
                 with os.scandir(bucket.path) as files:
                     for item in files:
-                        if _PARTIAL in item.name:
-                            continue
-                        try:
-                            yield bytes.fromhex(item.name)
-                        except ValueError:
-                            continue
+                        yield item.name, item.path
+
+    def discard(self, digest: bytes) -> None:
+        try:
+            os.unlink(self.path_for(digest))
+        except FileNotFoundError:
+            pass
+
+    def digests(self) -> Iterator[bytes]:
+        """Digests currently staged (complete, verified files only)."""
+        for name, _path in self._entries():
+            if _PARTIAL in name or name.endswith(RESUME_SUFFIX):
+                continue
+            try:
+                yield bytes.fromhex(name)
+            except ValueError:
+                continue
 
     def wipe(self) -> None:
         """Remove the whole store (staged and partial files)."""

@@ -8,7 +8,10 @@ ancestor moves forward.
 - ``take_batch(queue, sizes, max_bytes, max_items=0)``: the next ``Supply`` request of a
   transfer: items from the front of ``queue`` (``(item, offset)`` pairs) while their remaining
   sizes fit in ``max_bytes`` and (when ``max_items`` > 0) at most ``max_items`` of them; always at
-  least one item; a file larger than the budget is read in pieces.
+  least one item; a file larger than the budget is read in pieces. Each request is
+  ``supply_request(item, offset)``.
+- ``supply_request(item, offset)``: raw, or a delta against ``item.signature`` (the signature
+  itself on the item's first request, its fingerprint on later ones).
 - ``next_ancestor(ancestor, ancestor_changes, alpha_results, beta_results)``: the ancestor after
   a cycle: the reconciler's ancestor changes, then what each side *actually* has at each changed
   path (``synchronizable`` part only), validated (what was put in, given a valid ancestor; the
@@ -22,6 +25,7 @@ from collections import deque
 from typing import Optional
 
 from mutagen_actors.actors.sync.apply import apply_changes, validate_ancestor
+from mutagen_actors.actors.sync.chunking import fingerprint
 from mutagen_actors.actors.sync.model import Change, Entry, Kind, join
 from mutagen_actors.actors.sync.reconcile import synchronizable
 from mutagen_actors.wire.messages.endpoint import StageItem, SupplyRequest
@@ -47,6 +51,17 @@ def files_to_stage(changes: list[Change]) -> list[StageItem]:
     return [StageItem(path, out[path]) for path in sorted(out)]
 
 
+def supply_request(item: StageItem, offset: int) -> SupplyRequest:
+    """The request for ``item`` from ``offset``: raw bytes, or a delta against the receiver's
+    signature (the whole signature on the first request of the item, at ``item.offset``; only
+    its fingerprint on later ones, the sender keeps the signature between requests)."""
+    if item.signature is None:
+        return SupplyRequest(item.path, item.digest, offset)
+    if offset == item.offset:
+        return SupplyRequest(item.path, item.digest, offset, item.signature)
+    return SupplyRequest(item.path, item.digest, offset, None, fingerprint(item.signature))
+
+
 def take_batch(queue: deque, sizes: dict, max_bytes: int,
                max_items: int = 0) -> list[SupplyRequest]:
     """Pop items for one request from ``queue`` (of ``(StageItem, offset)``); ``sizes`` maps a
@@ -60,7 +75,7 @@ def take_batch(queue: deque, sizes: dict, max_bytes: int,
         if batch and remaining > budget:
             break
         queue.popleft()
-        batch.append(SupplyRequest(item.path, item.digest, offset))
+        batch.append(supply_request(item, offset))
         budget -= remaining
         if budget <= 0:
             break

@@ -19,6 +19,7 @@ import asyncio
 import os
 import time
 from collections import deque
+from dataclasses import dataclass, field
 
 from mutagen_actors.wire.messages import endpoint as m
 from mutagen_actors.wire.messages.sync import StagingProgress
@@ -44,6 +45,45 @@ def _test_rate() -> float:
         return 0.0
 
 
+@dataclass
+class TransferCounts:
+    """What one staging pass moved: ``content_bytes`` (raw bytes and delta literals that
+    crossed), ``resumed_bytes`` (prefixes the receiver already held), the digests sent as deltas,
+    and how many files were fetched again whole."""
+
+    content_bytes: int = 0
+    resumed_bytes: int = 0
+    delta_files: set = field(default_factory=set)
+    refetched: set = field(default_factory=set)  # digests
+
+    def count(self, chunks) -> None:
+        for chunk in chunks:
+            self.content_bytes += chunk.payload
+            if chunk.delta:
+                self.delta_files.add(chunk.digest)
+
+
+def refetch_whole(items, current: dict, counts: TransferCounts, queue: deque) -> set:
+    """Queue ``items`` (an ack's ``refetch``) again, raw and from offset 0, at the front of
+    ``queue`` (pairs of item and offset), dropping their other entries; ``current`` (digest ->
+    item to ask for) then holds the raw item. Each digest at most once per pass (a second
+    failure stays a problem: the cycle runs again). Returns the digests queued again."""
+    again = {}
+    for item in items:
+        if item.digest in current and item.digest not in counts.refetched:
+            again[item.digest] = item
+    if not again:
+        return set()
+    kept = [entry for entry in queue if entry[0].digest not in again]
+    queue.clear()
+    for digest, item in again.items():
+        current[digest] = m.StageItem(item.path, digest)
+        queue.append((current[digest], 0))
+    queue.extend(kept)
+    counts.refetched.update(again)
+    return set(again)
+
+
 class StagerActor(EndpointJobActor):
     START = m.StageStart
 
@@ -63,7 +103,12 @@ class StagerActor(EndpointJobActor):
         tracker.expect(sizes)
         rate, sent, started = _test_rate(), 0, time.monotonic()
         written: list = []  # the chunks of the write in flight
-        queue = deque((item, 0) for item in needs)
+        # Large files: each item may carry a resume offset and a delta base (see agent.transfer);
+        # ``current`` is what to ask for each digest (raw again after a refetch).
+        current = {item.digest: item for item in needs}
+        counts = TransferCounts(resumed_bytes=sum(item.offset for item in needs))
+        queue = deque((item, item.offset) for item in needs)
+        stale: set = set()  # digests refetched whole: drop their pieces already in flight
         write: asyncio.Future | None = None
         problems: list = []
         try:
@@ -75,30 +120,42 @@ class StagerActor(EndpointJobActor):
                 if write is not None:
                     ack = await write
                     write = None
-                    tracker.acknowledged(written, (p.path for p in ack.problems))
+                    stale = refetch_whole(ack.refetch, current, counts, queue)
+                    retried = {c.path for c in written if c.digest in stale}
+                    tracker.acknowledged([c for c in written if c.path not in retried],
+                                         (p.path for p in ack.problems if p.path not in retried))
                     problems.extend(ack.problems)
                 if fetch is None:
+                    if queue:  # files to fetch again whole (the ack's refetch)
+                        stale = set()  # no fetch was in flight
+                        continue
                     break
                 supplied = await fetch
-                chunks = supplied.chunks
-                served = {(c.path, c.offset) for c in chunks}
-                unserved = [r for r in batch if (r.path, r.offset) not in served]
+                served = {(c.path, c.offset) for c in supplied.chunks}
+                chunks = [c for c in supplied.chunks if c.digest not in stale]
+                unserved = [r for r in batch
+                            if (r.path, r.offset) not in served and r.digest not in stale]
+                stale = set()
                 for request in reversed(unserved):
-                    queue.appendleft((m.StageItem(request.path, request.digest), request.offset))
+                    queue.appendleft((current[request.digest], request.offset))
                 if chunks and not chunks[-1].eof:
                     last = chunks[-1]
-                    queue.appendleft((m.StageItem(last.path, last.digest),
-                                      last.offset + len(last.data)))
+                    queue.appendleft((current[last.digest], last.offset + last.output))
+                counts.count(chunks)
                 written = chunks
                 write = asyncio.ensure_future(receiver.request(m.StageChunks(chunks),
                                                                timeout=REQUEST_TIMEOUT))
                 if rate:
-                    sent += sum(len(c.data) for c in chunks)
+                    sent += sum(c.payload for c in chunks)
                     await asyncio.sleep(max(0.0, started + sent / rate - time.monotonic()))
         finally:
             if write is not None and not write.done():
                 write.cancel()
         tracker.finish()
+        self.log.info("staging done", files=len(needs), expected_bytes=sum(max(0, s) for s in
+                      sizes.values()), content_bytes=counts.content_bytes,
+                      resumed_bytes=counts.resumed_bytes, delta_files=len(counts.delta_files),
+                      refetched=len(counts.refetched))
         if problems:
             self.log.info("staging problems", count=len(problems), first=problems[0].error)
         return reply

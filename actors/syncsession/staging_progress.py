@@ -95,7 +95,7 @@ class StagingTracker:
         self._estimate()
 
     def acknowledged(self, chunks: Iterable, failed_paths: Iterable[str]) -> None:
-        """A ``StageChunks`` write answered: ``chunks`` (``Chunk``: path, offset, size, data,
+        """A ``StageChunks`` write answered: ``chunks`` (``Chunk``: path, offset, size, output,
         eof, error) were written, except for the paths in ``failed_paths`` (the ack's problems),
         which failed; a chunk with ``eof`` of a path that did not fail completed its file."""
         failed = set(failed_paths)
@@ -103,7 +103,7 @@ class StagingTracker:
             if chunk.path in failed or chunk.error:
                 self.failed(chunk.path)
                 continue
-            self.written(chunk.path, chunk.offset + len(chunk.data), chunk.size)
+            self.written(chunk.path, chunk.offset + chunk.output, chunk.size)  # delta: span
             if chunk.eof:
                 self.completed(chunk.path)
 

@@ -10,10 +10,13 @@ Endpoint requests (served by ``agent.endpoint_actor.EndpointActor``):
 - ``Scan`` -> ``ScanReply``: incremental unless ``full``; the snapshot is sent only when it differs
   from the generation the requester already holds.
 - ``StageBegin`` -> ``StageNeeds``: the receiving side reuses content it already has (its staging
-  store, files of the same digest in its root) and answers which digests it still needs.
+  store, files of the same digest in its root) and answers which digests it still needs, each
+  with where to resume (``offset``) and, for a large file it has an older version of, that
+  file's chunk signature (a delta base).
 - ``FileSizes`` -> ``Sizes``; ``Supply`` -> ``Supplied`` (sender side): file content in chunks of a
-  bounded total size per request; ``StageChunks`` -> ``StageAck`` (receiver side): chunks written
-  into staging, a file published only once its digest is verified.
+  bounded total size per request (raw bytes, or delta operations when the request names a base);
+  ``StageChunks`` -> ``StageAck`` (receiver side): chunks written into staging, a file published
+  only once its digest is verified; ``refetch`` lists files to fetch again whole.
 - ``Transition`` -> ``TransitionReply``: apply changes on disk (``actors.sync.transition``).
 - ``EndpointChanged`` (endpoint -> reconciler, no reply): the watcher saw changes.
 
@@ -24,31 +27,49 @@ transitioner): long operations run as jobs, polled with short deadlines, so a de
 is noticed quickly and the reconciler's mailbox stays responsive.
 """
 
-from typing import Optional
+from typing import Optional, Union
 
 import msgspec
 
+from mutagen_actors.actors.sync.chunking import Signature
+from mutagen_actors.actors.sync.delta import Copy, Literal, Start
 from mutagen_actors.actors.sync.model import Change, Conflict, Counts, Entry, Problem
 
 from .base import Message
 from .sync import EndpointState, StagingProgress
 
 
-class StageItem(msgspec.Struct, array_like=True, frozen=True, forbid_unknown_fields=True):
+class StageItem(msgspec.Struct, array_like=True, frozen=True, forbid_unknown_fields=True,
+                omit_defaults=True):
+    """A file to stage. In ``StageNeeds`` the receiver adds where to start: ``offset`` (the
+    verified prefix it already holds, see ``Staging.resume_path``) and ``signature`` (of the file
+    it has at ``path``: the sender may send a delta against it)."""
+
     path: str
     digest: bytes
+    offset: int = 0
+    signature: Optional[Signature] = None
 
 
-class SupplyRequest(msgspec.Struct, array_like=True, frozen=True, forbid_unknown_fields=True):
+class SupplyRequest(msgspec.Struct, array_like=True, frozen=True, forbid_unknown_fields=True,
+                    omit_defaults=True):
+    """Read ``path`` from ``offset``. With ``signature`` (the first request of a delta) or only
+    ``base`` (its fingerprint, on later requests of the same file) the sender answers delta
+    operations; a sender that no longer knows ``base`` answers raw bytes."""
+
     path: str
     digest: bytes
     offset: int
+    signature: Optional[Signature] = None
+    base: bytes = b""
 
 
 class Chunk(msgspec.Struct, array_like=True, forbid_unknown_fields=True):
     """A piece of the content of ``path`` (which should have ``digest``) starting at ``offset``;
     ``size`` is the file's size when read; ``eof`` marks the last piece; ``error`` (non-empty)
-    means the sender could not read it (``data`` is then empty and ``eof`` true)."""
+    means the sender could not read it (``data`` is then empty and ``eof`` true). A delta piece
+    has empty ``data`` and ``delta`` operations (the first piece of a delta starts with
+    ``Start``) producing ``span`` output bytes from ``offset``."""
 
     path: str
     digest: bytes
@@ -57,6 +78,20 @@ class Chunk(msgspec.Struct, array_like=True, forbid_unknown_fields=True):
     data: bytes
     eof: bool
     error: str = ""
+    delta: Optional[list[Union[Start, Copy, Literal]]] = None
+    span: int = 0
+
+    @property
+    def output(self) -> int:
+        """Output bytes this piece produces."""
+        return self.span if self.delta is not None else len(self.data)
+
+    @property
+    def payload(self) -> int:
+        """Content bytes this piece carries (raw data or delta literals)."""
+        if self.delta is None:
+            return len(self.data)
+        return sum(len(op.data) for op in self.delta if isinstance(op, Literal))
 
 
 class SideResult(msgspec.Struct, array_like=True, forbid_unknown_fields=True):
@@ -135,8 +170,12 @@ class StageChunks(Message):
 
 
 class StageAck(Message):
+    """``refetch``: files whose delta failed or whose content did not verify; their partial
+    content is discarded and the stager fetches them again whole, from offset 0 (once)."""
+
     completed: int
     problems: list[Problem]
+    refetch: list[StageItem] = []
 
 
 class Transition(Message):

@@ -1,0 +1,493 @@
+"""The content-moving half of an endpoint: the receiver's staging (``Receiver``) and the
+sender's supply (``Supplier``) of the staging pipeline (``actors.syncsession.stager``).
+
+Staging goes, per file: reuse -> delta -> resume.
+
+- **Reuse** (``Receiver.needs``): content already staged is kept; when at least
+  ``REUSE_MIN_ITEMS`` digests are missing, a local file with the same digest is copied into
+  staging (verified).
+- **Delta**: for a file still needed whose path in the root holds a regular file of at least
+  ``DELTA_MIN_SIZE`` bytes (the *base*), the answer carries the base's chunk signature
+  (``actors.sync.chunking``), at most ``SIGNATURE_BUDGET`` bytes of signatures per answer. The
+  sender then streams delta operations instead of raw bytes (``Supplier``), and the receiver
+  rebuilds the file (``actors.sync.delta.Rebuilder``): every copied chunk of the base is re-read
+  and checked against the signature, every literal against its own digest, before a byte is
+  written.
+- **Resume**: a file is received into ``Staging.resume_path(digest)``; what it holds when a
+  transfer is cut stays there, and ``needs`` reports its length as the item's ``offset``, so the
+  next attempt sends only the rest (raw or delta). Partial content of digests no longer wanted is
+  removed by ``needs`` (the target changed) and everything by ``Staging.wipe`` after a transition.
+
+Verification and failure rules: a file is renamed to its final staging name only after its whole
+content matched the session digest. ``Receiver.receive`` answers ``(completed, problems,
+refetch)``: a delta that fails (``DeltaError``: a corrupt literal, a base chunk that changed, a
+delta against an unknown signature) or content that does not verify (a corrupted chunk, a resumed
+prefix that was wrong, a file that changed while it was read) discards the partial content and
+lists the item in ``refetch``: the stager fetches it again whole from offset 0 (once). A sender
+that cannot read the file (error chunk), an out-of-order piece, the staging size limit or an
+OSError only discard and report a problem. Nothing unverified ever gets a final name.
+
+Memory: the receiver holds one chunk of a message at a time plus one base chunk group; the sender
+holds one literal block and the chunker's buffer per open delta stream (at most
+``MAX_STREAMS``, each an open file kept between ``Supply`` requests of the same file so a long
+delta is computed in one pass).
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+from collections import OrderedDict
+from typing import Optional
+
+from mutagen_actors.actors.sync.chunking import DeltaError, Signature, fingerprint, signature
+from mutagen_actors.actors.sync.delta import Literal, Rebuilder, Start, delta, span_of
+from mutagen_actors.actors.sync.hashing import new_hasher
+from mutagen_actors.actors.sync.model import Problem
+from mutagen_actors.actors.sync.paths import open_directory, split_path
+from mutagen_actors.actors.sync.staging import StagingError
+from mutagen_actors.wire.messages.endpoint import Chunk, StageItem, SupplyRequest
+
+_READ_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK
+_ROOT_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+REUSE_MIN_ITEMS = 8  # local content reuse costs a pass over the cache once it changed
+DELTA_MIN_SIZE = 1 << 20  # smaller bases are not signed (see docs/architecture.md)
+SIGNATURE_BUDGET = 16 << 20  # bytes of signatures in one StageNeeds answer
+SIGNATURE_CACHE = 8  # signatures of unchanged bases kept (repeated cycles, resumes)
+MAX_STREAMS = 4  # open delta streams kept by a sender between Supply requests
+MAX_OPERATIONS = 4096  # delta operations per chunk
+OPERATION_COST = 16  # what an operation counts against a Supply budget, besides literal bytes
+_PREFIX_READ = 1 << 20
+
+
+class _Refetch(StagingError):
+    """Content did not verify: discard it and fetch the file again whole."""
+
+
+def open_in_root(root: str, path: str) -> int:
+    """A read-only descriptor of regular-or-not file ``path`` inside ``root``: no ``..``, no
+    symbolic link in any component (OSError / ValueError otherwise)."""
+    components = split_path(path)
+    if not components:
+        raise ValueError("the root is not a file")
+    root_fd = os.open(root, _ROOT_FLAGS)
+    try:
+        parent = open_directory(root_fd, components[:-1])
+    finally:
+        os.close(root_fd)
+    try:
+        return os.open(components[-1], _READ_FLAGS, dir_fd=parent)
+    finally:
+        os.close(parent)
+
+
+def _error_text(error: BaseException) -> str:
+    if isinstance(error, OSError) and error.strerror:
+        return error.strerror
+    return str(error)
+
+
+# ---------------------------------------------------------------------------- receiver
+
+
+class _Partial:
+    """A file being received into its resume file."""
+
+    __slots__ = ("fd", "path", "hasher", "offset", "rebuilder", "base_fd", "limit")
+
+    def __init__(self, fd: int, path: str, hasher, offset: int, limit: int):
+        self.fd, self.path, self.hasher, self.offset, self.limit = fd, path, hasher, offset, limit
+        self.rebuilder: Optional[Rebuilder] = None
+        self.base_fd: Optional[int] = None
+
+    def write(self, data) -> None:
+        if self.limit and self.offset + len(data) > self.limit:
+            raise StagingError(
+                f"staged file exceeds the maximum staging file size ({self.limit} bytes)")
+        view = memoryview(data)
+        while view:
+            view = view[os.write(self.fd, view):]
+        self.hasher.update(data)
+        self.offset += len(data)
+
+    def close(self) -> None:
+        for name in ("fd", "base_fd"):
+            fd = getattr(self, name)
+            if fd is not None:
+                os.close(fd)
+                setattr(self, name, None)
+        self.rebuilder = None
+
+
+class Receiver:
+    """The receiving side's staging for ``endpoint`` (a ``LocalEndpoint``: its ``root``,
+    ``staging``, ``cache`` and ``settings`` are read at each call)."""
+
+    def __init__(self, endpoint):
+        self.endpoint = endpoint
+        self._partials: dict[bytes, _Partial] = {}
+        self._bases: dict[bytes, tuple[str, Signature]] = {}  # target digest -> base offered
+        self._signatures: OrderedDict = OrderedDict()  # (path, identity) -> Signature
+
+    # -- StageBegin
+
+    def needs(self, items: list[StageItem]) -> list[StageItem]:
+        """What is still needed of ``items`` (one item per digest), each with its resume
+        ``offset`` and, for a large file with a base at its path, a ``signature``."""
+        staging = self.endpoint.staging
+        self.close()
+        self._bases.clear()
+        candidates: list[StageItem] = []
+        seen: set[bytes] = set()
+        for item in items:
+            if item.digest in seen:
+                continue
+            seen.add(item.digest)
+            try:
+                if staging.has(item.digest):
+                    continue
+            except StagingError:
+                pass  # an invalid digest: the transfer reports it
+            candidates.append(item)
+        if len(candidates) >= REUSE_MIN_ITEMS:
+            candidates = [item for item in candidates if not self._reuse_local(item.digest)]
+        try:
+            staging.keep_resumes({item.digest for item in candidates})
+        except OSError:
+            pass
+        budget = SIGNATURE_BUDGET
+        needed = []
+        for item in candidates:
+            try:
+                offset = staging.resume_size(item.digest)
+            except (OSError, StagingError):
+                offset = 0
+            sig = None
+            if budget > 0:
+                sig = self._sign(item.path)
+                if sig is not None:
+                    budget -= 24 * len(sig.lengths)
+                    self._bases[item.digest] = (item.path, sig)
+            needed.append(StageItem(item.path, item.digest, offset, sig))
+        return needed
+
+    def _sign(self, path: str) -> Optional[Signature]:
+        """The chunk signature of the regular file at ``path`` in the root if it is big enough
+        to be a delta base (None otherwise, or if it cannot be read)."""
+        try:
+            fd = open_in_root(self.endpoint.root, path)
+        except (OSError, ValueError):
+            return None
+        try:
+            st = os.fstat(fd)
+            if not stat.S_ISREG(st.st_mode) or st.st_size < DELTA_MIN_SIZE:
+                return None
+            key = (path, st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+            cached = self._signatures.get(key)
+            if cached is not None:
+                self._signatures.move_to_end(key)
+                return cached
+            with os.fdopen(os.dup(fd), "rb", buffering=0) as handle:
+                sig = signature(handle)
+        except OSError:
+            return None
+        finally:
+            os.close(fd)
+        self._signatures[key] = sig
+        while len(self._signatures) > SIGNATURE_CACHE:
+            self._signatures.popitem(last=False)
+        return sig
+
+    def _reuse_local(self, digest: bytes) -> bool:
+        endpoint = self.endpoint
+        for path in endpoint.cache.paths_for(digest)[:4]:
+            try:
+                components = split_path(path)
+                root_fd = os.open(endpoint.root, _ROOT_FLAGS)
+                try:
+                    parent = open_directory(root_fd, components[:-1])
+                finally:
+                    os.close(root_fd)
+                try:
+                    endpoint.staging.receive_file(digest, components[-1], dir_fd=parent)
+                finally:
+                    os.close(parent)
+                return True
+            except (OSError, ValueError):
+                continue
+        return False
+
+    # -- StageChunks
+
+    def receive(self, chunks: list[Chunk]) -> tuple[int, list[Problem], list[StageItem]]:
+        """Write ``chunks``; returns (files completed, problems, items to fetch again whole)."""
+        completed = 0
+        problems: list[Problem] = []
+        refetch: list[StageItem] = []
+        failed: set[bytes] = set()
+        for chunk in chunks:
+            if chunk.digest in failed:
+                continue  # the rest of a file that already failed in this message
+            try:
+                if self._receive_chunk(chunk):
+                    completed += 1
+            except (DeltaError, _Refetch) as error:
+                self._drop(chunk.digest, discard=True)
+                failed.add(chunk.digest)
+                problems.append(Problem(chunk.path, str(error)))
+                refetch.append(StageItem(chunk.path, chunk.digest))
+            except (OSError, StagingError) as error:
+                self._drop(chunk.digest, discard=True)
+                failed.add(chunk.digest)
+                problems.append(Problem(chunk.path, _error_text(error)))
+        return completed, problems, refetch
+
+    def _receive_chunk(self, chunk: Chunk) -> bool:
+        if chunk.error:
+            self._drop(chunk.digest, discard=True)
+            raise StagingError(chunk.error)
+        partial = self._partials.get(chunk.digest)
+        if partial is None or chunk.offset == 0:
+            if partial is not None:
+                self._drop(chunk.digest, discard=False)
+            partial = self._partials[chunk.digest] = self._open(chunk)
+        if chunk.offset != partial.offset:
+            raise StagingError(f"content of {chunk.path!r} arrived out of order")
+        if chunk.delta is not None:
+            operations = chunk.delta
+            if operations and isinstance(operations[0], Start):
+                self._start_delta(chunk, partial, operations[0])
+                operations = operations[1:]
+            if operations and partial.rebuilder is None:
+                raise DeltaError("delta operations arrived without a start")
+            for operation in operations:
+                partial.rebuilder.feed(operation)
+        else:
+            partial.write(chunk.data)
+        if not chunk.eof:
+            return False
+        del self._partials[chunk.digest]
+        partial.close()
+        if partial.hasher.digest() != chunk.digest:
+            _unlink(partial.path)
+            raise _Refetch("received content does not match its digest "
+                           "(corrupted in transit, or changed while sent)")
+        os.rename(partial.path, self.endpoint.staging.path_for(chunk.digest))
+        return True
+
+    def _open(self, chunk: Chunk) -> _Partial:
+        """The resume file of ``chunk.digest``, truncated to ``chunk.offset`` bytes (which it must
+        hold; they are hashed so the whole file is verified at the end)."""
+        staging = self.endpoint.staging
+        settings = self.endpoint.settings
+        path = staging.resume_path(chunk.digest)
+        os.makedirs(os.path.dirname(path), mode=0o700, exist_ok=True)
+        flags = os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC
+        fd = os.open(path, flags, 0o600)
+        try:
+            hasher = new_hasher(settings.hash)
+            if chunk.offset:
+                have = os.fstat(fd).st_size
+                if have < chunk.offset:
+                    raise _Refetch(f"content of {chunk.path!r} arrived out of order (it resumes "
+                                   f"at byte {chunk.offset} but {have} bytes are staged)")
+                done = 0
+                while done < chunk.offset:
+                    block = os.pread(fd, min(_PREFIX_READ, chunk.offset - done), done)
+                    if not block:
+                        raise _Refetch(f"staged prefix of {chunk.path!r} is shorter than expected")
+                    hasher.update(block)
+                    done += len(block)
+            os.ftruncate(fd, chunk.offset)
+            os.lseek(fd, chunk.offset, os.SEEK_SET)
+        except BaseException:
+            os.close(fd)
+            raise
+        return _Partial(fd, path, hasher, chunk.offset, settings.max_staging_file_size)
+
+    def _start_delta(self, chunk: Chunk, partial: _Partial, start: Start) -> None:
+        offered = self._bases.get(chunk.digest)
+        if offered is None:
+            raise DeltaError(f"a delta for {chunk.path!r} arrived but no base was offered")
+        base_path, sig = offered
+        if partial.base_fd is not None:
+            os.close(partial.base_fd)
+            partial.base_fd = None
+        try:
+            partial.base_fd = open_in_root(self.endpoint.root, base_path)
+        except (OSError, ValueError) as error:
+            raise DeltaError(f"the delta base {base_path!r} cannot be opened: "
+                             f"{_error_text(error)}") from None
+        base_fd = partial.base_fd
+        partial.rebuilder = Rebuilder(lambda offset, length: os.pread(base_fd, length, offset),
+                                      sig, partial.write, partial.offset)
+        partial.rebuilder.check_start(start)
+
+    def _drop(self, digest: bytes, *, discard: bool) -> None:
+        partial = self._partials.pop(digest, None)
+        if partial is not None:
+            partial.close()
+        if discard:
+            try:
+                self.endpoint.staging.discard_resume(digest)
+            except (OSError, StagingError):
+                pass
+
+    def close(self) -> None:
+        """Close every file being received; their verified-so-far content stays for resuming."""
+        for digest in list(self._partials):
+            self._drop(digest, discard=False)
+
+
+# ---------------------------------------------------------------------------- sender
+
+
+class _Stream:
+    """A delta being computed for one file, kept between Supply requests."""
+
+    __slots__ = ("handle", "operations", "position", "size", "signature", "offsets")
+
+    def __init__(self, handle, operations, position: int, size: int, sig: Signature):
+        self.handle, self.operations, self.position, self.size = handle, operations, position, size
+        self.signature = sig
+        self.offsets = sig.offsets()
+
+    def close(self) -> None:
+        self.handle.close()
+
+
+class Supplier:
+    """The sending side's supply for ``endpoint`` (its ``root`` and ``cache``)."""
+
+    def __init__(self, endpoint):
+        self.endpoint = endpoint
+        self._streams: OrderedDict = OrderedDict()  # (path, digest, base) -> _Stream
+        self._signatures: OrderedDict = OrderedDict()  # fingerprint -> Signature
+
+    def sizes(self, paths: list[str]) -> list[int]:
+        sizes = []
+        for path in paths:
+            record = self.endpoint.cache.get(path)
+            sizes.append(record[0] if record is not None else -1)
+        return sizes
+
+    def supply(self, requests: list[SupplyRequest], max_bytes: int) -> list[Chunk]:
+        """Content for ``requests``, at most about ``max_bytes`` of payload (at least one chunk)."""
+        chunks: list[Chunk] = []
+        budget = max(1, max_bytes)
+        root = self.endpoint.root
+        try:
+            os.close(os.open(root, _ROOT_FLAGS))
+        except OSError as error:
+            return [Chunk(r.path, r.digest, r.offset, 0, b"", True,
+                          f"unable to open synchronization root: {error.strerror}")
+                    for r in requests]
+        for request in requests:
+            if budget <= 0:
+                break
+            chunk = None
+            if request.signature is not None or request.base:
+                chunk = self._delta(request, budget)
+            if chunk is None:
+                chunk = self._read(request, budget)
+            budget -= chunk.payload + OPERATION_COST * len(chunk.delta or ())
+            chunks.append(chunk)
+        return chunks
+
+    def _read(self, request: SupplyRequest, budget: int) -> Chunk:
+        try:
+            fd = open_in_root(self.endpoint.root, request.path)
+            try:
+                size = os.fstat(fd).st_size
+                data = os.pread(fd, min(budget, max(0, size - request.offset)), request.offset)
+            finally:
+                os.close(fd)
+        except (OSError, ValueError) as error:
+            return Chunk(request.path, request.digest, request.offset, 0, b"", True,
+                         f"unable to read file: {_error_text(error)}")
+        end = request.offset + len(data)
+        return Chunk(request.path, request.digest, request.offset, size, data, end >= size)
+
+    def _signature_for(self, request: SupplyRequest) -> tuple[Optional[Signature], bytes]:
+        if request.signature is not None:
+            base = fingerprint(request.signature)
+            self._signatures[base] = request.signature
+            self._signatures.move_to_end(base)
+            while len(self._signatures) > MAX_STREAMS:
+                self._signatures.popitem(last=False)
+            return request.signature, base
+        return self._signatures.get(request.base), request.base
+
+    def _delta(self, request: SupplyRequest, budget: int) -> Optional[Chunk]:
+        """Delta operations for ``request``, or None to answer raw bytes (the signature is not
+        known here any more, or cannot be used)."""
+        sig, base = self._signature_for(request)
+        if sig is None:
+            return None
+        key = (request.path, request.digest, base)
+        stream = self._streams.pop(key, None)
+        if stream is not None and stream.position != request.offset:
+            stream.close()
+            stream = None
+        if stream is None:
+            try:
+                fd = open_in_root(self.endpoint.root, request.path)
+            except (OSError, ValueError) as error:
+                return Chunk(request.path, request.digest, request.offset, 0, b"", True,
+                             f"unable to read file: {_error_text(error)}")
+            handle = os.fdopen(fd, "rb", buffering=0)
+            try:
+                size = os.fstat(fd).st_size
+                operations = delta(sig, handle, resume_from=request.offset)
+            except (OSError, DeltaError):
+                handle.close()
+                return None
+            stream = _Stream(handle, operations, request.offset, size, sig)
+            operations = []
+        elif request.signature is not None:
+            # A new pass continuing where the kept stream stands: the receiver needs a start.
+            operations = [Start(base, request.offset)]
+        else:
+            operations = []
+        cost = 0
+        span = 0
+        eof = False
+        lengths = sig.lengths
+        try:
+            while cost < budget and len(operations) < MAX_OPERATIONS:
+                operation = next(stream.operations, None)
+                if operation is None:
+                    eof = True
+                    break
+                operations.append(operation)
+                cost += OPERATION_COST
+                if isinstance(operation, Literal):
+                    cost += len(operation.data)
+                span += span_of(operation, lengths, stream.offsets)
+        except (OSError, DeltaError) as error:
+            stream.close()
+            return Chunk(request.path, request.digest, request.offset, 0, b"", True,
+                         f"unable to read file: {_error_text(error)}")
+        stream.position += span
+        if eof:
+            stream.close()
+        else:
+            self._streams[key] = stream
+            while len(self._streams) > MAX_STREAMS:
+                self._streams.popitem(last=False)[1].close()
+        return Chunk(request.path, request.digest, request.offset, stream.size, b"", eof,
+                     delta=operations, span=span)
+
+    def close(self) -> None:
+        while self._streams:
+            self._streams.popitem(last=False)[1].close()
+
+
+def _unlink(path: str) -> None:
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        pass
+
+
+__all__ = ["Receiver", "Supplier", "open_in_root", "DELTA_MIN_SIZE"]
