@@ -26,11 +26,18 @@ with "no sign of life ...". End of stream, a frame that does not decode and CLOS
 unobserved); callers wait on ``wait_closed()``.
 
 ``FrameDecoder`` and ``encode_frame`` are pure (no I/O) and tested alone.
+
+Traffic accounting (for benchmarks): with ``MUTAGEN_ACTORS_TRAFFIC_LOG=<path>`` in its
+environment, a tunnel appends one JSON line per DATA frame it sends or receives to that file:
+``[time, "sent"|"received", message type, payload bytes, bytes on the stream]`` (the type read
+from the frame's header by ``message_type``; the stream size after compression, header
+included). Without the variable nothing is recorded.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import struct
 import time
@@ -53,6 +60,8 @@ _HEADER = struct.Struct(">BI")
 HEADER_SIZE = _HEADER.size
 COMPRESS_THRESHOLD = 512
 MAX_BODY = MAX_FRAME_SIZE + 256 + 1024  # a codec frame, its route, lz4's worst-case growth
+
+TRAFFIC_LOG_ENV = "MUTAGEN_ACTORS_TRAFFIC_LOG"
 
 log = structlog.get_logger("wire.tunnel")
 
@@ -127,8 +136,40 @@ def split_data(body: bytes) -> tuple[bytes, memoryview]:
     return bytes(view[1:1 + size]), view[1 + size:]
 
 
+_INT_SIZES = {0xcc: 2, 0xcd: 3, 0xce: 5, 0xcf: 9, 0xd0: 2, 0xd1: 3, 0xd2: 5, 0xd3: 9}
+_ARRAY_SIZES = {0xdc: 3, 0xdd: 5}
+_STR_LENGTHS = {0xd9: 1, 0xda: 2, 0xdb: 4}
+
+
+def message_type(payload) -> str:
+    """The message type name in a codec frame (``[version, id, reply_to, [type, ...]]``), read
+    from its first bytes without decoding the rest; ``"?"`` if it is not such a frame (pure)."""
+    try:
+        data = bytes(payload[:64])
+        at = 1 if 0x90 <= data[0] <= 0x9f else _ARRAY_SIZES[data[0]]
+        for _ in range(3):
+            first = data[at]
+            at += 1 if first <= 0x7f or first >= 0xe0 else _INT_SIZES[first]
+        first = data[at]
+        at += 1 if 0x90 <= first <= 0x9f else _ARRAY_SIZES[first]
+        first = data[at]
+        if 0xa0 <= first <= 0xbf:
+            size, at = first & 0x1f, at + 1
+        else:
+            width = _STR_LENGTHS[first]
+            size = int.from_bytes(data[at + 1:at + 1 + width], "big")
+            at += 1 + width
+        name = data[at:at + size]
+        if len(name) != size:
+            return "?"
+        return name.decode()
+    except (IndexError, KeyError, UnicodeDecodeError):
+        return "?"
+
+
 class FrameDecoder:
-    """Incremental decoder: ``feed(bytes)`` returns the complete frames as ``(kind, body)``.
+    """Incremental decoder: ``feed(bytes)`` returns the complete frames as ``(kind, body)``;
+    ``sizes`` then holds each returned frame's size on the stream (header included).
 
     Raises ``ProtocolError`` for an unknown kind or flag, a length above ``max_body``, a
     compressed frame when compression was not agreed, or a block that does not decompress.
@@ -139,10 +180,12 @@ class FrameDecoder:
         self.compression = compression
         self.max_body = max_body
         self._buffer = bytearray()
+        self.sizes: list[int] = []
 
     def feed(self, data: bytes) -> list[tuple[int, bytes]]:
         self._buffer += data
         frames = []
+        self.sizes = sizes = []
         offset = 0
         buffer = self._buffer
         while len(buffer) - offset >= HEADER_SIZE:
@@ -160,6 +203,7 @@ class FrameDecoder:
             if flags & COMPRESSED:
                 body = self._decompress(body)
             frames.append((kind, body))
+            sizes.append(HEADER_SIZE + size)
         del buffer[:offset]
         return frames
 
@@ -207,6 +251,21 @@ class Tunnel:
         self._tasks: list[asyncio.Task] = []
         self._pings: dict[bytes, float] = {}
         self._write_lock = asyncio.Lock()
+        self._traffic = None
+        traffic_path = os.environ.get(TRAFFIC_LOG_ENV)
+        if traffic_path:
+            try:
+                self._traffic = open(traffic_path, "a", buffering=1)
+            except OSError as error:
+                self.log.warning("traffic log not writable", path=traffic_path, error=str(error))
+
+    def _account(self, direction: str, payload, stream_bytes: int) -> None:
+        line = json.dumps([round(time.time(), 3), direction, message_type(payload), len(payload),
+                           stream_bytes])
+        try:
+            self._traffic.write(line + "\n")
+        except (OSError, ValueError):
+            self._traffic = None
 
     # -- lifecycle
 
@@ -233,6 +292,9 @@ class Tunnel:
         if self._closed.done():
             return
         self.log.info("tunnel closed", peer=self.peer, reason=reason)
+        if self._traffic is not None:
+            self._traffic.close()
+            self._traffic = None
         self._closed.set_exception(TunnelClosed(reason))
         for task in list(self._tasks):
             if task is not asyncio.current_task():
@@ -259,9 +321,11 @@ class Tunnel:
         if self._closed.done():
             raise self._closed.exception()
         self.payload_bytes_sent += len(payload)
-        await self._write(DATA, payload, route_prefix(route))
+        written = await self._write(DATA, payload, route_prefix(route))
+        if self._traffic is not None:
+            self._account("sent", payload, written)
 
-    async def _write(self, kind: int, body: bytes, prefix: bytes = b"") -> None:
+    async def _write(self, kind: int, body: bytes, prefix: bytes = b"") -> int:
         parts = frame_parts(kind, body, compress=self.compression, prefix=prefix)
         async with self._write_lock:
             try:
@@ -277,7 +341,9 @@ class Tunnel:
                 self._finish(f"the stream to the {self.peer} broke: {type(error).__name__}: {error}")
                 raise self._closed.exception() from None
         self.frames_sent += 1
-        self.bytes_sent += sum(len(part) for part in parts)
+        written = sum(len(part) for part in parts)
+        self.bytes_sent += written
+        return written
 
     # -- receiving
 
@@ -301,8 +367,10 @@ class Tunnel:
                 except ProtocolError as error:
                     self._finish(f"protocol error from the {self.peer}: {error}")
                     return
-                for kind, body in frames:
+                for (kind, body), size in zip(frames, self._decoder.sizes):
                     self.frames_received += 1
+                    if self._traffic is not None and kind == DATA and body:
+                        self._account("received", memoryview(body)[1 + body[0]:], size)
                     if not await self._dispatch(kind, body):
                         return
         except asyncio.CancelledError:
