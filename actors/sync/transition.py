@@ -19,12 +19,15 @@ Rules (design brief invariants 1 and 6):
 - A directory is removed by removing the entries ``old`` lists; untracked or problematic children
   are never touched, and anything left afterwards (including names that appeared since the scan)
   keeps the directory and is reported as "unknown content encountered on disk".
-- New content comes from the staging store, is copied or moved to a ``TEMPORARY_PREFIX`` name in
-  the target directory, gets its mode and ownership, is verified against its digest, and only then
-  appears under its real name: ``rename`` over the old file for a swap (atomic), ``link`` (which
-  never replaces) for a new file. A reader, or a crash at any point, sees the old file or the new
-  one, never a partial one; a crash can leave a temporary name behind, which scans skip and a
-  later removal of its directory deletes.
+- New content comes from the staging store, gets its mode and ownership, is verified against its
+  digest, and only then appears under its real name: ``rename`` over the old file for a swap
+  (atomic), a rename that never replaces (``renameat2(RENAME_NOREPLACE)``, else ``link``) for a
+  new file. When the staging store is on the target directory's filesystem and the content is not
+  needed again in this transition, the staged file itself is prepared and moved (one rename per
+  file); otherwise it is copied (or moved) to a ``TEMPORARY_PREFIX`` name in the target directory
+  first. A reader, or a crash at any point, sees the old file or the new one, never a partial
+  one; a crash can leave a temporary name behind, which scans skip and a later removal of its
+  directory deletes (or a prepared file in staging, which is emptied after each transition).
 - A change of the executable bit only is a ``chmod`` in place (after the same verification).
 - New files get ``new_file_mode(default_file_mode, executable, permissions_mode)``, new
   directories ``default_directory_mode``, both the default owner and group if configured.
@@ -35,7 +38,9 @@ Rules (design brief invariants 1 and 6):
 
 from __future__ import annotations
 
+import ctypes
 import errno
+import itertools
 import os
 import secrets
 import stat as _stat
@@ -84,6 +89,15 @@ class TransitionResult(NamedTuple):
     missing_staged: bool
 
 
+class _Placed(NamedTuple):
+    """A verified file ready to take its name: ``name`` relative to ``dir_fd`` (a temporary in
+    the target directory) or, with ``dir_fd`` None, the staged file's own path."""
+
+    dir_fd: Optional[int]
+    name: str
+    stat: os.stat_result
+
+
 class _Failed(Exception):
     """One change (or sub-change) could not be applied; carries the problem text."""
 
@@ -120,6 +134,9 @@ class _Transition:
         self.problems: list[Problem] = []
         self.log = logger
         self.missing_staged = False
+        self.staging_device = _device_of(staging.directory)
+        self.token = secrets.token_hex(6)  # temporary names: one random part, then a serial
+        self.serial = itertools.count()
 
     def report(self, path: str, text: str) -> None:
         self.problems.append(Problem(path, text))
@@ -236,9 +253,12 @@ class _Transition:
 
     # -- staged content -------------------------------------------------------------------------
 
-    def place_temporary(self, pfd: int, path: str, new: Entry) -> Optional[str]:
-        """Bring the staged content of ``new`` into directory ``pfd`` under a temporary name, with
-        its final mode and ownership, verified against the digest. None (and a problem) if not."""
+    def place(self, pfd: int, path: str, new: Entry) -> Optional["_Placed"]:
+        """Make the staged content of ``new`` ready to take its name in directory ``pfd``: final
+        mode and ownership set, content verified against the digest. None (and a problem) if
+        not. When this is the digest's last use and the staging store is on the directory's
+        filesystem, the staged file itself is prepared (it then moves into place with one
+        rename); otherwise a copy (or the moved file) under a temporary name in ``pfd``."""
         digest = new.digest
         try:
             staged = self.staging.path_for(digest)
@@ -246,9 +266,26 @@ class _Transition:
             self.report(path, str(error))
             return None
         self.uses[digest] -= 1
-        temporary = f"{_OWN_TEMPORARY}{secrets.token_hex(8)}"
+        last = self.uses[digest] <= 0
+        if last and self.staging_device is not None and os.fstat(pfd).st_dev == self.staging_device:
+            try:
+                fd = os.open(staged, _READ_FLAGS)
+            except FileNotFoundError:
+                self.missing_staged = True
+                self.report(path, STAGED_MISSING)
+                return None
+            try:
+                st = self.finish(fd, new)
+            finally:
+                os.close(fd)
+            if st is None:
+                _unlink_path_quietly(staged)  # damaged: the next cycle fetches it again
+                self.report(path, STAGED_MISMATCH)
+                return None
+            return _Placed(None, staged, st)
+        temporary = f"{_OWN_TEMPORARY}{self.token}{next(self.serial)}"
         moved = False
-        if self.uses[digest] <= 0:
+        if last:
             try:
                 os.rename(staged, temporary, dst_dir_fd=pfd)
                 moved = True
@@ -271,22 +308,33 @@ class _Transition:
             finally:
                 os.close(source)
         try:
-            fd = os.open(temporary, os.O_RDWR | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=pfd)
+            fd = os.open(temporary, _READ_FLAGS, dir_fd=pfd)
             try:
-                os.fchmod(fd, new_file_mode(self.file_mode, new.executable, self.permissions_mode))
-                if self.uid != -1 or self.gid != -1:
-                    os.fchown(fd, self.uid, self.gid)
-                actual, _ = hash_fd(fd, self.algorithm)
+                st = self.finish(fd, new)
             finally:
                 os.close(fd)
         except BaseException:
             _unlink_quietly(pfd, temporary)
             raise
-        if actual != digest:
+        if st is None:
             _unlink_quietly(pfd, temporary)
+            if not moved:
+                _unlink_path_quietly(staged)  # damaged: the next cycle fetches it again
             self.report(path, STAGED_MISMATCH)
             return None
-        return temporary
+        return _Placed(pfd, temporary, st)
+
+    def finish(self, fd: int, new: Entry) -> Optional[os.stat_result]:
+        """Give the open file its final mode (and owner), then verify its content against
+        ``new.digest``: its stat afterwards, or None if the content does not match."""
+        os.fchmod(fd, new_file_mode(self.file_mode, new.executable, self.permissions_mode))
+        if self.uid != -1 or self.gid != -1:
+            os.fchown(fd, self.uid, self.gid)
+        st = os.fstat(fd)
+        actual, read = hash_fd(fd, self.algorithm, st.st_size)
+        if actual != new.digest or read != st.st_size:
+            return None
+        return st
 
     # -- creation -------------------------------------------------------------------------------
 
@@ -294,16 +342,18 @@ class _Transition:
         """Create ``new`` where nothing is; returns what was created (or None)."""
         kind = new.kind
         if kind == Kind.FILE:
-            temporary = self.place_temporary(pfd, path, new)
-            if temporary is None:
+            placed = self.place(pfd, path, new)
+            if placed is None:
                 return None
             try:
-                if not _link_no_replace(pfd, temporary, name):
+                if not _move_no_replace(placed.dir_fd, placed.name, pfd, name):
                     self.report(path, MODIFICATION_DETECTED)
                     return None
             finally:
-                _unlink_quietly(pfd, temporary)
-            self.cache.put_stat(path, os.stat(name, dir_fd=pfd, follow_symlinks=False), new.digest)
+                if placed.dir_fd is not None:
+                    _unlink_quietly(pfd, placed.name)
+            # The stat taken before the move: a rename keeps inode, size, mtime and mode.
+            self.cache.put_stat(path, placed.stat, new.digest)
             return new
         if kind == Kind.SYMLINK:
             if self.symlink_mode is SymlinkMode.IGNORE:
@@ -374,18 +424,19 @@ class _Transition:
             finally:
                 os.close(fd)
             return new
-        temporary = self.place_temporary(pfd, path, new)
-        if temporary is None:
+        placed = self.place(pfd, path, new)
+        if placed is None:
             return old
         try:
             again = os.stat(name, dir_fd=pfd, follow_symlinks=False)
             if _identity(again) != _identity(st):
                 self.report(path, MODIFICATION_DETECTED)
                 return old
-            os.rename(temporary, name, src_dir_fd=pfd, dst_dir_fd=pfd)
+            os.rename(placed.name, name, src_dir_fd=placed.dir_fd, dst_dir_fd=pfd)
         finally:
-            _unlink_quietly(pfd, temporary)
-        self.cache.put_stat(path, os.stat(name, dir_fd=pfd, follow_symlinks=False), new.digest)
+            if placed.dir_fd is not None:
+                _unlink_quietly(pfd, placed.name)
+        self.cache.put_stat(path, placed.stat, new.digest)
         return new
 
     def apply(self, pfd: int, name: str, path: str, old: Optional[Entry], new: Optional[Entry]) -> Optional[Entry]:
@@ -480,10 +531,67 @@ def _copy_into(source: int, dfd: int, name: str) -> None:
     os.close(target)
 
 
-def _link_no_replace(dfd: int, source: str, name: str) -> bool:
-    """Give ``source`` the name ``name`` in ``dfd`` unless ``name`` exists (False then)."""
+def _device_of(path: str) -> Optional[int]:
     try:
-        os.link(source, name, src_dir_fd=dfd, dst_dir_fd=dfd, follow_symlinks=False)
+        return os.stat(path).st_dev
+    except OSError:
+        return None
+
+
+_AT_FDCWD = -100
+_RENAME_NOREPLACE = 1
+try:
+    _renameat2 = ctypes.CDLL(None, use_errno=True).renameat2
+    _renameat2.argtypes = (ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p,
+                           ctypes.c_uint)
+    _renameat2.restype = ctypes.c_int
+except (AttributeError, OSError):  # not glibc >= 2.28 / not Linux
+    _renameat2 = None
+
+
+def _move_no_replace(src_dir_fd: Optional[int], source: str, dfd: int, name: str) -> bool:
+    """Move ``source`` (relative to ``src_dir_fd``, or a path) to ``name`` in ``dfd`` unless
+    ``name`` exists (False then, ``source`` left as it was). One ``renameat2(RENAME_NOREPLACE)``
+    where the kernel and filesystem have it, else a hard link (which never replaces) and an
+    unlink of the source."""
+    global _renameat2
+    if _renameat2 is not None:
+        if _renameat2(_AT_FDCWD if src_dir_fd is None else src_dir_fd, os.fsencode(source),
+                      dfd, os.fsencode(name), _RENAME_NOREPLACE) == 0:
+            return True
+        code = ctypes.get_errno()
+        if code == errno.EEXIST:
+            return False
+        if code in (errno.ENOSYS,):
+            _renameat2 = None  # this kernel has no renameat2: stop trying
+        elif code not in (errno.EINVAL, errno.EOPNOTSUPP):  # EINVAL: this filesystem lacks the flag
+            raise OSError(code, os.strerror(code), name)
+    if src_dir_fd is not None:
+        return _link_no_replace(dfd, source, name)  # the caller removes the temporary
+    if not _link_no_replace(dfd, source, name, src_dir_fd=None):
+        return False
+    _unlink_path_quietly(source)  # still there after a hard link
+    return True
+
+
+def _unlink_path_quietly(path: str) -> None:
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        pass
+    except OSError as error:
+        log.warning("unable to remove staged file", path=path, error=str(error))
+
+
+_SAME = object()
+
+
+def _link_no_replace(dfd: int, source: str, name: str, *, src_dir_fd=_SAME) -> bool:
+    """Give ``source`` (relative to ``src_dir_fd``, by default ``dfd``; None: a path) the name
+    ``name`` in ``dfd`` unless ``name`` exists (False then)."""
+    src_dir_fd = dfd if src_dir_fd is _SAME else src_dir_fd
+    try:
+        os.link(source, name, src_dir_fd=src_dir_fd, dst_dir_fd=dfd, follow_symlinks=False)
         return True
     except FileExistsError:
         return False
@@ -495,7 +603,7 @@ def _link_no_replace(dfd: int, source: str, name: str) -> bool:
         os.stat(name, dir_fd=dfd, follow_symlinks=False)
         return False
     except FileNotFoundError:
-        os.rename(source, name, src_dir_fd=dfd, dst_dir_fd=dfd)
+        os.rename(source, name, src_dir_fd=src_dir_fd, dst_dir_fd=dfd)
         return True
 
 
