@@ -390,6 +390,38 @@ def print_table(rows: list[Row]) -> None:
         print("  ".join(str(v).ljust(w) for v, w in zip(line, widths)) + "  " + line[-1])
 
 
+def start_profilers(pids: list[int], directory: str) -> list[subprocess.Popen]:
+    """py-spy (``pip install py-spy``) on each pid, raw folded stacks in
+    ``<directory>/<pid>-<name>.txt`` (the name from the process's ``comm``)."""
+    os.makedirs(directory, exist_ok=True)
+    spy = os.path.join(os.path.dirname(sys.executable), "py-spy")
+    started = []
+    for pid in pids:
+        try:
+            with open(f"/proc/{pid}/comm") as handle:
+                name = handle.read().strip()
+        except OSError:
+            continue
+        if not name.startswith("python"):
+            continue
+        started.append(subprocess.Popen(
+            [spy, "record", "-p", str(pid), "-r", "50", "-f", "raw", "-o",
+             os.path.join(directory, f"{pid}-{name}.txt")],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+    return started
+
+
+def stop_profilers(profilers: list[subprocess.Popen]) -> None:
+    for process in profilers:
+        process.send_signal(signal.SIGINT)
+    for process in profilers:
+        try:
+            process.wait(30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(5)
+
+
 # ------------------------------------------------------------------------------------ the bench
 
 class Bench:
@@ -447,6 +479,11 @@ class Bench:
         self.cli("sync", "terminate", "warm", timeout=60)
 
     def stop(self) -> None:
+        if self.args.keep_log:
+            try:
+                shutil.copy(os.path.join(self.data_dir, "daemon", "daemon.log"), self.args.keep_log)
+            except OSError as error:
+                print(f"daemon log not kept: {error}", file=sys.stderr)
         for pid in self.daemon_pids():
             for sig in (signal.SIGCONT, signal.SIGKILL):
                 try:
@@ -471,7 +508,7 @@ class Bench:
     @property
     def env(self) -> dict:
         return {**os.environ, DATA_ENV: self.data_dir, "HOME": self.home,
-                "MUTAGEN_ACTORS_LOG_LEVEL": "info", "UNISON": self.unison_dir}
+                "MUTAGEN_ACTORS_LOG_LEVEL": os.environ.get("MUTAGEN_ACTORS_LOG_LEVEL", "info"), "UNISON": self.unison_dir}
 
     def cli(self, *args: str, timeout: float) -> subprocess.CompletedProcess:
         result = subprocess.run([sys.executable, "-m", "mutagen_actors.cli", *args], env=self.env,
@@ -526,6 +563,26 @@ class Bench:
 
     def mutagen_pids(self) -> list[int]:
         return self.daemon_pids() + self.remote_pids(agent=True)
+
+    def cpu_by_process(self) -> dict:
+        """CPU seconds (user + system, since start) of each process of the session, named by
+        the actor it runs (from the daemon's log), ``agent`` for the remote ones."""
+        names = {}
+        try:
+            with open(os.path.join(self.data_dir, "daemon", "daemon.log")) as handle:
+                for line in handle:
+                    if '"actor ready"' in line or '"daemon started"' in line:
+                        event = json.loads(line)
+                        names[event["pid"]] = event.get("actor", "daemon")
+        except (OSError, ValueError):
+            pass
+        agents = set(self.remote_pids(agent=True))
+        found = {}
+        for pid in self.mutagen_pids():
+            name = "agent" if pid in agents else names.get(pid, cmdline(pid)[:20] or str(pid))
+            key = name if name not in found else f"{name} ({pid})"
+            found[key] = round(cpu_seconds([pid]), 2)
+        return found
 
     def run_peer(self, scenario: str, tool: str, argv: list[str], timeout: float) -> Row:
         up0, down0 = self.proxy.read()
@@ -596,6 +653,9 @@ class Bench:
                       f"{'-' if row.seconds is None else f'{row.seconds:.3f} s':>10s} "
                       f"wire {human_bytes(row.wire):>9s} {row.detail}", file=sys.stderr, flush=True)
 
+    def peer_runs(self) -> list:
+        return [getattr(self, name) for name in self.args.peers]
+
     def peers_wanted(self) -> bool:
         return bool(set(self.args.only) & {"initial", "nochange", "touch100", "onebyte", "rename"})
 
@@ -619,8 +679,11 @@ class Bench:
             # Done when the remote tree is complete: the session's beta counts first (cheap),
             # then the tree itself. A successful cycle alone is not enough (a cycle can finish
             # with part of the tree staged).
+            # Polled every 50 ms: each poll is a daemon connection and a state request, and at
+            # the 5 ms of the other scenarios that load would slow the sync being timed.
             state = self.state(self.session)
             if state is None or state.successful_cycles < 1:
+                time.sleep(0.05)
                 return False
             seen.setdefault("first_cycle", time.perf_counter())
             seen["state"] = (state.successful_cycles, state.beta.files, state.status,
@@ -631,8 +694,18 @@ class Bench:
                 return False
             return tree_summary(self.target("mutagen")) == want
 
+        def create_profiled():
+            create()
+            if self.args.profile:
+                self.profilers = start_profilers(self.mutagen_pids(), self.args.profile)
+
         t0 = time.perf_counter()
-        row = self.mutagen("initial", create, synced, 900)
+        row = self.mutagen("initial", create_profiled, synced, 900)
+        stop_profilers(getattr(self, "profilers", []))
+        row.extra["cpu_seconds"] = self.cpu_by_process()
+        print("  CPU seconds by process: " + ", ".join(
+            f"{name} {seconds:.1f}" for name, seconds in row.extra["cpu_seconds"].items()),
+            file=sys.stderr)
         if "first_cycle" in seen:
             cycles, files, status, error, transition, scan = seen["state"]
             row.extra.update(first_cycle_seconds=seen["first_cycle"] - t0, cycles=cycles,
@@ -648,7 +721,7 @@ class Bench:
         row.detail = "; ".join(([row.detail] if row.detail else []) + notes)
         rows = [row]
         if self.peers_wanted():
-            for run in (self.rsync, self.unison):
+            for run in self.peer_runs():
                 peer = run("initial", 900)
                 self.verify(peer, peer.tool)
                 rows.append(peer)
@@ -665,7 +738,7 @@ class Bench:
         if check and not row.detail.startswith("ERROR"):
             row.ok = check(row)
         rows = [row]
-        for run in (self.rsync, self.unison):
+        for run in self.peer_runs():
             peer = run(scenario, 600)
             if not peer.detail.startswith("ERROR") and not visible(peer.tool):
                 peer.detail = "ERROR the change is not on the remote"
@@ -850,6 +923,11 @@ def main(argv=None) -> int:
     parser.add_argument("--latency-budget", type=float, default=120.0,
                         help="seconds the latency scenario may take at most")
     parser.add_argument("--idle-seconds", type=float, default=10.0)
+    parser.add_argument("--peers", nargs="*", choices=("rsync", "unison"),
+                        default=["rsync", "unison"], help="peer tools to run (default: both)")
+    parser.add_argument("--profile", metavar="DIRECTORY",
+                        help="py-spy every process of the session during the initial sync")
+    parser.add_argument("--keep-log", metavar="PATH", help="copy the daemon's log here at the end")
     args = parser.parse_args(argv)
     if os.geteuid() != 0:
         sys.exit("run as root: it installs packages, adds a login user and starts an sshd")
