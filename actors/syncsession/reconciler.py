@@ -263,9 +263,10 @@ class ReconcilerActor(Actor):
                 if items:
                     self._set(status=f"staging-{side}")
                     try:
-                        await self._job("stager", m.StageStart(side, items), side)
+                        staged = await self._job("stager", m.StageStart(side, items), side)
                     finally:
                         self._set_side(side, staging_progress=None)
+                    self._set_side(side, last_staging=staged.progress)  # its final numbers
             times["staged"] = clock()
             await self._settle_archive()  # never transition past an unsaved ancestor
             self._set(status="transitioning")
