@@ -152,18 +152,17 @@ class Receiver:
         if len(candidates) >= REUSE_MIN_ITEMS:
             candidates = [item for item in candidates if not self._reuse_local(item.digest)]
         try:
-            staging.keep_resumes({item.digest for item in candidates})
+            resumes = staging.keep_resumes({item.digest for item in candidates})
         except OSError:
-            pass
+            resumes = {}
         budget = SIGNATURE_BUDGET
+        cache = self.endpoint.cache
         needed = []
         for item in candidates:
-            try:
-                offset = staging.resume_size(item.digest)
-            except (OSError, StagingError):
-                offset = 0
+            offset = resumes.get(item.digest, 0)
             sig = None
-            if budget > 0:
+            record = cache.record(item.path)  # the last scan's view: no syscall per small file
+            if budget > 0 and record is not None and record[0] >= DELTA_MIN_SIZE:
                 sig = self._sign(item.path)
                 if sig is not None:
                     budget -= 24 * len(sig.lengths)

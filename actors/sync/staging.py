@@ -128,12 +128,19 @@ class Staging:
                 except ValueError:
                     continue
 
-    def keep_resumes(self, digests) -> None:
-        """Remove the partial content of every digest not in ``digests``."""
+    def keep_resumes(self, digests) -> dict[bytes, int]:
+        """Remove the partial content of every digest not in ``digests``; returns the sizes of
+        the partial content kept (digest -> bytes), in one pass over the store."""
         keep = set(digests)
+        kept: dict[bytes, int] = {}
         for digest in list(self.resume_digests()):
             if digest not in keep:
                 self.discard_resume(digest)
+            else:
+                size = self.resume_size(digest)
+                if size:
+                    kept[digest] = size
+        return kept
 
     def _entries(self) -> Iterator[tuple[str, str]]:
         try:

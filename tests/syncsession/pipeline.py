@@ -87,8 +87,8 @@ class Log:
 
 
 class Pair:
-    """A sender (alpha) and a receiver (beta), started; ``stage(items)`` runs one stager pass
-    towards beta and returns the log fields of its ``staging done`` event."""
+    """A sender (alpha) and a receiver (beta), started; ``stage(items)`` scans both and runs one
+    stager pass towards beta; returns the log fields of its ``staging done`` event."""
 
     def __init__(self, base: str):
         data = os.path.join(base, "data")
@@ -114,6 +114,10 @@ class Pair:
             self.loop.close()
 
     async def stage(self, items: list) -> dict:
+        # A cycle scans both sides before it stages (the scans fill the digest caches the
+        # endpoints consult for sizes and delta bases).
+        await self.alpha.scan_async(True)
+        await self.beta.scan_async(True)
         log = Log()
         stager = StagerActor(ActorContext(launch=None, log=log, zmq_context=None))
         stager.peers = {"alpha": self.sender, "beta": self.receiver}
