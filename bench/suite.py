@@ -676,9 +676,10 @@ class Bench:
         seen: dict = {}
 
         def synced():
-            # Done when the remote tree is complete: the session's beta counts first (cheap),
-            # then the tree itself. A successful cycle alone is not enough (a cycle can finish
-            # with part of the tree staged).
+            # Done when the remote tree is complete, checked on the tree itself once per
+            # successful cycle (a cycle can finish with part of the tree staged). The session's
+            # beta counts are not used: they come from a scan, so right after the first cycle
+            # they still describe the empty target until a later cycle rescans it.
             # Polled every 50 ms: each poll is a daemon connection and a state request, and at
             # the 5 ms of the other scenarios that load would slow the sync being timed.
             state = self.state(self.session)
@@ -689,9 +690,10 @@ class Bench:
             seen["state"] = (state.successful_cycles, state.beta.files, state.status,
                              state.last_error[:200], len(state.beta.transition_problems),
                              len(state.beta.scan_problems))
-            if state.beta.files < expected or state.beta.total_file_size < want[1]:
+            if seen.get("checked") == state.successful_cycles:
                 time.sleep(0.05)
                 return False
+            seen["checked"] = state.successful_cycles
             return tree_summary(self.target("mutagen")) == want
 
         def create_profiled():
