@@ -44,6 +44,8 @@ from mutagen_actors.wire.messages import endpoint as m
 from mutagen_actors.wire.messages.base import ErrorReply
 from mutagen_actors.wire.tunnel import TunnelClosed
 
+from .compaction import DaemonSide
+
 URL_FIELDS = ("protocol", "user", "host", "port", "environment")
 NOT_SETTINGS = ("notify", "data_directory", *URL_FIELDS)
 CONNECT_TIMEOUT = 5.0  # the SSH connect (TCP, key exchange, authentication), as Mutagen
@@ -238,6 +240,7 @@ class RemoteEndpointActor(Actor):
         self.up = asyncio.Event()
         self.state = f"connecting to {self.description}"
         self.connects = 0
+        self.compaction = DaemonSide()
         self.task = asyncio.get_running_loop().create_task(self._maintain())
 
     # ------------------------------------------------------------------ the link
@@ -316,6 +319,7 @@ class RemoteEndpointActor(Actor):
         link = self.link
         if link is None or not self.up.is_set():
             raise Refused("disconnected", self.state)
+        request, message = message, self.compaction.outgoing(message)  # agent.compaction
         try:
             reply = await link.request(message, timeout=REQUEST_TIMEOUT)
         except TunnelClosed as error:
@@ -325,4 +329,7 @@ class RemoteEndpointActor(Actor):
                                      f"{self.description}") from None
         if isinstance(reply, ErrorReply):
             raise Refused(reply.code, reply.message)
-        return reply
+        try:
+            return self.compaction.incoming(request, reply, link)
+        except ValueError as error:
+            raise Refused("protocol", f"{self.description}: {error}") from None

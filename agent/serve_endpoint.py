@@ -28,6 +28,7 @@ from mutagen_actors.wire.handling import NotHandled, Refused
 from mutagen_actors.wire.messages import agent as am
 from mutagen_actors.wire.messages import endpoint as m
 
+from .compaction import AgentSide
 from .endpoint import EndpointSettings, LocalEndpoint
 from .memory import trim
 
@@ -105,6 +106,7 @@ class EndpointService:
         self.side = ""
         self._lock = asyncio.Lock()  # requests arrive concurrently; an endpoint does one at a time
         self._tasks: set[asyncio.Task] = set()
+        self.compaction = AgentSide()  # references instead of repeated subtrees on the tunnel
 
     def _changed(self) -> None:
         task = asyncio.get_running_loop().create_task(self._send_changed())
@@ -126,6 +128,7 @@ class EndpointService:
         except (TypeError, ValueError) as error:
             raise Refused("invalid-argument", f"endpoint settings: {error}") from None
         await self.close()
+        self.compaction = AgentSide()
         self.side = settings.side
         self.log = self.log.bind(side=self.side, session=settings.session)
         endpoint = LocalEndpoint(settings, on_change=self._changed, log=self.log)
@@ -145,7 +148,12 @@ class EndpointService:
         async with self._lock:
             if self.endpoint is None:
                 raise Refused("not-open", "no endpoint is open in this agent")
-            return await answer_endpoint(self.endpoint, self.side, message)
+            try:
+                request = self.compaction.incoming(message)
+            except ValueError as error:
+                raise Refused("protocol", str(error)) from None
+            reply = await answer_endpoint(self.endpoint, self.side, request)
+            return self.compaction.outgoing(request, reply)
 
     async def close(self) -> None:
         endpoint, self.endpoint = self.endpoint, None

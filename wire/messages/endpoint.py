@@ -18,6 +18,10 @@ Endpoint requests (served by ``agent.endpoint_actor.EndpointActor``):
   ``StageChunks`` -> ``StageAck`` (receiver side): chunks written into staging, a file published
   only once its digest is verified; ``refetch`` lists files to fetch again whole.
 - ``Transition`` -> ``TransitionReply``: apply changes on disk (``actors.sync.transition``).
+- Over an agent tunnel, ``Transition.moved``, ``TransitionReply.old_as_asked``/``as_asked`` and
+  ``ScanReply.from_transition`` carry references instead of repeated subtrees
+  (``agent.compaction``); the daemon's remote endpoint actor expands them, so other actors only
+  ever see whole messages.
 - ``EndpointChanged`` (endpoint -> reconciler, no reply): the watcher saw changes.
 
 Session-actor requests: ``GetSessionState`` -> ``SessionProgress`` and ``SessionFlush`` ->
@@ -137,6 +141,7 @@ class ScanReply(Message):
     problems: list[Problem]
     watch_state: str
     delta: Optional[list[Change]] = None
+    from_transition: list[int] = []  # agent tunnel: see agent.compaction
 
 
 class StageBegin(Message):
@@ -181,10 +186,13 @@ class StageAck(Message):
 class Transition(Message):
     epoch: str
     changes: list[Change]
+    moved: list[tuple[int, int]] = []  # agent tunnel: see agent.compaction
 
 
 class TransitionReply(Message):
     result: SideResult
+    old_as_asked: bool = False  # agent tunnel: see agent.compaction
+    as_asked: list[int] = []
 
 
 class EndpointChanged(Message):

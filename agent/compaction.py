@@ -1,0 +1,251 @@
+"""Compact encoding of change metadata on the agent tunnel (pure; no I/O).
+
+A rename of a 10,000-file directory used to cross the tunnel four times as whole subtrees: in
+the ``Transition`` (the deleted directory's ``old`` and the new directory's ``new``), in the
+``TransitionReply`` (each result repeats the request's ``old`` and, when all went as asked, its
+``new``), and in the next ``ScanReply``'s delta (the endpoint's own writes, seen by its scan).
+Each of these repeats something the receiver already holds, so it is sent as a reference:
+
+- ``compact_transition(changes) -> (changes, moved)``: a change whose ``new`` directory equals
+  another change's ``old`` (a subtree moved within the transition) is sent with ``new=None``
+  and the pair ``(its index, the other's index)`` in ``moved``; ``expand_transition`` restores
+  it.
+- ``compact_results(changes, results) -> (results, old_as_asked, as_asked)``: every result
+  repeats its request's ``old`` (``transition`` returns ``Change(path, old, actual)``): when all
+  do, they are sent with ``old=None`` and ``old_as_asked`` set; a result whose ``new`` is what
+  was asked is sent with ``new=None`` and its position in ``as_asked``. ``expand_results``
+  restores both from the request.
+- ``compact_delta(delta, written) -> (delta, from_transition)``: a scan delta
+  ``Change(path, None, new)`` whose ``new`` equals what the endpoint's last transition reported
+  at that path (``written``: path -> entry, the expanded results both ends keep until the next
+  scan reply) is sent with ``new=None`` and its position in ``from_transition``;
+  ``expand_delta`` restores it.
+
+Failure rules: the ``expand_*`` functions raise ``ValueError`` for a reference that does not fit
+(an index out of range, a path the request does not hold, a referenced entry that is missing):
+the caller must fail the request (the cycle then re-runs from a fresh scan), never guess. The
+compacting side only references what the expanding side provably holds: the request it is
+answering, or results both ends recorded from the same reply on the same link. Paths of a
+request must be distinct for results to be compacted (otherwise they are sent whole).
+"""
+
+from __future__ import annotations
+
+from typing import Optional
+
+from msgspec.structs import replace
+
+from mutagen_actors.actors.sync.model import Change, Entry, Kind
+
+__all__ = ["AgentSide", "DaemonSide", "compact_transition", "expand_transition",
+           "compact_results", "expand_results", "compact_delta", "expand_delta", "written_entries"]
+
+_MIN_REFERENCED = 2  # a directory with fewer entries is sent as it is
+
+
+def _worth(entry: Optional[Entry]) -> bool:
+    return (entry is not None and entry.kind == Kind.DIRECTORY
+            and len(entry.contents) >= _MIN_REFERENCED)
+
+
+def compact_transition(changes: list[Change]) -> tuple[list[Change], list[tuple[int, int]]]:
+    candidates: dict[tuple, list[int]] = {}
+    for index, change in enumerate(changes):
+        if _worth(change.old):
+            candidates.setdefault(_shape(change.old), []).append(index)
+    if not candidates:
+        return changes, []
+    out = list(changes)
+    moved: list[tuple[int, int]] = []
+    for index, change in enumerate(changes):
+        if not _worth(change.new):
+            continue
+        for source in candidates.get(_shape(change.new), ()):
+            if source != index and changes[source].old == change.new:
+                out[index] = Change(change.path, change.old, None)
+                moved.append((index, source))
+                break
+    return (out, moved) if moved else (changes, [])
+
+
+def expand_transition(changes: list[Change], moved: list[tuple[int, int]]) -> list[Change]:
+    if not moved:
+        return changes
+    out = list(changes)
+    for index, source in moved:
+        if not (0 <= index < len(out) and 0 <= source < len(changes)) or \
+                out[index].new is not None or changes[source].old is None:
+            raise ValueError(f"transition move reference ({index}, {source}) does not fit")
+        out[index] = Change(out[index].path, out[index].old, changes[source].old)
+    return out
+
+
+def _by_path(changes: list[Change]) -> Optional[dict[str, Change]]:
+    found = {change.path: change for change in changes}
+    return found if len(found) == len(changes) else None
+
+
+def compact_results(changes: list[Change], results: list[Change]
+                    ) -> tuple[list[Change], bool, list[int]]:
+    asked = _by_path(changes)
+    if asked is None or any(result.path not in asked for result in results):
+        return results, False, []
+    old_as_asked = all(_same(result.old, asked[result.path].old) for result in results)
+    out: list[Change] = []
+    as_asked: list[int] = []
+    for position, result in enumerate(results):
+        request = asked[result.path]
+        new = result.new
+        if new is not None and _same(new, request.new):
+            as_asked.append(position)
+            new = None
+        out.append(Change(result.path, None if old_as_asked else result.old, new))
+    if not old_as_asked and not as_asked:
+        return results, False, []
+    return out, old_as_asked, as_asked
+
+
+def expand_results(changes: list[Change], results: list[Change], old_as_asked: bool,
+                   as_asked: list[int]) -> list[Change]:
+    if not old_as_asked and not as_asked:
+        return results
+    asked = _by_path(changes)
+    if asked is None:
+        raise ValueError("compacted transition results for a request with repeated paths")
+    out = list(results)
+    for position in as_asked:
+        if not 0 <= position < len(out):
+            raise ValueError(f"transition result reference {position} is out of range")
+    positions = set(as_asked)
+    for position, result in enumerate(results):
+        if not old_as_asked and position not in positions:
+            continue
+        request = asked.get(result.path)
+        if request is None:
+            raise ValueError(f"transition result for {result.path!r}, which was not asked")
+        if position in positions and (result.new is not None or request.new is None):
+            raise ValueError(f"transition result reference {position} does not fit")
+        out[position] = Change(result.path, request.old if old_as_asked else result.old,
+                               request.new if position in positions else result.new)
+    return out
+
+
+def compact_delta(delta: Optional[list[Change]], written: Optional[dict[str, Entry]]
+                  ) -> tuple[Optional[list[Change]], list[int]]:
+    if not delta or not written:
+        return delta, []
+    out = list(delta)
+    references: list[int] = []
+    for position, change in enumerate(delta):
+        entry = written.get(change.path)
+        if _worth(change.new) and entry is not None and _same(change.new, entry):
+            out[position] = Change(change.path, change.old, None)
+            references.append(position)
+    return (out, references) if references else (delta, [])
+
+
+def expand_delta(delta: Optional[list[Change]], references: list[int],
+                 written: Optional[dict[str, Entry]]) -> Optional[list[Change]]:
+    if not references:
+        return delta
+    if delta is None or written is None:
+        raise ValueError("a scan delta refers to a transition this side does not remember")
+    out = list(delta)
+    for position in references:
+        if not 0 <= position < len(out) or out[position].new is not None:
+            raise ValueError(f"scan delta reference {position} does not fit")
+        entry = written.get(out[position].path)
+        if entry is None:
+            raise ValueError(f"scan delta refers to {out[position].path!r}, which the last "
+                             f"transition did not write")
+        out[position] = Change(out[position].path, out[position].old, entry)
+    return out
+
+
+def written_entries(results: list[Change]) -> dict[str, Entry]:
+    """path -> entry of the (expanded) results that left something on disk: what
+    ``compact_delta``/``expand_delta`` may refer to."""
+    return {result.path: result.new for result in results if result.new is not None}
+
+
+def _shape(entry: Entry) -> tuple:
+    return (len(entry.contents), frozenset(entry.contents))
+
+
+def _same(a: Optional[Entry], b: Optional[Entry]) -> bool:
+    return a is b or a == b
+
+
+class AgentSide:
+    """The agent's half (``agent.serve_endpoint.EndpointService``): ``incoming(request)`` expands
+    a ``Transition`` (``ValueError`` if its references do not fit); ``outgoing(request, reply)``
+    compacts a ``TransitionReply`` (remembering what was written) or a ``ScanReply`` (which
+    consumes that memory)."""
+
+    def __init__(self) -> None:
+        self.written: Optional[dict[str, Entry]] = None
+
+    def incoming(self, request):
+        from mutagen_actors.wire.messages import endpoint as m
+
+        if isinstance(request, m.Transition):
+            self.written = None  # only this transition's results may be referred to next
+        if isinstance(request, m.Transition) and request.moved:
+            return replace(request, changes=expand_transition(request.changes, request.moved),
+                           moved=[])
+        return request
+
+    def outgoing(self, request, reply):
+        from mutagen_actors.wire.messages import endpoint as m
+
+        if isinstance(reply, m.TransitionReply) and isinstance(request, m.Transition):
+            result = reply.result
+            self.written = written_entries(result.results)
+            results, old_as_asked, as_asked = compact_results(request.changes, result.results)
+            return replace(reply, result=replace(result, results=results),
+                           old_as_asked=old_as_asked, as_asked=as_asked)
+        if isinstance(reply, m.ScanReply):
+            written, self.written = self.written, None
+            delta, references = compact_delta(reply.delta, written)
+            if references:
+                return replace(reply, delta=delta, from_transition=references)
+        return reply
+
+
+class DaemonSide:
+    """The daemon's half (``agent.remote_endpoint_actor``): ``outgoing(request)`` compacts a
+    ``Transition``; ``incoming(request, reply, link)`` expands a ``TransitionReply`` or a
+    ``ScanReply`` (``ValueError`` if a reference does not fit). The written entries are kept
+    per link: a new link (a new agent) never inherits them."""
+
+    def __init__(self) -> None:
+        self.written: Optional[tuple[object, dict[str, Entry]]] = None
+
+    def outgoing(self, request):
+        from mutagen_actors.wire.messages import endpoint as m
+
+        if isinstance(request, m.Transition):
+            self.written = None
+        if isinstance(request, m.Transition) and not request.moved:
+            changes, moved = compact_transition(request.changes)
+            if moved:
+                return replace(request, changes=changes, moved=moved)
+        return request
+
+    def incoming(self, request, reply, link):
+        from mutagen_actors.wire.messages import endpoint as m
+
+        if isinstance(reply, m.TransitionReply) and isinstance(request, m.Transition):
+            result = reply.result
+            results = expand_results(request.changes, result.results, reply.old_as_asked,
+                                     reply.as_asked)
+            self.written = (link, written_entries(results))
+            return replace(reply, result=replace(result, results=results), old_as_asked=False,
+                           as_asked=[])
+        if isinstance(reply, m.ScanReply):
+            memory, self.written = self.written, None
+            written = memory[1] if memory is not None and memory[0] is link else None
+            if reply.from_transition:
+                delta = expand_delta(reply.delta, reply.from_transition, written)
+                return replace(reply, delta=delta, from_transition=[])
+        return reply
