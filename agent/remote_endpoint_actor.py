@@ -24,6 +24,11 @@ then is refused (``disconnected``, with what the link is doing or why it last fa
 to ...: Installing agent...", "unable to connect to ...: host key ... is not known"); any other
 request is refused at once. ``probe_endpoint`` (used by ``sync create``) connects once and
 raises ``RemoteUnavailable`` with the reason, so a create against a bad remote leaves nothing.
+
+Prompts: with a ``prompts`` argument (the daemon's prompt mailbox, ``supervisor.prompt_relay``),
+the SSH connect's questions (unknown host key, password) are sent there as ``PromptRelay``; the
+daemon relays them to the terminal of a ``create``/``resume`` waiting on this session, or
+answers "nobody" at once, so a background reconnect never waits for a user.
 """
 
 from __future__ import annotations
@@ -47,7 +52,7 @@ from mutagen_actors.wire.tunnel import TunnelClosed
 from .compaction import DaemonSide
 
 URL_FIELDS = ("protocol", "user", "host", "port", "environment")
-NOT_SETTINGS = ("notify", "data_directory", *URL_FIELDS)
+NOT_SETTINGS = ("notify", "data_directory", "prompts", *URL_FIELDS)
 CONNECT_TIMEOUT = 5.0  # the SSH connect (TCP, key exchange, authentication), as Mutagen
 AGENT_TIMEOUT = 180.0  # probe, install and start of the agent
 OPEN_TIMEOUT = 60.0
@@ -56,6 +61,7 @@ HEARTBEAT_INTERVAL = 1.0
 HELLO_WAIT = 1.5  # below the reconciler's hello deadline
 BACKOFF_FIRST = 0.5
 BACKOFF_MAX = 5.0
+PROMPT_RELAY_TIMEOUT = 90.0  # above the daemon's own deadline for a user's answer
 ROUTE = b"e"
 
 
@@ -161,15 +167,19 @@ async def open_link(url, *, cache_directory: str, progress, on_notice=None,
     from .bundle import BundleError
     from .install import AgentError, connect_agent
     from .transports import TransportError, for_url
+    from .transports.prompt_time import clocked, within
 
     description = describe(url)
     transport = None
     link = Link(on_notice)
+    clock = clocked(transport_options.pop("prompter", None))
+    if clock is not None:
+        transport_options["prompter"] = clock
     try:
         progress(f"Connecting to {description}...")
-        transport = await asyncio.wait_for(for_url(url, connect_timeout=connect_timeout,
-                                                   **transport_options),
-                                           connect_timeout + 1.0)
+        transport = await within(for_url(url, connect_timeout=connect_timeout,
+                                         **transport_options),
+                                 connect_timeout + 1.0, clock)
         agent = await asyncio.wait_for(
             connect_agent(transport, link.on_data, cache_directory=cache_directory,
                           progress=progress, heartbeat_interval=HEARTBEAT_INTERVAL),
@@ -198,17 +208,20 @@ async def _close_quietly(transport) -> None:
             pass
 
 
-async def probe_endpoint(url, *, cache_directory: str, log=None, steps: list | None = None) -> str:
+async def probe_endpoint(url, *, cache_directory: str, log=None, steps: list | None = None,
+                         prompter=None) -> str:
     """Connect to ``url`` once (installing the agent if needed), ask the agent who it is, close.
     Returns the agent's version; raises ``RemoteUnavailable``. Progress texts are logged and
-    appended to ``steps`` (so a caller's timeout can say where it stopped)."""
+    appended to ``steps`` (so a caller's timeout can say where it stopped). ``prompter``
+    answers the SSH connect's questions (``agent.transports.Prompter``)."""
     def progress(text: str) -> None:
         if steps is not None:
             steps.append(text)
         if log is not None:
             log.info("remote endpoint", remote=describe(url), progress=text)
 
-    link = await open_link(url, cache_directory=cache_directory, progress=progress)
+    link = await open_link(url, cache_directory=cache_directory, progress=progress,
+                           prompter=prompter)
     try:
         reply = await link.request(am.AgentInfo(), timeout=OPEN_TIMEOUT)
     except (TunnelClosed, asyncio.TimeoutError) as error:
@@ -241,6 +254,7 @@ class RemoteEndpointActor(Actor):
         self.state = f"connecting to {self.description}"
         self.connects = 0
         self.compaction = DaemonSide()
+        self.prompts = args.get("prompts") or ""
         self.task = asyncio.get_running_loop().create_task(self._maintain())
 
     # ------------------------------------------------------------------ the link
@@ -267,7 +281,8 @@ class RemoteEndpointActor(Actor):
             link = None
             try:
                 link = await open_link(self.url, cache_directory=self.cache_directory,
-                                       progress=self._progress, on_notice=self._notice)
+                                       progress=self._progress, on_notice=self._notice,
+                                       prompter=self._ask_daemon if self.prompts else None)
                 reply = await link.request(am.EndpointOpen(self.settings), timeout=OPEN_TIMEOUT)
                 if isinstance(reply, ErrorReply):
                     raise RemoteUnavailable(f"{self.description}: unable to open the root: "
@@ -299,6 +314,25 @@ class RemoteEndpointActor(Actor):
             self._changed()  # a watching session's next cycle notices the link is down
             await asyncio.sleep(delay)
             delay = min(delay * 2, BACKOFF_MAX)
+
+    async def _ask_daemon(self, kind: str, message: str, echo: bool) -> Optional[str]:
+        """Relay a connect question to the daemon (see the module docstring); None when nobody
+        answers."""
+        from mutagen_actors.wire.errors import RemoteError, RequestTimeout
+        from mutagen_actors.wire.messages.control import PromptAnswer, PromptRelay
+        from mutagen_actors.wire.sockets import DealerClient
+
+        client = DealerClient(self.context.zmq_context, self.prompts, log=self.log)
+        try:
+            reply = await client.request(
+                PromptRelay(self.context.args["session"], self.side, kind, message, echo),
+                timeout=PROMPT_RELAY_TIMEOUT)
+        except (RequestTimeout, RemoteError, ConnectionError) as error:
+            self.log.warning("prompt not relayed", error=str(error))
+            return None
+        finally:
+            client.close()
+        return reply.answer if isinstance(reply, PromptAnswer) else None
 
     async def on_stop(self) -> None:
         self.task.cancel()

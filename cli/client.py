@@ -7,7 +7,9 @@ Rules:
 - no socket or a refused connection means no daemon: commands that need one start it in the
   background (``Started mutagen-actors daemon in background ...`` once on stderr) unless
   ``MUTAGEN_ACTORS_DISABLE_AUTOSTART=1``;
-- versions must match exactly: ``client/daemon version mismatch (daemon restart recommended)``.
+- versions must match exactly: ``client/daemon version mismatch (daemon restart recommended)``;
+- ``enable_prompting`` (``create``/``resume`` on a terminal): the daemon's questions during the
+  following requests are answered on the terminal (``prompting``).
 """
 
 from __future__ import annotations
@@ -56,11 +58,20 @@ class Connection:
         self.client = client
         self.welcome = welcome
         self.paths = paths
+        self.on_question = None
+
+    def enable_prompting(self, on_question) -> None:
+        """Tell the daemon this command can answer questions; ``on_question(PromptQuestion)``
+        -> ``PromptAnswer`` answers them during later requests."""
+        from mutagen_actors.wire.messages.control import EnablePrompting
+
+        self.request(EnablePrompting(), ANSWER_TIMEOUT)
+        self.on_question = on_question
 
     def request(self, body, timeout: float):
         """Send ``body`` and return the reply; every failure becomes a ``CliError``."""
         try:
-            return self.client.request(body, timeout)
+            return self.client.request(body, timeout, self.on_question)
         except RequestTimeout:
             raise CliError(hung_message(timeout)) from None
         except RemoteError as error:

@@ -3,7 +3,9 @@
 - ``StatusLine``: Mutagen's prompt / status line (rewritten in place on a terminal).
 - ``selection_options``: the ``SESSIONS... [-a/--all] [--label-selector]`` arguments.
 - ``create_session(request, timeout)``: send a create request with the ``Creating session...``
-  prompt on stderr, print ``Created session <id>``.
+  prompt on stderr, print ``Created session <id>``. On a terminal the daemon's questions (an
+  unknown SSH host key, a password) are answered there meanwhile (``prompting``); so are those
+  of ``act(..., prompts=True)`` (``resume``).
 - ``resolve`` / ``act``: resolve a selection with one list request (a specification matching
   nothing fails before anything changes), then act on each session in creation order with a
   prompt line on stderr.
@@ -25,7 +27,7 @@ import click
 
 from mutagen_actors.wire.messages.sync import Selection
 
-from . import client, output
+from . import client, output, prompting
 from .errors import CliError
 
 LIST_TIMEOUT = 10.0
@@ -82,12 +84,31 @@ def create_session(request, timeout: float) -> None:
     """Send ``request`` (prompt ``Creating session...`` on stderr), print the new identifier."""
     connection = client.connect()
     line = StatusLine(sys.stderr)
+    _answer_questions(connection, line)
     line.show("Creating session...")
     try:
         reply = connection.request(request, timeout)
     finally:
         line.clear()
     output.say(f"Created session {reply.identifier}")
+
+
+def _answer_questions(connection: client.Connection, line: StatusLine) -> None:
+    """On a terminal: answer the daemon's questions there (the status line is cleared for the
+    question and shown again after it)."""
+    if not prompting.can_prompt():
+        return
+
+    def on_question(question):
+        shown = line.last
+        line.clear()
+        try:
+            return prompting.answer_on_terminal(question)
+        finally:
+            if shown:
+                line.show(shown)
+
+    connection.enable_prompting(on_question)
 
 
 def resolve(connection: client.Connection, list_type, chosen: Selection) -> list:
@@ -97,12 +118,15 @@ def resolve(connection: client.Connection, list_type, chosen: Selection) -> list
 
 
 def act(chosen: Selection, list_type, prompt: str, make_request: Callable[[Selection], object],
-        timeout: float) -> None:
+        timeout: float, *, prompts: bool = False) -> None:
     """Resolve ``chosen``, then send ``make_request(single selection)`` for each session, showing
-    ``prompt.format(identifier)`` on stderr (left on screen if a request fails)."""
+    ``prompt.format(identifier)`` on stderr (left on screen if a request fails). ``prompts``:
+    the daemon's questions are answered on the terminal (``resume``)."""
     connection = client.connect()
     states = resolve(connection, list_type, chosen)
     line = StatusLine(sys.stderr)
+    if prompts:
+        _answer_questions(connection, line)
     try:
         for state in states:
             line.show(prompt.format(state.identifier))

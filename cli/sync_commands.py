@@ -165,9 +165,11 @@ def monitor(sessions, long, label_selector):
 # -------------------------------------------------------------------------- session commands
 
 
-def _act(sessions, label_selector, all_, prompt: str, make_request, timeout: float) -> None:
+def _act(sessions, label_selector, all_, prompt: str, make_request, timeout: float,
+         prompts: bool = False) -> None:
     """Resolve the selection, then send ``make_request(single selection)`` for each session."""
-    act(_selection(sessions, label_selector, all_), messages.SyncList, prompt, make_request, timeout)
+    act(_selection(sessions, label_selector, all_), messages.SyncList, prompt, make_request, timeout,
+        prompts=prompts)
 
 
 @sync.command("flush")
@@ -194,7 +196,7 @@ def pause(sessions, all_, label_selector):
 def resume(sessions, all_, label_selector):
     """Resume paused or halted synchronization sessions."""
     _act(sessions, label_selector, all_, "Resuming session {}...",
-         lambda chosen: messages.SyncResume(selection=chosen), CONTROL_TIMEOUT)
+         lambda chosen: messages.SyncResume(selection=chosen), CONTROL_TIMEOUT, prompts=True)
 
 
 @sync.command("reset")

@@ -17,6 +17,12 @@ Rules:
   (``identity``), setting words (``actors.sync.settings``), ignore patterns (``compile_ignores``).
   A root that does not exist yet is valid. Unless paused it answers once both endpoints are
   connected; if that does not happen within ``CONNECT_TIMEOUT`` nothing is kept.
+- Prompts (``prompt_relay``): when the CLI of a ``create`` or ``resume`` can answer questions,
+  the daemon's connect for it (the probe, and the session's endpoint actors while the command
+  waits) relays the SSH questions (unknown host key, password) to that terminal; time spent
+  answering does not count against the deadlines. ``resume`` of a session with a remote then
+  probes first: if that fails, the session is still resumed (it keeps reconnecting in the
+  background, never prompting) and the command fails with the reason.
 - Every command answers in bounded time: state is asked of the reconciler with a short deadline
   (``STATE_TIMEOUT``), falling back to the last state it gave.
 - ``list`` with ``after_index`` is a long poll: the index moves whenever any session's state
@@ -56,7 +62,7 @@ from mutagen_actors.wire.messages import endpoint as em
 from mutagen_actors.wire.messages import sync as sm
 from mutagen_actors.wire.sockets import DealerClient
 
-from . import identity, persistence, selection
+from . import identity, persistence, prompt_relay, selection
 from .actor_process import PRELOAD_MODULES
 from .child_spec import ChildSpec
 from .persistence import SessionRecord
@@ -224,7 +230,8 @@ def sync_specs(record: SessionRecord) -> list[ChildSpec]:
         if url.protocol in REMOTE_PROTOCOLS:  # relays to a LocalEndpoint in the remote agent
             actor = REMOTE_ENDPOINT_ACTOR
             args.update(protocol=url.protocol, user=url.user, host=url.host, port=url.port,
-                        environment=dict(url.environment))
+                        environment=dict(url.environment),
+                        prompts=paths.mailbox(prompt_relay.MAILBOX_TOKEN))
         specs.append(ChildSpec(side, actor, args, start_timeout=120.0,
                                mailbox=mailbox_token(record.id, side)))
     peers = {"alpha": mailbox["alpha"], "beta": mailbox["beta"]}
@@ -291,6 +298,7 @@ class SyncManager:
         self.runtime = registry.runtime
         self.paths = registry.runtime.paths
         _paths = self.paths
+        self.prompts = prompt_relay.service(self.runtime)
         self.sessions: dict[str, _Session] = {}
         self.index = 1
         self._signatures: dict[str, tuple] = {}
@@ -335,8 +343,9 @@ class SyncManager:
             identity.validate_label_key(key)
             identity.validate_label_value(value, key)
         validate_configuration(message.configuration)
+        relay = prompt_relay.relay_for_current_command()
         if not message.paused:
-            await self._probe_remotes(message)
+            await self._probe_remotes(message, relay)
         message = msgspec.structs.replace(
             message, alpha=msgspec.structs.replace(message.alpha, path=alpha_root),
             beta=msgspec.structs.replace(message.beta, path=beta_root))
@@ -346,22 +355,26 @@ class SyncManager:
                                paused=message.paused)
         persistence.save(self.paths.sessions, record)
         session = self.sessions[record.id] = _Session(record)
-        supervisor = self.registry._supervise(record)
-        self.index += 1
-        if not record.paused:
-            try:
-                await self._wait_connected(session, CONNECT_TIMEOUT)
-            except Refused:
-                await self._terminate(session)
-                raise
+        with self.prompts.waiting(record.id, relay):
+            supervisor = self.registry._supervise(record)
+            self.index += 1
+            if not record.paused:
+                try:
+                    await self._wait_connected(session, CONNECT_TIMEOUT, relay)
+                except Refused:
+                    await self._terminate(session)
+                    raise
         log.info("sync session created", session=record.id, alpha=alpha_root, beta=beta_root,
                  paused=record.paused, supervisor=supervisor.status)
         return sm.SyncCreated(record.id)
 
-    async def _probe_remotes(self, message: sm.SyncCreate) -> None:
+    async def _probe_remotes(self, message: sm.SyncCreate,
+                             relay: prompt_relay.TerminalRelay | None = None) -> None:
         """Connect once to each remote endpoint (installing its agent if needed) before the
         session exists, so a bad host key, an unreachable host or a remote without python3 is
-        a clear refusal and no session is left behind."""
+        a clear refusal and no session is left behind. ``relay``: the waiting command's
+        terminal, asked the connect's questions."""
+        from mutagen_actors.agent.transports.prompt_time import within
         from mutagen_actors.agent.remote_endpoint_actor import (
             RemoteUnavailable,
             agents_cache,
@@ -373,11 +386,14 @@ class SyncManager:
             target = Url(url.protocol, url.user, url.host, url.port, url.path,
                          dict(url.environment))
             steps: list[str] = []
+            clock = relay.clock if relay is not None else None
             try:
-                await asyncio.wait_for(probe_endpoint(target, cache_directory=agents_cache(
-                    self.paths.root), log=log.bind(side=side), steps=steps), PROBE_TIMEOUT)
+                await within(probe_endpoint(target, cache_directory=agents_cache(
+                    self.paths.root), log=log.bind(side=side), steps=steps, prompter=clock),
+                    PROBE_TIMEOUT, clock)
             except RemoteUnavailable as error:
-                raise Refused("unavailable", f"{side}: {error}") from None
+                text = relay.explain(str(error)) if relay is not None else str(error)
+                raise Refused("unavailable", f"{side}: {text}") from None
             except asyncio.TimeoutError:
                 where = f" (stopped at: {steps[-1]})" if steps else ""
                 raise Refused("unavailable", f"{side}: unable to start the agent on "
@@ -392,9 +408,13 @@ class SyncManager:
             if isinstance(result, BaseException):
                 raise result
 
-    async def _wait_connected(self, session: _Session, timeout: float) -> None:
-        deadline = time.monotonic() + timeout
+    async def _wait_connected(self, session: _Session, timeout: float,
+                              relay: prompt_relay.TerminalRelay | None = None) -> None:
+        """Until both endpoints are connected; ``Refused`` past ``timeout`` (not counting the
+        time ``relay``'s questions were open) or when the session halted."""
+        start = time.monotonic()
         while True:
+            deadline = start + timeout + (relay.clock.spent() if relay is not None else 0.0)
             supervisor = self.registry.sessions.get(session.id)
             if supervisor is not None and supervisor.status == "halted":
                 raise Refused("unavailable", f"unable to start the session: "
@@ -407,10 +427,11 @@ class SyncManager:
                                              f"{timeout:g} s")
             await asyncio.sleep(POLL_INTERVAL)
 
-    async def _wait_connected_quietly(self, session: _Session) -> None:
+    async def _wait_connected_quietly(self, session: _Session,
+                                      relay: prompt_relay.TerminalRelay | None = None) -> None:
         """Resume and reset answer once connected, or with the session still connecting."""
         try:
-            await self._wait_connected(session, CONNECT_TIMEOUT)
+            await self._wait_connected(session, CONNECT_TIMEOUT, relay)
         except Refused as refusal:
             log.warning("session not connected yet", session=session.id, error=refusal.message)
 
@@ -505,10 +526,22 @@ class SyncManager:
     async def _resume(self, session: _Session) -> None:
         supervisor = self.registry.sessions.get(session.id)
         if session.record.paused or supervisor is None or supervisor.status == "halted":
+            relay = prompt_relay.relay_for_current_command()
+            failure = None
+            if relay is not None and any(url.protocol in REMOTE_PROTOCOLS for url in
+                                         (session.create.alpha, session.create.beta)):
+                try:
+                    await self._probe_remotes(session.create, relay)
+                except Refused as refusal:
+                    failure, relay = refusal, None  # resumed all the same, never prompting
             session.record.paused = False
             persistence.save(self.paths.sessions, session.record)
-            await self._restart(session)
-            await self._wait_connected_quietly(session)
+            with self.prompts.waiting(session.id, relay):
+                await self._restart(session)
+                await self._wait_connected_quietly(session, relay)
+            if failure is not None:
+                raise Refused(failure.code, f"session {session.id} resumed but not connected: "
+                                            f"{failure.message}")
             return
         if session.client is None:
             await self._progress(session)

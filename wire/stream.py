@@ -12,7 +12,14 @@ Framing: a 4-byte big-endian length, then one codec frame (``wire.codec``). The 
 - a frame that fails to decode is logged as a protocol error and answered with
   ``ErrorReply("protocol", ...)`` (reply_to 0); the connection stays usable;
 - a length above ``max_frame`` is logged and the connection is closed (nothing is read);
-- every well-formed request is answered through ``handling.answer``.
+- every well-formed request is answered through ``handling.answer``;
+- ``EnablePrompting`` is answered here (``Ok``): it marks the connection as one whose user can
+  answer questions. While a later request of that connection is being handled, the handler can
+  ask through ``current_peer().ask(question, timeout)``: a ``PromptQuestion`` frame goes to the
+  client with a server-side id, and the client's ``PromptAnswer`` (``reply_to`` = that id) is
+  read back (one question at a time per connection; the connection is otherwise idle then, as
+  the client is waiting for its reply). ``ask`` raises ``asyncio.TimeoutError`` past its deadline
+  and ``ConnectionError`` when the client went away.
 
 The client (``StreamClient``) is blocking with a deadline per call, for the CLI.
 """
@@ -20,6 +27,7 @@ The client (``StreamClient``) is blocking with a deadline per call, for the CLI.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import itertools
 import os
 import socket
@@ -29,7 +37,8 @@ import time
 from . import codec
 from .errors import ProtocolError, RemoteError, RequestTimeout
 from .handling import Handler, answer
-from .messages.base import ErrorReply
+from .messages.base import ErrorReply, Ok
+from .messages.control import EnablePrompting, PromptAnswer, PromptQuestion
 from .version import MAX_FRAME_SIZE
 
 _HEADER = struct.Struct(">I")
@@ -49,6 +58,53 @@ def pack(frame: bytes) -> bytes:
 
 
 # --------------------------------------------------------------------------------------- server
+
+
+class Peer:
+    """The client at the other end of one control connection, as a request handler sees it."""
+
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, max_frame: int):
+        self.prompting = False  # the client sent EnablePrompting
+        self._reader = reader
+        self._writer = writer
+        self._max_frame = max_frame
+        self._ids = itertools.count(1 << 32)  # far from the client's own ids
+        self._lock = asyncio.Lock()
+        self.gone = False
+
+    async def ask(self, question: PromptQuestion, timeout: float) -> PromptAnswer:
+        """Send ``question`` and wait for the client's answer (see the module docstring)."""
+        if not self.prompting or self.gone:
+            raise ConnectionError("nobody can answer on this connection")
+        async with self._lock:
+            question_id = next(self._ids)
+            try:
+                self._writer.write(pack(codec.encode(question, id=question_id)))
+                await self._writer.drain()
+                return await asyncio.wait_for(self._read_answer(question_id), timeout)
+            except (ConnectionError, asyncio.IncompleteReadError, ProtocolError) as error:
+                self.gone = True
+                raise ConnectionError(f"the command waiting for the answer went away: {error}"
+                                      ) from None
+
+    async def _read_answer(self, question_id: int) -> PromptAnswer:
+        while True:
+            (size,) = _HEADER.unpack(await self._reader.readexactly(_HEADER.size))
+            if size > self._max_frame:
+                raise ProtocolError(f"oversized frame: {size} bytes (limit {self._max_frame})")
+            envelope = codec.decode(await self._reader.readexactly(size), max_size=self._max_frame)
+            if envelope.reply_to == question_id and isinstance(envelope.body, PromptAnswer):
+                return envelope.body
+            _log().warning("unexpected frame while waiting for a prompt answer",
+                           message_type=type(envelope.body).__name__)
+
+
+_current_peer: contextvars.ContextVar[Peer | None] = contextvars.ContextVar("peer", default=None)
+
+
+def current_peer() -> Peer | None:
+    """The client whose request is being handled (None outside a control connection)."""
+    return _current_peer.get()
 
 
 class StreamServer:
@@ -109,6 +165,8 @@ class StreamServer:
         if uid != os.getuid():
             log.warning("refused control connection from another user", peer_uid=uid, peer_pid=pid)
             return
+        peer = Peer(reader, writer, self.max_frame)
+        _current_peer.set(peer)  # this task's context: the handlers it awaits see it
         while True:
             header = await reader.readexactly(_HEADER.size)
             (size,) = _HEADER.unpack(header)
@@ -127,7 +185,13 @@ class StreamServer:
                 writer.write(pack(codec.encode(ErrorReply("protocol", str(error)))))
                 await writer.drain()
                 continue
-            reply = await answer(self.handler, envelope.body, log)
+            if isinstance(envelope.body, EnablePrompting):
+                peer.prompting = True
+                reply = Ok()
+            else:
+                reply = await answer(self.handler, envelope.body, log)
+            if peer.gone:
+                return  # the client left while its request was handled (it broke off a prompt)
             writer.write(pack(codec.encode(reply, reply_to=envelope.id)))
             await writer.drain()
 
@@ -179,7 +243,11 @@ class StreamClient:
         assert self._sock is not None
         self._sock.sendall(data)
 
-    def request(self, body, timeout: float):
+    def request(self, body, timeout: float, on_question=None):
+        """The reply to ``body`` (see the class docstring). A ``PromptQuestion`` the daemon sends
+        meanwhile is answered with ``on_question(question) -> PromptAnswer`` (without one:
+        ``PromptAnswer(None, "no terminal")``); the time spent answering does not count
+        against ``timeout``."""
         assert self._sock is not None, "connect first"
         request_id = next(self._ids)
         deadline = time.monotonic() + timeout
@@ -190,6 +258,17 @@ class StreamClient:
             raise RequestTimeout(f"no answer within {timeout:g} s") from None
         while True:
             envelope = codec.decode(self._read_frame(deadline, timeout), max_size=MAX_FRAME_SIZE)
+            if envelope.reply_to == 0 and envelope.id and isinstance(envelope.body, PromptQuestion):
+                started = time.monotonic()
+                reply = (on_question(envelope.body) if on_question is not None
+                         else PromptAnswer(None, "no terminal"))
+                deadline += time.monotonic() - started
+                self._sock.settimeout(max(deadline - time.monotonic(), 0.05))
+                try:
+                    self._sock.sendall(pack(codec.encode(reply, reply_to=envelope.id)))
+                except socket.timeout:
+                    raise RequestTimeout(f"no answer within {timeout:g} s") from None
+                continue
             if envelope.reply_to not in (request_id, 0):
                 continue  # a late answer to an earlier request that timed out
             if isinstance(envelope.body, ErrorReply):

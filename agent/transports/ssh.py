@@ -14,8 +14,12 @@ files, even if the ssh config says ``UserKnownHostsFile none`` (asyncssh would t
 nothing), and ``ProxyJump`` hops are connected here one by one under the same rules (asyncssh
 would connect them with its own defaults). A hop's failure names that hop.
 
-Passwords and keyboard-interactive questions go to the ``prompter`` when there is one;
-without one, only key and agent authentication are tried.
+Passwords and keyboard-interactive questions go to the ``prompter`` when there is one (at most
+``PASSWORD_ATTEMPTS`` passwords per connect, like OpenSSH's NumberOfPasswordPrompts); without
+one, only key and agent authentication are tried. A declined key reads "host key for H (...) was
+not accepted"; a refused password "unable to authenticate to H: ... (the password was not
+accepted)". Time spent waiting for the user's answer does not count against the connect
+deadline (``prompt_time``).
 
 Ciphers: AES-GCM first (about twice chacha20-poly1305's throughput where the CPU has AES-NI),
 then asyncssh's other defaults. The connect (TCP + key exchange + authentication) has a
@@ -36,10 +40,12 @@ import asyncssh
 import structlog
 
 from . import Prompter, TransportError
+from .prompt_time import clocked, within
 
 DEFAULT_CONNECT_TIMEOUT = 5.0
 PREFERRED_CIPHERS = ("aes128-gcm@openssh.com", "aes256-gcm@openssh.com")
 GLOBAL_KNOWN_HOSTS = "/etc/ssh/ssh_known_hosts"
+PASSWORD_ATTEMPTS = 3
 
 log = structlog.get_logger("agent.transports.ssh")
 
@@ -78,14 +84,16 @@ class _Client(asyncssh.SSHClient):
     def __init__(self, prompter: Prompter | None):
         self.prompter = prompter
         self.offered_key: asyncssh.SSHKey | None = None
+        self.passwords = 0  # passwords asked for
 
     def validate_host_public_key(self, host, addr, port, key) -> bool:
         self.offered_key = key  # not trusted: remembered for the error or the question
         return False
 
     async def password_auth_requested(self):
-        if self.prompter is None:
+        if self.prompter is None or self.passwords >= PASSWORD_ATTEMPTS:
             return None
+        self.passwords += 1
         return await self.prompter("password", "Password: ", False)
 
     def kbdint_auth_requested(self):
@@ -143,7 +151,7 @@ class SshTransport:
         ``ProxyJump`` hops are connected here, one by one, with the same host key rules (asyncssh
         would connect them with its own defaults)."""
         directory = os.path.expanduser(ssh_directory or "~/.ssh")
-        settings = _Settings(directory, connect_timeout, prompter, keepalive_interval,
+        settings = _Settings(directory, connect_timeout, clocked(prompter), keepalive_interval,
                              explicit_directory=ssh_directory is not None)
         tunnel = None
         hops = []
@@ -245,6 +253,8 @@ async def _connect_once(settings: _Settings, host: str, user: str, port: int, tu
             client_factory=lambda: client,
             tunnel=tunnel,
         )
+        if settings.prompter is not None:
+            options["connect_timeout"] = None  # ``within`` below: prompts do not count
         if port:
             options["port"] = port
         if user:
@@ -252,8 +262,8 @@ async def _connect_once(settings: _Settings, host: str, user: str, port: int, tu
         if settings.explicit_directory and "IdentityFile" not in _read(settings.config):
             options["client_keys"] = _default_keys(settings.directory)
         try:
-            connection = await asyncio.wait_for(asyncssh.connect(host, **options),
-                                                settings.connect_timeout + 1)
+            connection = await within(asyncssh.connect(host, **options),
+                                      settings.connect_timeout + 1, settings.prompter)
         except asyncssh.HostKeyNotVerifiable:
             where = _where(known, host, port)
             if known.had_keys:
@@ -268,6 +278,9 @@ async def _connect_once(settings: _Settings, host: str, user: str, port: int, tu
                                        settings.known_hosts):
                     retried = True
                     continue
+                raise TransportError(
+                    f"host key for {where} ({client.offered_key.get_fingerprint()}) was not "
+                    f"accepted") from None
             fingerprint = (f" ({client.offered_key.get_fingerprint()})"
                            if client.offered_key is not None else "")
             raise TransportError(
@@ -275,8 +288,10 @@ async def _connect_once(settings: _Settings, host: str, user: str, port: int, tu
                 f"{settings.known_hosts}, e.g. by connecting once with ssh, and try again)"
             ) from None
         except asyncssh.PermissionDenied as error:
+            hint = ("the password was not accepted" if client.passwords else
+                    "is the key in the ssh-agent or in the ssh config?")
             raise TransportError(f"unable to authenticate to {name}: {error.reason or error}"
-                                 " (is the key in the ssh-agent or in the ssh config?)") from None
+                                 f" ({hint})") from None
         except (asyncio.TimeoutError, TimeoutError):
             raise TransportError(f"unable to connect to {_target(known, settings, host, user, port)}: no answer "
                                  f"within {settings.connect_timeout:g} s") from None

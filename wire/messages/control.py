@@ -103,6 +103,45 @@ class TerminateSession(Message):
     id: str
 
 
+class EnablePrompting(Message):
+    """Sent by a CLI command that can answer questions (its stdin and stderr are a terminal)
+    before its ``SyncCreate``/``SyncResume``/...: while the daemon handles that command's later
+    requests on this connection, it may send ``PromptQuestion`` frames on it. Answered ``Ok``."""
+
+
+class PromptQuestion(Message):
+    """Daemon -> CLI, on the connection of a waiting command, with its own request id (the CLI
+    answers with ``PromptAnswer``, ``reply_to`` = that id) while the CLI still waits for the
+    command's reply. ``kind``: ``host-key`` (answer "yes" to trust an unknown key), ``password``
+    or ``kbdint``; ``echo`` false: the answer must not be shown as it is typed; ``timeout``:
+    seconds the user has to answer (the daemon gives up a little later)."""
+
+    kind: str
+    message: str
+    echo: bool
+    timeout: float
+
+
+class PromptAnswer(Message):
+    """The answer to a ``PromptQuestion`` or ``PromptRelay``: ``answer`` None when nobody
+    answered; ``reason`` then says why (``timed out``, ``no terminal``, ``interrupted``)."""
+
+    answer: Optional[str]
+    reason: str = ""
+
+
+class PromptRelay(Message):
+    """Endpoint actor -> daemon (its prompt mailbox): a question of the SSH connect of session
+    ``session``'s ``side``; relayed to the CLI command waiting on that session, if any (else
+    answered ``PromptAnswer(None, "no terminal")`` at once)."""
+
+    session: str
+    side: str
+    kind: str
+    message: str
+    echo: bool
+
+
 MESSAGES: tuple = (
     Hello,
     Welcome,
@@ -112,4 +151,8 @@ MESSAGES: tuple = (
     CreateDebugSession,
     DebugSessionCreated,
     TerminateSession,
+    EnablePrompting,
+    PromptQuestion,
+    PromptAnswer,
+    PromptRelay,
 )
