@@ -32,6 +32,7 @@ from .lock import DaemonLock
 from .session_supervisor import HEARTBEAT_INTERVAL, Runtime
 from .sessions import Registry
 from .sync_manager import HANDLED as SYNC_MESSAGES, SyncManager
+from .wake_service import MAILBOX as WAKE_MAILBOX, WakeService
 
 DEBUG_SETTLE_TIMEOUT = 20.0
 
@@ -59,6 +60,8 @@ class Daemon:
         self.registry = Registry(runtime)
         self.sync = SyncManager(self.registry)
         self.forward = ForwardManager(self.registry)
+        wakes = WakeService(self.registry, zmq_context, self.paths.mailbox(WAKE_MAILBOX))
+        wakes.start()  # before any session: reconcilers wake on-demand children through it
         server = StreamServer(self.paths.socket, self.handle)
         await server.start()
         log.info("daemon started", version=VERSION, data_directory=self.paths.root,
@@ -70,6 +73,7 @@ class Daemon:
         finally:
             await server.close()
             await self.registry.stop_all()
+            await wakes.aclose()
             stop_fork_server()
             zmq_context.destroy(linger=0)  # never blocks on a socket left open
             log.info("daemon stopped")

@@ -14,6 +14,14 @@ so restarts never interleave. An exit is handled like this:
 
 A heartbeat task pings running children; one that stays silent for ``interval * misses`` seconds
 is killed (SIGKILL), which then goes through the same exit handling.
+
+On-demand children (``ChildSpec.on_demand``) *hibernate*: they are not started with the session
+(state ``hibernating``, no process), and one that exits with status 0 by itself (its idle exit)
+goes back to ``hibernating`` at once: not an exit to handle, no restart, no restart budget.
+``wake(child_id)`` starts a hibernating child (or finds it running), sends it ``KeepAwake`` so
+its idle clock restarts, and returns once it answered; wakes of one child are serialized, and
+an exit racing a wake (the child decided to hibernate just before) is waited out and the child
+started again. Any other exit of an on-demand child is handled like any child's.
 """
 
 from __future__ import annotations
@@ -29,7 +37,8 @@ import structlog
 from mutagen_actors.actors.runtime.launch import ActorLaunch
 from mutagen_actors.wire.errors import RemoteError, RequestTimeout
 from mutagen_actors.wire.heartbeat import Liveness
-from mutagen_actors.wire.messages.actor import GetStatistics
+from mutagen_actors.wire.handling import Refused
+from mutagen_actors.wire.messages.actor import GetStatistics, KeepAwake
 from mutagen_actors.wire.messages.control import ActorCounters, ActorState, SessionState
 from mutagen_actors.wire.sockets import DealerClient
 
@@ -39,6 +48,8 @@ from .restart import RestartBudget, Strategy, children_to_restart, should_restar
 
 HEARTBEAT_INTERVAL = 5.0
 HEARTBEAT_MISSES = 3
+WAKE_TOUCH_TIMEOUT = 1.0  # KeepAwake to a running child (it may be exiting: then start it again)
+WAKE_POLL = 0.005  # while another task starts or restarts the child
 
 
 @dataclass
@@ -66,6 +77,23 @@ class Child:
     liveness: Liveness | None = None
     incarnation: int = 0
     watcher: asyncio.Task | None = field(default=None, repr=False)
+    waking: asyncio.Lock = field(default_factory=asyncio.Lock, repr=False)
+
+
+async def _ask(request):
+    """Await ``request`` (a ``DealerClient`` call) in its own task. A child's client is closed
+    the moment its exit is seen, and pyzmq then cancels a send still waiting for a connection:
+    that cancellation is the request's failure (``ConnectionError``), not the caller's.
+    (On-demand children exit routinely, so a status or heartbeat request can meet that.)"""
+    task = asyncio.ensure_future(request)
+    try:
+        await asyncio.wait({task})
+    except asyncio.CancelledError:
+        task.cancel()
+        raise
+    if task.cancelled():
+        raise ConnectionError("the actor's mailbox was closed during the request")
+    return task.result()
 
 
 class SessionSupervisor:
@@ -88,6 +116,8 @@ class SessionSupervisor:
         self._task: asyncio.Task | None = None
         self._heartbeat: asyncio.Task | None = None
         self.settled = asyncio.Event()  # set once the first start finished (running or halted)
+        self._starts: set = set()  # child starts requested by wake(), owned here
+        self._stopping = False
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -97,10 +127,12 @@ class SessionSupervisor:
 
     async def stop(self) -> None:
         """Stop every child (reverse start order); the session ends ``stopped`` unless halted."""
+        self._stopping = True
         for task in (self._task, self._heartbeat):
             if task is not None:
                 task.cancel()
                 await asyncio.gather(task, return_exceptions=True)
+        await asyncio.gather(*self._starts, return_exceptions=True)  # bounded by start_timeout
         await self._stop_children(list(reversed(self.order)))
         if self.status != "halted":
             self.status = "stopped"
@@ -118,7 +150,11 @@ class SessionSupervisor:
 
     async def _supervise_children(self) -> None:
         for child_id in self.order:
-            await self._start_child(self.children[child_id])
+            child = self.children[child_id]
+            if child.spec.on_demand:
+                child.state = "hibernating"  # started by the first wake()
+            else:
+                await self._start_child(child)
         self._check_settled()
         while self.status not in ("halted", "stopped"):
             child, incarnation, exit_ = await self._events.get()
@@ -131,7 +167,7 @@ class SessionSupervisor:
         """``running`` (and ``settled``) once every child that should run is running."""
         if self.status != "starting" or not self._events.empty():
             return
-        if all(c.state in ("running", "stopped") for c in self.children.values()):
+        if all(c.state in ("running", "stopped", "hibernating") for c in self.children.values()):
             self.status = "running"
             self.settled.set()
 
@@ -164,26 +200,31 @@ class SessionSupervisor:
 
     # ------------------------------------------------------------------ children
 
-    async def _start_child(self, child: Child) -> None:
+    async def _start_child(self, child: Child, state: str = "") -> None:
         child.incarnation += 1
         incarnation = child.incarnation
-        child.state = "starting" if child.restarts == 0 else "restarting"
+        child.state = state or ("starting" if child.restarts == 0 else "restarting")
         child.mailbox = self.runtime.paths.mailbox(child.spec.mailbox or secrets.token_hex(8))
         launch = ActorLaunch(
             session=self.id, actor_id=child.spec.id, actor_class=child.spec.actor_class,
             mailbox=child.mailbox, supervisor_pid=os.getpid(), restarts=child.restarts,
             log_path=self.runtime.paths.log, log_level=self.runtime.log_level,
-            args=dict(child.spec.args))
+            args=dict(child.spec.args),
+            idle_exit=child.spec.idle_exit if child.spec.on_demand else 0.0)
         process = ActorProcess(self.runtime.mp_context, launch)
         child.process = process
         try:
             await process.start(child.spec.start_timeout)
         except StartFailed as failure:
+            if child.incarnation != incarnation:
+                return  # stopped while starting: that was expected
             child.state = "failed"
             if process.pid:
                 await asyncio.shield(process.exited)  # it is exiting or was killed
             self._events.put_nowait((child, incarnation, f"start failed: {failure}"))
             return
+        if child.incarnation != incarnation:
+            return  # stopped while starting (the stop waited for its exit)
         child.client = DealerClient(self.runtime.zmq_context, child.mailbox, log=self.log)
         child.ready_at = time.time()
         child.liveness = Liveness(self.runtime.heartbeat_interval, HEARTBEAT_MISSES,
@@ -196,18 +237,65 @@ class SessionSupervisor:
     async def _watch(self, child: Child, incarnation: int, process: ActorProcess) -> None:
         exit_ = await process.exited
         if child.incarnation == incarnation and child.state in ("running", "starting",
-                                                               "restarting"):
-            child.state = "failed"
+                                                               "restarting", "waking"):
             self._close_client(child)
+            if child.spec.on_demand and exit_.normal:
+                self._hibernated(child, exit_)
+                return
+            child.state = "failed"
             self._events.put_nowait((child, incarnation, exit_))
+
+    def _hibernated(self, child: Child, exit_: "Exit") -> None:
+        """An on-demand child ended itself normally (its idle exit): not a crash."""
+        child.incarnation += 1
+        child.process = None
+        child.state = "hibernating"
+        child.last_exit = Exit(exit_.status, "idle").describe()
+        self.log.info("actor hibernating", actor=child.spec.id)
+
+    # ------------------------------------------------------------------ waking
+
+    async def wake(self, child_id: str) -> tuple[bool, int]:
+        """Have child ``child_id`` running, its idle clock restarted; returns (whether a new
+        incarnation started meanwhile, its pid). Refused: ``not-found`` (no such child),
+        ``unavailable`` (the session is halted or stopping). No deadline of its own: the
+        caller bounds the wait (a cancelled wait leaves a start in progress to finish here)."""
+        child = self.children.get(child_id)
+        if child is None:
+            raise Refused("not-found", f"session {self.id} has no actor {child_id!r}")
+        entry = child.incarnation
+        async with child.waking:
+            while True:
+                if self._stopping or self.status not in ("starting", "running"):
+                    status = "stopping" if self._stopping else self.status
+                    reason = f": {self.halt_reason}" if self.halt_reason else ""
+                    raise Refused("unavailable", f"session {self.id} is {status}{reason}")
+                if child.state == "hibernating":
+                    start = asyncio.ensure_future(self._start_child(child, "waking"))
+                    self._starts.add(start)
+                    start.add_done_callback(self._starts.discard)
+                    await asyncio.shield(start)
+                    continue
+                client = child.client
+                if child.state == "running" and client is not None:
+                    try:
+                        await _ask(client.request(KeepAwake(), timeout=WAKE_TOUCH_TIMEOUT))
+                    except (RequestTimeout, ConnectionError):
+                        continue  # exiting (then hibernating or failed) or slow: look again
+                    except RemoteError as error:
+                        raise Refused("failed", f"actor {child_id!r}: {error.message}") from None
+                    return child.incarnation != entry, child.process.pid if child.process else 0
+                await asyncio.sleep(WAKE_POLL)  # (re)starting or stopping: the supervisor is on it
 
     async def _stop_children(self, ids: list[str]) -> None:
         for child_id in ids:
             child = self.children[child_id]
             process = child.process
             if process is None:
+                if child.state == "hibernating":
+                    child.state = "stopped"
                 continue
-            if child.state in ("running", "starting", "restarting"):
+            if child.state in ("running", "starting", "restarting", "waking"):
                 child.state = "stopping"
             child.incarnation += 1  # its exit is expected, not a crash
             exit_ = await process.stop(child.client, child.spec.shutdown)
@@ -232,7 +320,7 @@ class SessionSupervisor:
     async def _beat(self, child: Child) -> None:
         client, process = child.client, child.process
         try:
-            await client.ping(timeout=self.runtime.heartbeat_interval)
+            await _ask(client.ping(timeout=self.runtime.heartbeat_interval))
             child.liveness = child.liveness.heard(self.runtime.clock())
         except (RequestTimeout, RemoteError, ConnectionError):
             if child.liveness.dead(self.runtime.clock()) and child.process is process:
@@ -259,7 +347,7 @@ class SessionSupervisor:
         if child.state != "running" or child.client is None:
             return None
         try:
-            reply = await child.client.request(GetStatistics(), timeout=timeout)
+            reply = await _ask(child.client.request(GetStatistics(), timeout=timeout))
         except (RequestTimeout, RemoteError, ConnectionError):
             return None
         return ActorCounters(reply.queue_depth, reply.handled, reply.last_activity)

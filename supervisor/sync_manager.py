@@ -64,10 +64,11 @@ from mutagen_actors.wire.sockets import DealerClient
 
 from . import identity, persistence, prompt_relay, selection
 from .actor_process import PRELOAD_MODULES
-from .child_spec import ChildSpec
+from .child_spec import ChildSpec, idle_exit_setting
 from .persistence import SessionRecord
 from .restart import Strategy
 from .sessions import KINDS, Registry
+from .wake_service import MAILBOX as WAKE_MAILBOX
 
 KIND = "sync"
 ENDPOINT_ACTOR = "mutagen_actors.agent.endpoint_actor:EndpointActor"
@@ -235,14 +236,20 @@ def sync_specs(record: SessionRecord) -> list[ChildSpec]:
         specs.append(ChildSpec(side, actor, args, start_timeout=120.0,
                                mailbox=mailbox_token(record.id, side)))
     peers = {"alpha": mailbox["alpha"], "beta": mailbox["beta"]}
+    # Stager and transitioner work only during a cycle: on demand (hibernating while idle, woken
+    # by the reconciler through the daemon's wake mailbox; docs/architecture.md).
+    idle_exit = idle_exit_setting()
     specs.append(ChildSpec("transitioner", TRANSITIONER_ACTOR, dict(peers),
-                           mailbox=mailbox_token(record.id, "transitioner")))
+                           mailbox=mailbox_token(record.id, "transitioner"), on_demand=True,
+                           idle_exit=idle_exit))
     specs.append(ChildSpec("stager", STAGER_ACTOR, dict(peers),
-                           mailbox=mailbox_token(record.id, "stager")))
+                           mailbox=mailbox_token(record.id, "stager"), on_demand=True,
+                           idle_exit=idle_exit))
     no_watch = all(endpoint_settings(configuration, side)["watch_mode"] == "no-watch"
                    for side in ("alpha", "beta"))
     specs.append(ChildSpec("reconciler", RECONCILER_ACTOR, {
         **peers, "stager": mailbox["stager"], "transitioner": mailbox["transitioner"],
+        "supervisor": paths.mailbox(WAKE_MAILBOX),
         "session": record.id, "data_directory": paths.root,
         "mode": configuration.mode or Mode.TWO_WAY_SAFE.value, "no_watch": no_watch,
         "phantoms": (configuration.ignore_syntax or "mutagen") == IgnoreSyntax.DOCKER.value,

@@ -11,6 +11,10 @@ answers ``failed`` with the text and is logged; the actor keeps running. An acto
 its own state corrupt should call ``self.crash(reason)``: the process exits with status 1 and
 its supervisor restarts it from a clean state.
 
+An actor launched with ``idle_exit`` > 0 (an on-demand child) stops by itself, with status 0,
+once it has had no request (heartbeats and statistics do not count; ``KeepAwake`` does) for that
+many seconds and ``busy()`` is false: ``on_stop`` runs as for any orderly stop.
+
 Heartbeats are answered by the same event loop that runs ``handle``: a handler may await for as
 long as it likes, but must not block the loop (CPU-bound work without awaiting) for more than a
 few seconds; run such work with ``asyncio.to_thread`` or in slices. An actor whose loop does not
@@ -56,6 +60,11 @@ class Actor:
 
     async def on_stop(self) -> None:
         """Release resources. Runs once, on every orderly stop."""
+
+    def busy(self) -> bool:
+        """True while the actor has work in progress that no request shows (a job running in a
+        task). An actor with an idle exit (``ActorLaunch.idle_exit``) never exits while busy."""
+        return False
 
     def crash(self, reason: str):
         raise ActorCrash(reason)

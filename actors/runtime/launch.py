@@ -11,7 +11,8 @@ class ActorLaunch:
     the daemon). ``mailbox`` is the ``ipc://`` endpoint the actor binds. ``supervisor_pid`` is
     the daemon: the actor exits by itself when that process goes away. ``restarts`` is how often
     this actor was restarted before (reported in its statistics). ``log_path`` is the shared log
-    file ("" logs nowhere)."""
+    file ("" logs nowhere). ``idle_exit``: seconds without work after which the actor exits by
+    itself with status 0 (hibernation of an on-demand child); 0 = never."""
 
     session: str
     actor_id: str
@@ -22,3 +23,4 @@ class ActorLaunch:
     log_path: str = ""
     log_level: str = "info"
     args: dict = field(default_factory=dict)
+    idle_exit: float = 0.0

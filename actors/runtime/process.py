@@ -11,8 +11,10 @@ copy-on-write). Sequence:
 5. serve: a receive task answers heartbeats and queues requests; one worker handles them one at
    a time (``queue_depth`` = requests waiting); once requests stop for a second after a burst,
    freed memory is handed back (``heap.tidy``);
-6. stop on ``Stop`` (reply ``Ok``, exit 0), on SIGTERM (exit 143 after the same orderly stop) or
-   when the supervisor is gone (exit 0): ``on_stop`` runs, the mailbox file is removed.
+6. stop on ``Stop`` (reply ``Ok``, exit 0), on SIGTERM (exit 143 after the same orderly stop),
+   when the supervisor is gone (exit 0), or, with ``launch.idle_exit`` > 0, after that many
+   seconds without work (exit 0, reason "idle"; see ``idle_due``): ``on_stop`` runs, the
+   mailbox file is removed.
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ import zmq.asyncio
 
 from mutagen_actors.wire import schema as _schema  # noqa: F401 - preload the message schema
 from mutagen_actors.wire.handling import answer
-from mutagen_actors.wire.messages.actor import GetStatistics, Statistics, Stop
+from mutagen_actors.wire.messages.actor import GetStatistics, KeepAwake, Statistics, Stop
 from mutagen_actors.wire.messages.base import Ok
 from mutagen_actors.wire.sockets import Mailbox
 
@@ -38,6 +40,20 @@ from .actor import ActorContext, ActorCrash
 from .launch import ActorLaunch
 
 EXIT_SIGTERM = 128 + signal.SIGTERM
+IDLE_RECHECK = 1.0  # seconds between checks while a busy actor is past its idle delay
+
+
+def idle_due(last_work: float, idle_exit: float, now: float, *, queued: int, handling: bool,
+             busy: bool) -> float:
+    """Seconds until an actor with an idle exit may stop: 0 = now. ``last_work`` is the
+    monotonic time of the last request received or handled (heartbeats and statistics do not
+    count). Never while a request waits or is handled or the actor is ``busy``."""
+    remaining = last_work + idle_exit - now
+    if remaining > 0:
+        return remaining
+    if queued or handling or busy:
+        return min(idle_exit, IDLE_RECHECK)
+    return 0.0
 
 
 def run(launch: ActorLaunch, ready) -> None:
@@ -121,12 +137,27 @@ async def _serve(actor, mailbox, launch, started, stopped, stop, log) -> int:
     queue: asyncio.Queue = asyncio.Queue()
     counters = {"handled": 0, "last": time.time()}
 
+    work_clock = {"last": time.monotonic(), "handling": False}
+
     async def receive() -> None:
         while True:
             request = await mailbox.receive()
             counters["last"] = time.time()
+            if not isinstance(request.body, GetStatistics):
+                work_clock["last"] = time.monotonic()
             queue.put_nowait(request)
             del request  # the worker owns it now (see below)
+
+    async def idle() -> None:
+        """Hibernation: stop (status 0) after ``launch.idle_exit`` seconds without work."""
+        while True:
+            due = idle_due(work_clock["last"], launch.idle_exit, time.monotonic(),
+                           queued=queue.qsize(), handling=work_clock["handling"],
+                           busy=actor.busy())
+            if due <= 0:
+                stop(0, f"idle: no work for {launch.idle_exit:g} s (hibernating)")
+                return
+            await asyncio.sleep(due)
 
     busy = asyncio.Event()
 
@@ -155,13 +186,19 @@ async def _serve(actor, mailbox, launch, started, stopped, stop, log) -> int:
                 reply = Statistics(os.getpid(), queue.qsize(), counters["handled"],
                                    max(counters["last"], mailbox.last_activity),
                                    launch.restarts, started)
+            elif isinstance(body, KeepAwake):
+                reply = Ok()  # receiving it restarted the idle clock
             else:
+                work_clock["handling"] = True
                 try:
                     reply = await answer(actor.handle, body, log)
                 except ActorCrash as crash:
                     log.error("actor crashed", reason=str(crash))
                     stop(1, f"crash: {crash}")
                     return
+                finally:
+                    work_clock["handling"] = False
+                    work_clock["last"] = time.monotonic()
             counters["handled"] += 1
             counters["last"] = time.time()
             await request.reply(reply)
@@ -172,6 +209,8 @@ async def _serve(actor, mailbox, launch, started, stopped, stop, log) -> int:
 
     tasks = [asyncio.ensure_future(receive()), asyncio.ensure_future(work()),
              asyncio.ensure_future(tidy())]
+    if launch.idle_exit > 0:
+        tasks.append(asyncio.ensure_future(idle()))
     try:
         return await stopped
     finally:

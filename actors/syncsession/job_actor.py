@@ -4,6 +4,10 @@ of its session through ``Peer`` connections and runs one long job at a time (``j
 A subclass names the message that starts its job (``START``) and implements
 ``run_job(reply, start)``; ``JobStatus`` polls the job. Arguments (``ChildSpec.args``): ``alpha``
 and ``beta``, the endpoints' mailbox addresses.
+
+Both are on-demand children (``ChildSpec.on_demand``): they only work during a cycle, so they
+hibernate (exit with status 0) after the idle delay without requests, never while a job runs
+(``busy``); the reconciler wakes them through the supervisor when a cycle needs them.
 """
 
 from __future__ import annotations
@@ -29,6 +33,9 @@ class EndpointJobActor(Actor):
         await self.jobs.stop()
         for peer in self.peers.values():
             await peer.aclose()
+
+    def busy(self) -> bool:
+        return self.jobs.running
 
     async def handle(self, message):
         if isinstance(message, self.START):

@@ -59,6 +59,11 @@ class Jobs:
         self._task = asyncio.get_running_loop().create_task(run())
         return JobStarted(number)
 
+    @property
+    def running(self) -> bool:
+        """A job's work is still in progress (its reply may be collected later or never)."""
+        return self._task is not None and not self._task.done()
+
     async def status(self, number: int, wait: float) -> JobReply:
         """The job's reply once done, or its progress after ``wait`` seconds."""
         if self._reply is None or self._reply.job != number:

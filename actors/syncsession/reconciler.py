@@ -27,8 +27,11 @@ Flushes: ``SessionFlush`` answers a ticket; ``flush_completed`` / ``flush_failed
 say when the cycle that started after the ticket ended (the daemon waits on them).
 
 Arguments: ``session``, ``data_directory``, ``mode``, mailboxes ``alpha``, ``beta``, ``stager``,
-``transitioner``, ``no_watch`` (true when both sides are no-watch) and ``phantoms`` (docker
-ignore syntax: phantom directories may appear and are reified).
+``transitioner``, ``supervisor`` (the daemon's wake mailbox: the stager and the transitioner
+hibernate when idle and are woken through it, see ``wakeup``: as soon as an incremental scan
+reports a change, else once reconcile found changes), ``no_watch`` (true when both sides are
+no-watch) and ``phantoms`` (docker ignore syntax: phantom directories may appear and are
+reified).
 """
 
 from __future__ import annotations
@@ -56,8 +59,10 @@ from . import archive
 from .archive import ArchiveError
 from .peer import Peer
 from .plan import files_to_stage, next_ancestor
+from .wakeup import OnDemandChildren
 
 SIDES = ("alpha", "beta")
+JOB_CHILDREN = ("stager", "transitioner")  # on demand: hibernate when idle
 HELLO_TIMEOUT = 2.0
 SCAN_TIMEOUT = 900.0
 JOB_START_TIMEOUT = 10.0
@@ -80,9 +85,11 @@ class ReconcilerActor(Actor):
         self.phantoms = bool(args.get("phantoms", True))  # docker ignore syntax only
         self.archive_file = archive.archive_path(args["data_directory"], self.session)
         self.ancestor: Optional[Entry] = archive.load(self.archive_file)  # ArchiveError: no start
-        self.peers = {name: Peer(context, args[name], f"{name} endpoint" if name in SIDES
-                                 else name, self.log)
-                      for name in (*SIDES, "stager", "transitioner")}
+        self.peers = {side: Peer(context, args[side], f"{side} endpoint", self.log)
+                      for side in SIDES}
+        self.on_demand = OnDemandChildren(context, self.session,
+                                          {name: args[name] for name in JOB_CHILDREN},
+                                          args.get("supervisor", ""), self.log)
         self.status = "connecting-alpha"
         self.revision = 1
         self.successful_cycles = 0
@@ -110,6 +117,7 @@ class ReconcilerActor(Actor):
             self.log.error("archive not saved", error=str(error))
         for peer in self.peers.values():
             await peer.aclose()
+        await self.on_demand.aclose()
 
     # ------------------------------------------------------------------ requests
 
@@ -207,6 +215,8 @@ class ReconcilerActor(Actor):
                                                timeout=SCAN_TIMEOUT)
         if reply.changed:
             root = apply_changes(root, reply.delta) if reply.delta is not None else reply.root
+            if not full:  # likely work: wake them while the other side may still scan
+                self.on_demand.kick(*JOB_CHILDREN)
         self.snapshots[side] = (reply.epoch, reply.generation, root)
         counts = reply.counts
         self._set_side(side, connected=True, scanned=True, directories=counts.directories,
@@ -216,17 +226,17 @@ class ReconcilerActor(Actor):
         return reply.epoch, root
 
     async def _job(self, peer_name: str, start, side: str = "") -> m.JobReply:
-        peer = self.peers[peer_name]
-        started = await peer.request(start, timeout=JOB_START_TIMEOUT)
-        while True:
-            reply = await peer.request(m.JobStatus(started.job, JOB_POLL),
-                                       timeout=JOB_POLL + JOB_START_TIMEOUT)
-            if side and reply.progress is not None:
-                self._set_side(side, staging_progress=reply.progress)
-            if reply.done:
-                if reply.error:
-                    raise CycleFailed(f"{peer_name}: {reply.error}")
-                return reply
+        async with self.on_demand.awake(peer_name) as peer:  # wakes it if it hibernates
+            started = await peer.request(start, timeout=JOB_START_TIMEOUT)
+            while True:
+                reply = await peer.request(m.JobStatus(started.job, JOB_POLL),
+                                           timeout=JOB_POLL + JOB_START_TIMEOUT)
+                if side and reply.progress is not None:
+                    self._set_side(side, staging_progress=reply.progress)
+                if reply.done:
+                    if reply.error:
+                        raise CycleFailed(f"{peer_name}: {reply.error}")
+                    return reply
 
     async def _cycle(self, full: bool, fresh: bool = False) -> bool:
         """One cycle; True if another should run at once (staged content was missing).
@@ -258,6 +268,7 @@ class ReconcilerActor(Actor):
         results = {"alpha": m.SideResult(), "beta": m.SideResult()}
         changes = {"alpha": result.alpha_changes, "beta": result.beta_changes}
         if changes["alpha"] or changes["beta"]:
+            self.on_demand.kick(*JOB_CHILDREN)  # (nothing to do if already awake)
             for side in SIDES:
                 items = files_to_stage(changes[side])
                 if items:

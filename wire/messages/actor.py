@@ -3,6 +3,11 @@
 Every actor answers ``base.Ping`` with ``base.Pong`` (heartbeat), ``GetStatistics`` with
 ``Statistics`` and ``Stop`` with ``base.Ok`` (then stops). Anything else is the actor's own
 business; a message it does not handle gets ``ErrorReply("unknown-request", ...)``.
+
+Hibernation (on-demand children, ``supervisor.child_spec.ChildSpec.on_demand``): an actor asks
+the daemon's wake mailbox ``WakeChild`` to have a sibling running; the supervisor starts it if it
+hibernates and sends it ``KeepAwake`` (which restarts its idle clock) before answering
+``ChildAwake``.
 """
 
 from .base import Message
@@ -39,4 +44,30 @@ class Sleep(Message):
     seconds: float
 
 
-MESSAGES: tuple = (Stop, GetStatistics, Statistics, Sleep)
+class KeepAwake(Message):
+    """Answered ``Ok`` by every actor's runtime; counts as work, so an actor with an idle exit
+    stays up for at least its idle delay from now."""
+
+
+class WakeChild(Message):
+    """To the daemon's wake mailbox: make child ``child`` of session ``session`` run (start it
+    if it hibernates) and keep it up for its idle delay; answered ``ChildAwake`` once it is
+    ready, or ``ErrorReply``: ``not-found`` (no such session or child), ``unavailable`` (the
+    session is halted or stopping, or the child was not ready within ``timeout`` seconds)."""
+
+    session: str
+    child: str
+    timeout: float
+
+
+class ChildAwake(Message):
+    """Answer to ``WakeChild``. ``started``: a new incarnation runs since the request arrived
+    (peers may reconnect at once rather than on their reconnect timer); ``pid`` of the running
+    incarnation; ``idle_exit``: its idle delay in seconds (0 = it never hibernates)."""
+
+    started: bool
+    pid: int
+    idle_exit: float
+
+
+MESSAGES: tuple = (Stop, GetStatistics, Statistics, Sleep, KeepAwake, WakeChild, ChildAwake)
