@@ -6,8 +6,11 @@ callable writing one frame on that route):
 
 - DIAL: dial the endpoint here (``actors.forward.dialers``), answer OPENED and copy bytes both
   ways with half-close, or FAILED with the one-line reason;
-- LISTEN: listen here (``actors.forward.listeners``; unix sockets 0600, overwrite mode
-  ``leave``), answer LISTENING with the address or LISTEN_FAILED with the reason; each accepted
+- LISTEN: listen here (``actors.forward.listeners``) with the unix-socket options the
+  frame carries (``forward_mux.parse_listen_body``: overwrite mode, owner and group resolved
+  on this machine, permission mode, reclaiming a stale socket; absent: 0600, ``leave``),
+  answer LISTENING with the address or LISTEN_FAILED with the listener's one-line reason
+  (``already exists``, ``unknown socket owner``, ``permission denied``…); each accepted
   connection is announced with ACCEPT (odd ids) and copied both ways; UNLISTEN stops it;
 - the stream frames (DATA/EOF/CLOSE/ACK) go to the multiplexer (``actors.forward.mux``).
 
@@ -43,7 +46,7 @@ class ForwardService:
         if op == fx.DIAL:
             self.mux.spawn(self._dial(identifier, bytes(body).decode(errors="replace")))
         elif op == fx.LISTEN:
-            self.mux.spawn(self._listen(identifier, bytes(body).decode(errors="replace")))
+            self.mux.spawn(self._listen(identifier, bytes(body)))
         elif op == fx.UNLISTEN:
             entry = self._listeners.pop(identifier, None)
             if entry is not None:
@@ -68,14 +71,26 @@ class ForwardService:
         await self.mux.send(fx.encode(fx.OPENED, identifier))
         await pipe(reader, writer, stream, stream)
 
-    async def _listen(self, identifier: int, text: str) -> None:
-        from mutagen_actors.actors.forward.endpoints import ForwardingError, parse_endpoint
+    async def _listen(self, identifier: int, body) -> None:
+        from mutagen_actors.actors.forward.endpoints import (
+            DEFAULT_SOCKET_PERMISSION_MODE,
+            ForwardingError,
+            parse_endpoint,
+            socket_options,
+        )
         from mutagen_actors.actors.forward.listeners import open_listener
 
         try:
+            text, given = fx.parse_listen_body(body)
+            given = given or {}
+            options = socket_options(
+                given.get("overwrite_mode") or "leave", given.get("owner", ""),
+                given.get("group", ""),
+                given.get("permission_mode") or DEFAULT_SOCKET_PERMISSION_MODE)
             endpoint = parse_endpoint(text, listening=True, cwd="/")
-            listener = await open_listener(endpoint)
-        except (ForwardingError, OSError) as error:
+            listener = await open_listener(endpoint, options,
+                                           reclaim_stale=bool(given.get("reclaim")))
+        except (ForwardingError, ProtocolError, OSError) as error:
             await self.mux.send(fx.encode(fx.LISTEN_FAILED, identifier, str(error).encode()))
             return
         task = asyncio.ensure_future(self._accept(identifier, listener))

@@ -12,8 +12,8 @@ ValueError) with one line naming the flag, side or file and what was expected:
   brackets); the same local endpoint twice;
 - name and labels (``supervisor.identity``);
 - ``--socket-overwrite-mode*`` (``leave``/``overwrite``), ``--socket-owner*`` /
-  ``--socket-group*`` (a name, a number or ``id:N``; a name is looked up when that side is
-  local), ``--socket-permission-mode*`` (octal, at most 0777);
+  ``--socket-group*`` (a name, a number or ``id:N``; a name is looked up when the source is
+  local: only the source listens), ``--socket-permission-mode*`` (octal, at most 0777);
 - configuration files (``forward.defaults`` of the global file and ``-c`` files, through
   ``supervisor.configuration``: the file and the key are named).
 
@@ -123,10 +123,11 @@ def _origin(flags: config.ForwardConfiguration, field: str, side: str) -> str:
 
 def _check_owners(merged: config.ForwardConfiguration, flags: config.ForwardConfiguration,
                   local: Mapping[str, bool]) -> None:
-    """Names of owners and groups exist on this machine (for local sides only)."""
+    """Names of owners and groups exist on this machine (for a local source only: only the
+    source listens; a remote source's names are resolved on the remote by our agent there)."""
     for side in SIDES:
-        if not local[side]:
-            continue  # resolved on the endpoint's machine
+        if side != "source" or not local[side]:
+            continue
         settings = merged.endpoint(side)
         for field, lookup, what in (("owner", pwd.getpwnam, "user"),
                                     ("group", grp.getgrnam, "group")):

@@ -115,8 +115,9 @@ def forwarder_args(create: fm.ForwardCreate) -> dict:
 
 def validate_endpoints(source: EndpointUrl, destination: EndpointUrl) -> None:
     """Raise ValueError naming the side and the problem. Local endpoints, or behind ``ssh`` /
-    ``docker`` (a remote unix path must be absolute; socket owner, group and mode settings apply to
-    local unix listeners: a remote one is made 0600 by sshd's or the agent's defaults)."""
+    ``docker`` (a remote unix path must be absolute; the socket overwrite mode, owner, group and
+    permission mode apply to a unix source wherever it listens: a remote one is made by our
+    agent there, names resolved on the remote, and one it cannot honour fails the create)."""
     for side, url, listening in (("source", source, True), ("destination", destination, False)):
         if url.protocol not in ("local", "ssh", "docker"):
             raise ValueError(f"{side}: {url.protocol} forwarding endpoints are not supported")
@@ -362,16 +363,19 @@ class ForwardManager:
         child = supervisor.children.get(CHILD) if supervisor is not None else None
         status, last_error, connected, listening, open_connections = \
             "disconnected", "", False, "", 0
+        destination_connected = False
         if supervisor is not None and supervisor.status == "halted":
             status = "halted-on-actor-failure"
             last_error = halt_description(supervisor.halt_reason, child)
         elif not record.paused:
-            if statistics is not None:
-                status, connected = "forwarding", True
+            if statistics is not None:  # a remote being reconnected: connecting-<side>
+                status, connected = statistics.status, statistics.source_connected
+                destination_connected = statistics.destination_connected
                 listening, open_connections = statistics.listening, statistics.open_connections
                 last_error = statistics.last_error
             elif child is not None and child.state == "running":
                 status, connected = "forwarding", True  # running but slow to answer
+                destination_connected = True
             else:
                 status = "connecting-source"
             if not last_error and child is not None and child.restarts and child.last_exit:
@@ -382,7 +386,8 @@ class ForwardManager:
             created=session.created, paused=record.paused, status=status,
             last_error=last_error,
             source=fm.ForwardEndpointState(url=create.source, connected=connected),
-            destination=fm.ForwardEndpointState(url=create.destination, connected=connected),
+            destination=fm.ForwardEndpointState(url=create.destination,
+                                                connected=destination_connected),
             configuration=create.configuration, listening=listening,
             open_connections=open_connections, total_connections=totals.connections,
             total_outbound_data=totals.outbound, total_inbound_data=totals.inbound,

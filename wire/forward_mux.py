@@ -12,8 +12,12 @@ the two ends never pick the same id.
 
 - DIAL id body=endpoint text (daemon -> agent): dial it in the remote; answered by OPENED id
   or FAILED id body=one-line reason.
-- LISTEN id body=endpoint text (daemon -> agent): listen in the remote; answered by LISTENING
-  id body=address listened on, or LISTEN_FAILED id body=reason. UNLISTEN id stops it.
+- LISTEN id body=``listen_body(endpoint, options)`` (daemon -> agent): listen in the remote;
+  answered by LISTENING id body=address listened on, or LISTEN_FAILED id body=reason.
+  UNLISTEN id stops it. The body is the endpoint text, optionally followed (after a NUL byte,
+  which no endpoint contains) by the unix-socket options ``overwrite_mode``, ``owner``,
+  ``group``, ``permission_mode`` (octal) and ``reclaim`` ("1": a stale socket nobody listens
+  on may be removed), NUL-separated; a bare endpoint means the defaults.
 - ACCEPT id body=listener id (u32) (agent -> daemon): a new connection of that listener.
 - DATA id body=bytes; EOF id (half-close: no more DATA from this side); CLOSE id (the
   connection is gone both ways, body=optional reason).
@@ -60,6 +64,43 @@ def decode(payload) -> tuple[int, int, memoryview]:
     if op not in OPS:
         raise ProtocolError(f"unknown forwarding frame op {op}")
     return op, identifier, view[_HEAD.size:]
+
+
+LISTEN_FIELDS = ("overwrite_mode", "owner", "group", "permission_mode", "reclaim")
+
+
+def listen_body(endpoint: str, options: dict | None = None) -> bytes:
+    """A LISTEN body: ``endpoint`` and, if given, the unix-socket ``options`` (keys of
+    ``LISTEN_FIELDS``; ``permission_mode`` an int, ``reclaim`` a bool)."""
+    if not options:
+        return endpoint.encode()
+    values = [str(options.get("overwrite_mode", "") or ""), str(options.get("owner", "") or ""),
+              str(options.get("group", "") or ""),
+              format(int(options.get("permission_mode", 0) or 0), "o"),
+              "1" if options.get("reclaim") else ""]
+    if any("\0" in value for value in values) or "\0" in endpoint:
+        raise ValueError("a LISTEN field contains a NUL byte")
+    return "\0".join([endpoint, *values]).encode()
+
+
+def parse_listen_body(body) -> tuple[str, dict | None]:
+    """(endpoint text, options or None) of a LISTEN body; ``ProtocolError`` if malformed."""
+    try:
+        parts = bytes(body).decode().split("\0")
+    except UnicodeDecodeError:
+        raise ProtocolError("LISTEN body is not UTF-8") from None
+    if len(parts) == 1:
+        return parts[0], None
+    if len(parts) != 1 + len(LISTEN_FIELDS):
+        raise ProtocolError(f"LISTEN body has {len(parts) - 1} option fields, expected "
+                            f"{len(LISTEN_FIELDS)}")
+    overwrite, owner, group, mode, reclaim = parts[1:]
+    try:
+        permission_mode = int(mode, 8) if mode else 0
+    except ValueError:
+        raise ProtocolError(f"LISTEN permission mode {mode!r} is not octal") from None
+    return parts[0], {"overwrite_mode": overwrite, "owner": owner, "group": group,
+                      "permission_mode": permission_mode, "reclaim": reclaim == "1"}
 
 
 def body_u32(body) -> int:

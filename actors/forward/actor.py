@@ -6,26 +6,33 @@ Launch arguments (``ActorLaunch.args`` / ``ChildSpec.args``):
 - ``destination``: local endpoint text to dial for each accepted connection;
 - optional ``source_remote`` / ``destination_remote``: the remote the endpoint lives on (dict:
   ``protocol`` ``ssh``/``docker``, ``user``, ``host``, ``port``, ``environment``), absent for a
-  local endpoint (``actors.forward.remote``: SSH channels, or the agent in a container); with
-  ``cache_directory`` for the agent bundle and optional ``ssh_directory``. A remote source is
-  reverse forwarding (the remote listens); both remote: bytes go through this process. Losing
-  a remote's connection crashes the actor, so its supervisor restarts it (reconnecting);
+  local endpoint (``actors.forward.remote``: SSH channels, or our agent in a container or, for
+  a unix listener, on the SSH host); with ``cache_directory`` for the agent bundle and optional
+  ``ssh_directory``. A remote source is reverse forwarding (the remote listens, with the socket
+  options below); both remote: bytes go through this process;
 - optional ``socket_overwrite_mode`` (``leave``/``overwrite``), ``socket_owner``,
   ``socket_group``, ``socket_permission_mode`` (octal text or int, default 0600) for a unix
-  source, and ``dial_timeout`` (seconds, default 10).
+  source, local or remote, and ``dial_timeout`` (seconds, default 10).
 
-``on_start`` parses the arguments and opens the listener before the actor reports *ready*, so
-ready means listening. A bad argument or a listener that cannot be opened fails the start with
-the one-line ``ForwardingError`` text (the supervisor's restart budget then halts the session
-with that reason). A restarted incarnation reclaims the unix socket file its killed predecessor
-left behind (a socket nobody listens on), even in ``leave`` mode. Requests:
-``GetForwardingStatistics`` -> ``ForwardingStatistics``. A crash drops only this actor's
-connections (the kernel closes its sockets).
+``on_start`` parses the arguments and opens a local listener before the actor reports
+*ready*. A bad argument or a local listener that cannot be opened fails the start with the
+one-line ``ForwardingError`` text (the supervisor's restart budget then halts the session with
+that reason). Remote sides (``actors.forward.links``): the first incarnation of a session
+(``launch.restarts == 0``: create, resume, daemon start) connects them (and listens on a
+remote source) before ready and fails its start with the reason, so ``create`` reports a bad
+host or a taken remote address at once; from then on a remote that is lost or down is
+reconnected with back-off (0.5 s doubling to 5 s) for as long as the session runs, the local
+listener staying open (its connections are refused with "not connected" meanwhile); a
+restarted incarnation starts in that mode. The status says which side is being connected and
+why (``ForwardingStatistics.status``/``last_error``). A restarted incarnation reclaims the
+unix socket file its killed predecessor left behind (a socket nobody listens on), even in
+``leave`` mode, locally or on the remote. Requests: ``GetForwardingStatistics`` ->
+``ForwardingStatistics``. A crash drops only this actor's connections (the kernel closes its
+sockets).
 """
 
 from __future__ import annotations
 
-import asyncio
 import os
 import resource
 import tempfile
@@ -37,23 +44,21 @@ from mutagen_actors.wire.messages.forward import ForwardingStatistics, GetForwar
 from .dialers import DEFAULT_DIAL_TIMEOUT, make_dialer
 from .endpoints import (
     DEFAULT_SOCKET_PERMISSION_MODE,
-    ForwardingError,
     parse_endpoint,
     socket_options,
 )
+from .links import RemoteLink, RemoteListener, remote_dialer, session_status
 from .listeners import open_listener
 from .relay import Relay
+from .remote import describe_remote
 
 
 class ForwarderActor(Actor):
     relay: Relay | None = None
-    remotes: list = []
-    _watchers: list = []
-    _stopping = False
+    links: list = []
 
     async def on_start(self) -> None:
         _raise_file_limit()
-        self._watchers = []
         args = self.context.args
         source_remote, destination_remote = args.get("source_remote"), args.get("destination_remote")
         if source_remote or destination_remote:
@@ -68,70 +73,85 @@ class ForwarderActor(Actor):
             args.get("socket_group", ""),
             args.get("socket_permission_mode", DEFAULT_SOCKET_PERMISSION_MODE))
         timeout = float(args.get("dial_timeout", DEFAULT_DIAL_TIMEOUT))
-        self.remotes = []
-        try:
-            if destination_remote:
-                remote = await self._connect(destination_remote)
-                dial = remote.dialer(destination, timeout)
-            else:
-                dial = make_dialer(destination, timeout)
-            if source_remote:
-                remote = await self._connect(source_remote)
-                listener = await _listen_remote(remote, source,
-                                                retry=self.context.launch.restarts > 0)
-            else:
-                listener = await open_listener(source, options,
-                                               reclaim_stale=self.context.launch.restarts > 0)
-        except BaseException:
-            await self._close_remotes()
-            raise
-        log = self.log.bind(side="source")
-        self.relay = Relay(listener, dial, log=log)
-        self.relay.start()
-        self.log.info("forwarding", listening=listener.describe(), destination=str(destination))
+        restarted = self.context.launch.restarts > 0
+        self.links = []
+        self.source_link = self.destination_link = None
+        if destination_remote:
+            link = self.destination_link = self._link("destination", destination_remote)
+            dial = remote_dialer(link, destination, timeout)
+        else:
+            dial = make_dialer(destination, timeout)
+        if source_remote:
+            listener = RemoteListener(f"{source} on {describe_remote(source_remote)}")
+            link = self.source_link = self._link("source", source_remote)
 
-    async def _connect(self, remote: dict):
+            async def listen(side, link=link, listener=listener):
+                # a reconnection may find the socket file of a listener that died with the
+                # remote's agent (container stopped): reclaim it, as after a restart
+                listener.attach(await side.listen(
+                    source, options, reclaim=restarted or link.connections > 0))
+
+            link._on_up, link._on_down = listen, listener.detach
+        else:
+            listener = await open_listener(source, options, reclaim_stale=restarted)
+        try:
+            if not restarted:
+                for link in self.links:
+                    await link.connect_once()
+        except BaseException:
+            listener.close()
+            await self._close_links()
+            raise
+        for link in self.links:
+            link.start()
+        self.relay = Relay(listener, dial, log=self.log.bind(side="source"))
+        self.relay.start()
+        self.log.info("forwarding", listening=listener.describe() or str(source),
+                      destination=str(destination))
+
+    def _link(self, role: str, remote: dict) -> RemoteLink:
         from .remote import connect_remote
 
-        side = await connect_remote(remote, cache_directory=self.context.args.get(
-            "cache_directory") or _default_cache(), ssh_directory=self.context.args.get(
-            "ssh_directory") or None)
-        self.remotes.append(side)
-        watcher = asyncio.ensure_future(side.wait_lost())
-        watcher.add_done_callback(self._lost)
-        self._watchers.append(watcher)
-        return side
+        async def connect():
+            return await connect_remote(
+                remote, cache_directory=self.context.args.get("cache_directory")
+                or _default_cache(), ssh_directory=self.context.args.get("ssh_directory")
+                or None)
 
-    def _lost(self, watcher) -> None:
-        if watcher.cancelled() or self._stopping:
-            return
-        reason = watcher.exception() or watcher.result()
-        self.log.warning("remote lost", reason=str(reason))
-        os._exit(3)  # the supervisor restarts this forwarder, which reconnects
+        link = RemoteLink(role, describe_remote(remote), connect,
+                          log=self.log.bind(side=role))
+        self.links.append(link)
+        return link
 
-    async def _close_remotes(self) -> None:
-        self._stopping = True
-        for watcher in self._watchers:
-            watcher.cancel()
-        for side in getattr(self, "remotes", []):
-            try:
-                await asyncio.wait_for(side.close(), 2)
-            except Exception:  # noqa: BLE001 - best effort on the way out
-                pass
+    async def _close_links(self) -> None:
+        for link in self.links:
+            await link.close()
+
+    def _status(self) -> tuple[str, str]:
+        """(status word, the connection error while a remote side is not up, else "")."""
+        source, destination = self.source_link, self.destination_link
+        status = session_status(source is not None, source is None or source.up,
+                                destination is not None, destination is None or destination.up)
+        for link in (source, destination):
+            if link is not None and not link.up:
+                return status, link.last_error or f"connecting to {link.description}"
+        return status, ""
 
     async def handle(self, message):
         if isinstance(message, GetForwardingStatistics):
             s = self.relay.statistics
-            return ForwardingStatistics(self.relay.listener.describe(), s.open_connections,
-                                        s.total_connections, s.outbound_bytes, s.inbound_bytes,
-                                        s.errors, s.last_error)
+            status, connection_error = self._status()
+            return ForwardingStatistics(
+                self.relay.listener.describe(), s.open_connections, s.total_connections,
+                s.outbound_bytes, s.inbound_bytes, s.errors, connection_error or s.last_error,
+                status, self.source_link is None or self.source_link.up,
+                self.destination_link is None or self.destination_link.up)
         raise NotHandled
 
     async def on_stop(self) -> None:
-        self._stopping = True
         if self.relay is not None:
             await self.relay.close()
-        await self._close_remotes()
+        await self._close_links()
 
 
 def _raise_file_limit(ceiling: int = 65536) -> None:
@@ -144,21 +164,6 @@ def _raise_file_limit(ceiling: int = 65536) -> None:
             resource.setrlimit(resource.RLIMIT_NOFILE, (wanted, hard))
         except (ValueError, OSError):
             pass
-
-
-async def _listen_remote(remote, endpoint, *, retry: bool, patience: float = 3.0):
-    """Listen on the remote. A restarted forwarder (``retry``) may find its killed
-    predecessor's listener still held on the remote for a moment (the sshd or the old agent
-    has not noticed yet): "address already in use" is retried for ``patience`` seconds."""
-    deadline = asyncio.get_running_loop().time() + patience
-    while True:
-        try:
-            return await remote.listen(endpoint)
-        except ForwardingError as error:
-            if not retry or "in use" not in str(error) \
-                    or asyncio.get_running_loop().time() > deadline:
-                raise
-        await asyncio.sleep(0.1)
 
 
 def _default_cache() -> str:

@@ -8,9 +8,16 @@ and returns a ``RemoteSide`` with:
   the remote*. SSH: a direct-tcpip / direct-streamlocal channel on the SSH connection (what
   ``ssh -L`` does; no agent involved). Docker: the agent in the container dials, and the bytes
   travel multiplexed over its ``docker exec`` tunnel (``actors.forward.mux``).
-- ``await listen(endpoint) -> StreamListener``: listen on the remote (reverse forwarding).
-  SSH: a tcpip-forward / streamlocal-forward request (``ssh -R``) on exactly the address given;
-  Docker: the agent listens in the container. Connections arrive through a ``QueueListener``.
+- ``await listen(endpoint, options=None, reclaim=False) -> StreamListener``: listen on the
+  remote (reverse forwarding). SSH, TCP: a tcpip-forward request (``ssh -R``) on exactly the
+  address given. SSH, unix, and Docker: our agent listens on the remote (started over the same
+  SSH connection / ``docker exec``), so the unix-socket ``options`` (``SocketOptions``:
+  overwrite mode, owner, group, permission mode) are applied exactly as for a local listener,
+  owner and group names being resolved on the remote; ``reclaim`` lets a restarted forwarder
+  remove a stale socket nobody listens on. (sshd's streamlocal-forward cannot carry them: the
+  request names only a path, and sshd makes the socket with its own ``StreamLocalBindMask``,
+  0177 by default, owned by the login user, replacing an existing file only if
+  ``StreamLocalBindUnlink yes``.) Connections arrive through a ``QueueListener``.
 - ``await wait_lost() -> str``: completes with a reason when the connection to the remote ends.
 - ``await close()``.
 
@@ -67,7 +74,7 @@ class _Url:
 
 
 async def connect_remote(remote: dict, *, cache_directory: str,
-                         ssh_directory: str | None = None) -> "SshSide | DockerSide":
+                         ssh_directory: str | None = None) -> "SshSide | AgentSide":
     from mutagen_actors.agent.transports import TransportError
 
     try:
@@ -75,17 +82,12 @@ async def connect_remote(remote: dict, *, cache_directory: str,
             from mutagen_actors.agent.transports.ssh import SshTransport
 
             transport = await SshTransport.connect(_Url(remote), ssh_directory=ssh_directory)
-            return SshSide(transport)
+            return SshSide(transport, cache_directory)
         if remote["protocol"] == "docker":
-            from mutagen_actors.agent.install import AgentError
             from mutagen_actors.agent.transports.docker import DockerTransport
 
-            side = DockerSide(DockerTransport(_Url(remote)))
-            try:
-                await side.connect(cache_directory)
-            except AgentError as error:
-                raise ForwardingError(f"cannot start the agent on {describe_remote(remote)}: "
-                                      f"{error}") from None
+            side = AgentSide(DockerTransport(_Url(remote)), where="in")
+            await side.connect(cache_directory)
             return side
     except TransportError as error:
         raise ForwardingError(str(error)) from None
@@ -166,11 +168,13 @@ def _cork(connection) -> None:
 
 
 class SshSide:
-    def __init__(self, transport):
+    def __init__(self, transport, cache_directory: str = ""):
         self.transport = transport
         self.connection = transport.connection
         _cork(self.connection)
         self.description = transport.description
+        self.cache_directory = cache_directory
+        self.agent: AgentSide | None = None  # started for the first unix listener
         self._listeners: list = []
 
     def dialer(self, endpoint: Endpoint, timeout: float = 10.0) -> Dialer:
@@ -200,7 +204,13 @@ class SshSide:
                                                          encoding=None, window=CHANNEL_WINDOW)
         return _buffered(pair)
 
-    async def listen(self, endpoint: Endpoint) -> QueueListener:
+    async def listen(self, endpoint: Endpoint, options=None, reclaim: bool = False):
+        if endpoint.is_unix:
+            if self.agent is None:
+                agent = AgentSide(self.transport, where="on")
+                await agent.connect(self.cache_directory)
+                self.agent = agent
+            return await self.agent.listen(endpoint, options, reclaim)
         import asyncssh
 
         queue: QueueListener
@@ -211,12 +221,8 @@ class SshSide:
             return handler
 
         try:
-            if endpoint.is_unix:
-                listener = await self.connection.start_unix_server(handler_factory, endpoint.path,
-                                                                   encoding=None)
-            else:
-                listener = await self.connection.start_server(handler_factory, endpoint.host,
-                                                              endpoint.port, encoding=None)
+            listener = await self.connection.start_server(handler_factory, endpoint.host,
+                                                          endpoint.port, encoding=None)
         except (asyncssh.Error, asyncssh.ChannelListenError, OSError) as error:
             if await self._in_use(endpoint):
                 raise ForwardingError(f"cannot listen on {endpoint} on {self.description}: "
@@ -225,8 +231,7 @@ class SshSide:
                 f"cannot listen on {endpoint} on {self.description}: the SSH server refused "
                 f"({_reason(error)}; the address may be taken, or forwarding not allowed)"
             ) from None
-        where = endpoint if endpoint.is_unix else Endpoint(endpoint.protocol, endpoint.host,
-                                                            listener.get_port())
+        where = Endpoint(endpoint.protocol, endpoint.host, listener.get_port())
         queue = QueueListener(f"{where} on {self.description}", on_close=listener.close)
         self._listeners.append(listener)
         return queue
@@ -244,12 +249,28 @@ class SshSide:
         return True
 
     async def wait_lost(self) -> str:
-        await self.connection.wait_closed()
-        return f"the SSH connection to {self.description} was lost"
+        """The SSH connection ended, or the agent started on it (for unix listeners) did."""
+        closed = asyncio.ensure_future(self.connection.wait_closed())
+        waits = {closed}
+        if self.agent is not None:
+            waits.add(asyncio.ensure_future(self.agent.wait_lost()))
+        try:
+            done, _ = await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for wait in waits:
+                wait.cancel()
+        if closed in done:
+            return f"the SSH connection to {self.description} was lost"
+        return next(iter(done)).result()
 
     async def close(self) -> None:
         for listener in self._listeners:
             listener.close()
+        if self.agent is not None:
+            try:
+                await asyncio.wait_for(self.agent.close(), 2)
+            except Exception:  # noqa: BLE001 - the connection closes below anyway
+                pass
         await self.transport.close()
 
 
@@ -265,15 +286,18 @@ def _reason(error: Exception) -> str:
     return reason.strip().rstrip(".").lower() if reason[:1].isupper() else reason
 
 
-# ------------------------------------------------------------------------------------- Docker
+# ------------------------------------------------------------------------------ agent (Docker)
 
 
-class DockerSide:
-    """The agent in a container, with forwarded connections multiplexed over its tunnel."""
+class AgentSide:
+    """Our agent on a remote (in a container, or on an SSH host for unix listeners), with
+    forwarded connections multiplexed over its tunnel. ``where`` is how messages place the
+    remote ("in" a container, "on" a host)."""
 
-    def __init__(self, transport):
+    def __init__(self, transport, where: str = "in"):
         self.transport = transport
         self.description = transport.description
+        self.where = f"{where} {transport.description}"
         self.agent = None
         self.mux: Mux | None = None
         self._waiting: dict[int, asyncio.Future] = {}
@@ -281,10 +305,14 @@ class DockerSide:
         self._listener_ids = iter(range(2, 1 << 31, 2))
 
     async def connect(self, cache_directory: str) -> None:
-        from mutagen_actors.agent.install import connect_agent
+        """Start (installing if needed) the agent; ``ForwardingError`` naming the remote."""
+        from mutagen_actors.agent.install import AgentError, connect_agent
 
-        self.agent = await connect_agent(self.transport, self._on_data,
-                                         cache_directory=cache_directory)
+        try:
+            self.agent = await connect_agent(self.transport, self._on_data,
+                                             cache_directory=cache_directory)
+        except AgentError as error:
+            raise ForwardingError(f"cannot start the agent {self.where}: {error}") from None
         tunnel = self.agent.tunnel
         self.mux = Mux(lambda payload: tunnel.send(fx.ROUTE, payload), odd=False)
 
@@ -306,9 +334,11 @@ class DockerSide:
         else:
             self.mux.on_stream_frame(op, identifier, body)
 
-    async def _ask(self, op: int, identifier: int, text: str, timeout: float):
+    async def _ask(self, op: int, identifier: int, body: str | bytes, timeout: float):
         waiter = self._waiting[identifier] = asyncio.get_running_loop().create_future()
-        await self.agent.tunnel.send(fx.ROUTE, fx.encode(op, identifier, text.encode()))
+        if isinstance(body, str):
+            body = body.encode()
+        await self.agent.tunnel.send(fx.ROUTE, fx.encode(op, identifier, body))
         try:
             return await asyncio.wait_for(asyncio.shield(waiter), timeout)
         finally:
@@ -322,35 +352,43 @@ class DockerSide:
                 op, text = await self._ask(fx.DIAL, identifier, str(endpoint), timeout)
             except asyncio.TimeoutError:
                 stream.close()
-                raise DialError(f"cannot connect to {endpoint} in {self.description}: timed "
+                raise DialError(f"cannot connect to {endpoint} {self.where}: timed "
                                 f"out after {timeout:g} s") from None
             except ConnectionError as error:
                 stream._gone()
-                raise DialError(f"cannot connect to {endpoint} in {self.description}: "
+                raise DialError(f"cannot connect to {endpoint} {self.where}: "
                                 f"{error}") from None
             if op != fx.OPENED:
                 stream._gone()
-                raise DialError(f"{text} in {self.description}")
+                raise DialError(f"{text} {self.where}")
             return stream, stream
 
         return dial
 
-    async def listen(self, endpoint: Endpoint) -> QueueListener:
+    async def listen(self, endpoint: Endpoint, options=None,
+                     reclaim: bool = False) -> QueueListener:
         identifier = next(self._listener_ids)
+        given = None
+        if endpoint.is_unix and (options is not None or reclaim):
+            given = {"reclaim": reclaim}
+            if options is not None:
+                given.update(overwrite_mode=options.overwrite_mode.value, owner=options.owner,
+                             group=options.group, permission_mode=options.permission_mode)
         try:
-            op, text = await self._ask(fx.LISTEN, identifier, str(endpoint), 15.0)
+            op, text = await self._ask(fx.LISTEN, identifier,
+                                       fx.listen_body(str(endpoint), given), 15.0)
         except (asyncio.TimeoutError, ConnectionError) as error:
-            raise ForwardingError(f"cannot listen on {endpoint} in {self.description}: "
+            raise ForwardingError(f"cannot listen on {endpoint} {self.where}: "
                                   f"{error or 'no answer from the agent'}") from None
         if op != fx.LISTENING:
-            raise ForwardingError(f"{text} in {self.description}")
+            raise ForwardingError(f"{text} {self.where}")
 
         def stop():
             self._listeners.pop(identifier, None)
             if self.agent is not None and not self.agent.tunnel.is_closed:
                 self.mux.spawn(self.mux.send(fx.encode(fx.UNLISTEN, identifier)))
 
-        listener = self._listeners[identifier] = QueueListener(f"{text} in {self.description}",
+        listener = self._listeners[identifier] = QueueListener(f"{text} {self.where}",
                                                                on_close=stop)
         return listener
 
@@ -358,7 +396,7 @@ class DockerSide:
         closed = await self.agent.tunnel.wait_closed()
         if self.mux is not None:
             self.mux.lost(str(closed))
-        return f"the agent tunnel to {self.description} was lost: {closed}"
+        return f"the agent tunnel {self.where} was lost: {closed}"
 
     async def close(self) -> None:
         if self.agent is not None:
@@ -366,3 +404,6 @@ class DockerSide:
         if self.mux is not None:
             self.mux.lost("closed")
 
+
+
+DockerSide = AgentSide  # the name it had when only containers ran an agent for forwarding

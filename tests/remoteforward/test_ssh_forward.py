@@ -217,12 +217,13 @@ def test_a_cut_ssh_connection_is_reconnected(ssh_daemon, sshd):
             except ProcessLookupError:
                 pass
         cut_at = time.monotonic()
-        wait_until(lambda: not alive(forwarder), 10, what="the forwarder to notice the cut")
         wait_until(lambda: echo_once(source, b"after the cut", timeout=2), 30, interval=0.1,
                    what="forwarding again over a new SSH connection")
         print(f"forwarding again {time.monotonic() - cut_at:.2f} s after the SSH connection "
               "was cut")
         assert ssh_daemon.session("cut")["status"] == "forwarding"
+        # a lost connection is not a crash: the same forwarder reconnected
+        assert alive(forwarder) and ssh_daemon.actor_pids(session)["forwarder"] == forwarder
     finally:
         echo.close()
 

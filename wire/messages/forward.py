@@ -5,7 +5,10 @@ A forwarder answers ``GetForwardingStatistics`` with ``ForwardingStatistics``:
 real port when port 0 was asked), ``open_connections`` / ``total_connections`` count accepted
 connections, ``outbound_bytes`` went source to destination and ``inbound_bytes`` destination to
 source, ``errors`` counts failed dials and accepts and ``last_error`` is the text of the latest
-("" if none). Counters start at zero with each incarnation of the actor.
+("" if none). Counters start at zero with each incarnation of the actor. ``status`` is
+``forwarding``, or ``connecting-source`` / ``connecting-destination`` while a remote side is
+being (re)connected, with ``last_error`` then saying why it is not connected;
+``source_connected`` / ``destination_connected`` say which side is up (a local side always is).
 
 The CLI manages forwarding sessions through the daemon with ``ForwardCreate`` / ``ForwardList``
 / ``ForwardPause`` / ``ForwardResume`` / ``ForwardTerminate`` (below; they mirror the sync
@@ -30,6 +33,9 @@ class ForwardingStatistics(Message):
     inbound_bytes: int
     errors: int
     last_error: str
+    status: str = "forwarding"
+    source_connected: bool = True
+    destination_connected: bool = True
 
 
 MESSAGES: tuple = (GetForwardingStatistics, ForwardingStatistics)
