@@ -93,8 +93,10 @@ class _Client(asyncssh.SSHClient):
     async def password_auth_requested(self):
         if self.prompter is None or self.passwords >= PASSWORD_ATTEMPTS:
             return None
-        self.passwords += 1
-        return await self.prompter("password", "Password: ", False)
+        answer = await self.prompter("password", "Password: ", False)
+        if answer is not None:
+            self.passwords += 1  # a password was tried (nobody answering is not a refusal)
+        return answer
 
     def kbdint_auth_requested(self):
         return "" if self.prompter is not None else None
@@ -274,13 +276,15 @@ async def _connect_once(settings: _Settings, host: str, user: str, port: int, tu
                     f"(ssh-keygen -R '{where}' -f {settings.known_hosts}) and connect again"
                 ) from None
             if settings.prompter is not None and client.offered_key is not None and not retried:
-                if await _ask_to_trust(settings.prompter, where, client.offered_key,
-                                       settings.known_hosts):
+                answer = await _ask_to_trust(settings.prompter, where, client.offered_key,
+                                             settings.known_hosts)
+                if answer == "yes":
                     retried = True
                     continue
-                raise TransportError(
-                    f"host key for {where} ({client.offered_key.get_fingerprint()}) was not "
-                    f"accepted") from None
+                if answer is not None:  # someone answered, and not "yes"
+                    raise TransportError(
+                        f"host key for {where} ({client.offered_key.get_fingerprint()}) was not "
+                        f"accepted") from None
             fingerprint = (f" ({client.offered_key.get_fingerprint()})"
                            if client.offered_key is not None else "")
             raise TransportError(
@@ -361,15 +365,32 @@ def _target(known: _KnownHosts, settings: _Settings, host: str, user: str, port:
     return f"{host}:{port or 22}"
 
 
-async def _ask_to_trust(prompter: Prompter, where: str, key, known_hosts_file: str) -> bool:
+def key_type_name(algorithm: str) -> str:
+    """The key type as OpenSSH names it in its host key question (pure):
+    "ssh-ed25519" -> "ED25519", "ecdsa-sha2-nistp256" -> "ECDSA", "ssh-rsa" -> "RSA"."""
+    name = algorithm.lower()
+    for marker, shown in (("ed25519", "ED25519"), ("ed448", "ED448"), ("ecdsa", "ECDSA"),
+                          ("rsa", "RSA"), ("dss", "DSA")):
+        if marker in name:
+            return shown
+    return algorithm
+
+
+async def _ask_to_trust(prompter: Prompter, where: str, key,
+                        known_hosts_file: str) -> Optional[str]:
+    """Ask whether to trust ``key``; "yes" (the key is then appended to known_hosts), another
+    answer ("no"), or None when nobody could answer."""
     question = (f"The authenticity of host '{where}' can't be established.\n"
-                f"{key.get_algorithm()} key fingerprint is {key.get_fingerprint()}.\n"
+                f"{key_type_name(key.get_algorithm())} key fingerprint is "
+                f"{key.get_fingerprint()}.\n"
                 "Are you sure you want to continue connecting (yes/no)? ")
     answer = await prompter("host-key", question, True)
-    if (answer or "").strip().lower() != "yes":
-        return False
+    if answer is None:
+        return None
+    if answer.strip().lower() != "yes":
+        return "no"
     os.makedirs(os.path.dirname(known_hosts_file), mode=0o700, exist_ok=True)
     line = f"{where} {key.export_public_key('openssh').decode().strip()}\n"
     with open(known_hosts_file, "a") as handle:
         handle.write(line)
-    return True
+    return "yes"

@@ -12,6 +12,7 @@ import threading
 import pytest
 
 from mutagen_actors.agent.transports.prompt_time import PromptClock, clocked, within
+from mutagen_actors.agent.transports.ssh import key_type_name
 from mutagen_actors.supervisor.prompt_relay import TerminalRelay
 from mutagen_actors.wire import codec
 from mutagen_actors.wire.errors import ProtocolError
@@ -25,6 +26,15 @@ from mutagen_actors.wire.messages.control import (
     Welcome,
 )
 from mutagen_actors.wire.stream import StreamClient, StreamServer, current_peer
+
+
+@pytest.mark.parametrize("algorithm, shown", [
+    ("ssh-ed25519", "ED25519"), ("ecdsa-sha2-nistp256", "ECDSA"), ("ssh-rsa", "RSA"),
+    ("rsa-sha2-512", "RSA"), ("ssh-dss", "DSA"), ("ssh-ed448", "ED448"),
+    ("sk-ssh-ed25519@openssh.com", "ED25519"), ("something-new", "something-new"),
+])
+def test_host_key_question_names_the_key_type_as_openssh(algorithm, shown):
+    assert key_type_name(algorithm) == shown
 
 
 class FakeTime:

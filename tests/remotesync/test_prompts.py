@@ -14,6 +14,7 @@ from __future__ import annotations
 import os
 import select
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -101,6 +102,17 @@ def error_lines(text: str) -> list[str]:
             if line.strip().startswith("Error")]
 
 
+def descendants(pid: int) -> set:
+    """Every process below ``pid`` (a private sshd's connections and their sessions)."""
+    found, todo = set(), [pid]
+    while todo:
+        for child in infra.children_of(todo.pop()):
+            if child not in found:
+                found.add(child)
+                todo.append(child)
+    return found
+
+
 # ------------------------------------------------------------------- unknown host key
 
 
@@ -151,7 +163,7 @@ def test_unknown_key_answered_no_refuses_with_one_line(unknown_key, sshd, local_
     terminal = Terminal(sync.daemon, "sync", "create", local, "testhost:prompt-no")
     question = terminal.expect(HOST_KEY_QUESTION)
     assert f"The authenticity of host '[127.0.0.1]:{sshd.port}' can't be established." in question
-    assert "ssh-ed25519 key fingerprint is SHA256:" in question
+    assert "ED25519 key fingerprint is SHA256:" in question
     terminal.type("no")
     status, text = terminal.finish()
     assert status == 1, text
@@ -182,10 +194,11 @@ def test_resume_asks_and_yes_trusts_the_key(unknown_key, sshd, local_and_remote)
         sync.daemon.cli("sync", "terminate", "asked", check=True)
 
 
-def test_create_answered_yes_then_the_key_is_known(sshd, local_and_remote):
+def test_create_answered_yes_then_background_reconnects_never_ask(sshd, local_and_remote):
     directory = sshd.client_files(f"client-prompts-yes-{os.getpid()}", known_hosts="")
     handle, base = start_home_daemon(directory.directory)
     sync = RemoteSync(handle)
+    listener_children = descendants(sshd.process.pid)
     try:
         local, remote = local_and_remote("prompt-create-yes")
         write(local, "a.txt", "alpha")
@@ -202,6 +215,25 @@ def test_create_answered_yes_then_the_key_is_known(sshd, local_and_remote):
         write(local, "b.txt", "later")  # watching: no flush
         wait_until(lambda: tree(remote).get("b.txt") == ("file", b"later", False), 30,
                    what="a later edit to reach the remote")
+
+        # The key is forgotten and the connection cut: the session reconnects by itself, with
+        # no command waiting, so nobody is asked and the reason is the session's last error.
+        with open(directory.known_hosts, "w"):
+            pass
+        cut = descendants(sshd.process.pid) - listener_children
+        assert cut, "no ssh connection of the session found"
+        for pid in cut:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        try:
+            (state,) = wait_until(
+                lambda: [s for s in sync.list() if "is not known" in s.last_error], 30,
+                what="the background reconnect to fail on the unknown key")
+        except AssertionError as error:
+            raise AssertionError(f"{error}: {sync.list()}") from None
+        assert not state.beta.connected, state
         handle.cli("sync", "terminate", "yes", check=True)
     finally:
         stop_home_daemon(handle, base)
