@@ -59,6 +59,7 @@ _KIND_MASK = 0x0F
 _HEADER = struct.Struct(">BI")
 HEADER_SIZE = _HEADER.size
 COMPRESS_THRESHOLD = 512
+JOIN_BELOW = 64 * 1024  # frames smaller than this are written as one buffer
 MAX_BODY = MAX_FRAME_SIZE + 256 + 1024  # a codec frame, its route, lz4's worst-case growth
 
 TRAFFIC_LOG_ENV = "MUTAGEN_ACTORS_TRAFFIC_LOG"
@@ -84,7 +85,8 @@ def lz4_available() -> bool:
 
 def frame_parts(kind: int, body: bytes, *, compress: bool = False, prefix: bytes = b"") -> list:
     """One frame as buffers to write in order; the body is ``prefix + body`` (a DATA frame's
-    route goes in ``prefix``: the payload itself is never copied unless it is compressed).
+    route goes in ``prefix``). A frame below ``JOIN_BELOW`` bytes is one buffer (an SSH channel
+    sends each write as its own packet); a larger payload is never copied unless compressed.
 
     Compression is tried only when allowed, for bodies of at least ``COMPRESS_THRESHOLD``
     bytes; for bodies of 128 KiB or more a 64 KiB sample (four pieces) is tried first and
@@ -94,7 +96,12 @@ def frame_parts(kind: int, body: bytes, *, compress: bool = False, prefix: bytes
         if size < 8 * _SAMPLE or _sample_compresses(body):
             packed = _lz4.compress(prefix + body if prefix else body, store_size=True)
             if len(packed) < size:
+                if len(packed) < JOIN_BELOW:
+                    return [_HEADER.pack(kind | COMPRESSED, len(packed)) + packed]
                 return [_HEADER.pack(kind | COMPRESSED, len(packed)), packed]
+    if size < JOIN_BELOW:
+        # One buffer: each write to an SSH channel becomes at least one packet of its own.
+        return [_HEADER.pack(kind, size) + prefix + body]
     return [_HEADER.pack(kind, size) + prefix, body]
 
 

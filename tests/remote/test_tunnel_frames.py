@@ -87,3 +87,21 @@ def test_large_bodies_are_sampled_before_compressing(body, flagged):
     frame = t.encode_frame(t.DATA, body, compress=True)
     assert bool(frame[0] & t.COMPRESSED) is flagged
     assert t.FrameDecoder(compression=True).feed(frame) == [(t.DATA, body)]
+
+
+# 120 KiB that lz4 shrinks to about two thirds: still above JOIN_BELOW once compressed.
+HALF_REPEATED = b"".join(piece + piece[:10240] for piece in (os.urandom(20480) for _ in range(4)))
+
+
+@pytest.mark.parametrize("body, compress, buffers", [
+    (b"x" * 10, False, 1),                     # small: header and body in one write
+    (TEXT, True, 1),                           # compressed, still small
+    (os.urandom(t.JOIN_BELOW), False, 2),      # large: the payload is not copied
+    (HALF_REPEATED, True, 2),                  # compresses, but the block stays large
+])
+def test_small_frames_are_one_write(body, compress, buffers):
+    parts = t.frame_parts(t.DATA, body, compress=compress, prefix=b"\x01r")
+    assert len(parts) == buffers
+    assert bool(parts[0][0] & t.COMPRESSED) is (compress and len(b"".join(parts)) < len(body))
+    decoded = t.FrameDecoder(compression=compress).feed(b"".join(parts))
+    assert decoded == [(t.DATA, b"\x01r" + body)]
