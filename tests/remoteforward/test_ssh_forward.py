@@ -15,7 +15,7 @@ import signal
 import socket
 import time
 
-from forward.servers import EchoServer, HashSink, http_server
+from forward.servers import EchoServer, HashSink, generated, http_server
 from forwardsession.conftest import (
     connect,
     echo_once,
@@ -70,6 +70,33 @@ def test_100_concurrent_connections_with_random_data_verified_by_hash(ssh_daemon
         with concurrent.futures.ThreadPoolExecutor(100) as pool:
             results = list(pool.map(one, range(100)))
         assert all(results), f"{results.count(False)} of 100 connections went wrong"
+    finally:
+        sink.close()
+
+
+def test_1_gib_through_one_connection_through_ssh_verified_by_hash(ssh_daemon):
+    """local listener -> the forwarder's SSH connection -> sshd -> a sink on the remote that
+    hashes as it reads; the sender hashes as it writes (1 MiB at a time, no big buffers)."""
+    size = 1 << 30
+    sink = HashSink("tcp:127.0.0.1:0")
+    source = f"tcp:127.0.0.1:{free_port()}"
+    try:
+        ssh_daemon.create(source, f"testhost:{sink.endpoint}", "-n", "gib")
+        digest = hashlib.sha256()
+        started = time.perf_counter()
+        with connect(source, timeout=120) as sock:
+            for chunk in generated(size):
+                digest.update(chunk)
+                sock.sendall(chunk)
+            sock.shutdown(socket.SHUT_WR)
+            answer = recv_all(sock).decode()
+        elapsed = time.perf_counter() - started
+        assert answer == f"{size} {digest.hexdigest()}\n"
+        state = ssh_daemon.wait_session("gib", lambda s: s["totalOutboundData"] == size, 10,
+                                        what="the outbound byte count")
+        assert state["errors"] == 0
+        print(f"1 GiB through one connection through ssh (sha256 at both ends): {elapsed:.2f} s, "
+              f"load average {os.getloadavg()[0]:.2f}")
     finally:
         sink.close()
 
