@@ -2,8 +2,11 @@
 
 Usage: python bench/sync_many.py [sessions] [files per session]
 Creates ``sessions`` local-to-local sessions of ``files`` files each (all watching), waits until
-every beta root holds every file, then sums PSS (``/proc/PID/smaps_rollup``) over the daemon's
-processes (daemon, fork server, actors). Stops everything it started by pid.
+every beta root holds every file, sampling the PSS (``/proc/PID/smaps_rollup``) summed over the
+daemon's processes (daemon, fork server, actors) every ``SAMPLE`` seconds meanwhile (the peak),
+then waits for steady state: every stager and transitioner hibernating (their idle exit,
+``MUTAGEN_ACTORS_IDLE_EXIT``, 30 s unless set), with a deadline, and reports the PSS there, with
+a breakdown per kind of process. Stops everything it started by pid.
 """
 
 from __future__ import annotations
@@ -20,6 +23,12 @@ sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "tests"))
 
 from foundation.conftest import Daemon, processes_of  # noqa: E402
 from syncsession.conftest import Sync  # noqa: E402
+
+from mutagen_actors.supervisor.child_spec import idle_exit_setting  # noqa: E402
+from mutagen_actors.wire.messages import control  # noqa: E402
+
+SAMPLE = 0.5  # seconds between PSS samples during convergence
+ON_DEMAND = ("stager", "transitioner")
 
 
 def rollup(pid: int) -> dict:
@@ -38,6 +47,19 @@ def rollup(pid: int) -> dict:
 
 def pss_kib(pid: int) -> int:
     return rollup(pid).get("Pss", 0)
+
+
+def tree_pss_kib(data_dir: str) -> tuple[int, int]:
+    """(PSS summed over the daemon tree in KiB, number of processes)."""
+    pids = processes_of(data_dir)
+    return sum(pss_kib(pid) for pid in pids), len(pids)
+
+
+def awake_job_actors(sync: Sync) -> int:
+    """How many stager/transitioner actors are not hibernating."""
+    status = sync.request(control.GetDaemonStatus())
+    return sum(1 for session in status.sessions for actor in session.actors
+               if actor.id in ON_DEMAND and actor.state != "hibernating")
 
 
 def actor_names(log_path: str) -> dict:
@@ -82,7 +104,11 @@ def main() -> None:
                     stream.write(f"session {s} file {i}\n")
             pairs.append((alpha, beta))
         started = time.monotonic()
-        ids = [sync.create(alpha, beta) for alpha, beta in pairs]
+        peak = (0, 0)
+        ids = []
+        for alpha, beta in pairs:
+            ids.append(sync.create(alpha, beta))
+            peak = max(peak, tree_pss_kib(daemon.data_dir))
         pending = set(ids)
         while pending:
             for state in sync.list():
@@ -91,12 +117,23 @@ def main() -> None:
                     pending.discard(state.identifier)
             if time.monotonic() - started > 1800:
                 raise SystemExit(f"{len(pending)} sessions did not converge in 30 min")
-            time.sleep(1)
-        print(f"{sessions} sessions x {files} files converged in {time.monotonic() - started:.0f} s")
-        time.sleep(2)
+            peak = max(peak, tree_pss_kib(daemon.data_dir))
+            time.sleep(SAMPLE)
+        converged = time.monotonic()
+        print(f"{sessions} sessions x {files} files converged in {converged - started:.0f} s")
+        print(f"peak during convergence (sampled every {SAMPLE:g} s): PSS "
+              f"{peak[0] / 1024:.0f} MiB, {peak[1]} processes")
+        limit = idle_exit_setting() + 60
+        while awake_job_actors(sync):
+            if time.monotonic() - converged > limit:
+                raise SystemExit(f"{awake_job_actors(sync)} stagers/transitioners still awake "
+                                 f"{limit:g} s after convergence")
+            time.sleep(SAMPLE)
+        print(f"steady state (every stager and transitioner hibernating) "
+              f"{time.monotonic() - converged:.0f} s after convergence")
         pids = processes_of(daemon.data_dir)
         total = sum(pss_kib(pid) for pid in pids)
-        print(f"daemon tree: {len(pids)} processes, PSS {total / 1024:.0f} MiB")
+        print(f"daemon tree at steady state: {len(pids)} processes, PSS {total / 1024:.0f} MiB")
         breakdown(pids, actor_names(daemon.log_path))
     finally:
         for pid in processes_of(daemon.data_dir):
