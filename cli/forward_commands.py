@@ -139,10 +139,11 @@ def monitor(sessions, long, label_selector):
 # -------------------------------------------------------------------------- session commands
 
 
-def _act(sessions, label_selector, all_, prompt: str, make_request, timeout: float) -> None:
+def _act(sessions, label_selector, all_, prompt: str, make_request, timeout: float,
+         prompts: bool = False) -> None:
     """Resolve the selection, then send ``make_request(single selection)`` for each session."""
     act(_selection(sessions, label_selector, all_), messages.ForwardList, prompt, make_request,
-        timeout)
+        timeout, prompts=prompts)
 
 
 @forward.command("pause")
@@ -158,7 +159,7 @@ def pause(sessions, all_, label_selector):
 def resume(sessions, all_, label_selector):
     """Resume paused or halted forwarding sessions."""
     _act(sessions, label_selector, all_, "Resuming session {}...",
-         lambda chosen: messages.ForwardResume(selection=chosen), CONTROL_TIMEOUT)
+         lambda chosen: messages.ForwardResume(selection=chosen), CONTROL_TIMEOUT, prompts=True)
 
 
 @forward.command("terminate")

@@ -19,6 +19,12 @@ Rules:
   session is removed and the listener's one-line reason is the answer.
 - Resume answers once the forwarder listens again, or with the reason it cannot (the session is
   then unpaused and its supervisor keeps retrying within its budget, as Mutagen keeps trying).
+- Prompts (``prompt_relay``): when the CLI of a ``create`` or ``resume`` can answer questions,
+  the daemon first connects once to each SSH side itself with that terminal as the prompter, so
+  an unknown host key is asked there ("yes" adds it to known_hosts, and the forwarder's own
+  connect then finds it); "no", or a host that cannot be reached, refuses the create (nothing
+  is kept) or fails the resume with the reason (the session is resumed all the same). The
+  forwarder's own connects never prompt, so a password-only SSH host cannot be forwarded to.
 - Every command answers in bounded time: statistics are asked of the forwarder with a short
   deadline (``STATE_TIMEOUT``), falling back to the last answer.
 - Statistics: connection and byte totals add up over the forwarder's incarnations while the
@@ -51,7 +57,7 @@ from mutagen_actors.wire.handling import NotHandled, Refused
 from mutagen_actors.wire.messages import forward as fm
 from mutagen_actors.wire.messages.sync import EndpointUrl, Selection
 
-from . import identity, persistence, selection
+from . import identity, persistence, prompt_relay, selection
 from .child_spec import ChildSpec
 from .persistence import SessionRecord
 from .restart import Strategy
@@ -289,6 +295,9 @@ class ForwardManager:
             identity.validate_label_key(key)
             identity.validate_label_value(value, key)
         validate_configuration(message.configuration)
+        relay = prompt_relay.relay_for_current_command()
+        if relay is not None and not message.paused:
+            await self._ask_ssh_questions(message, relay)
         record = SessionRecord(id=identity.new_identifier("fwrd"), name=message.name, kind=KIND,
                                created=time.time(),
                                spec={"create": msgspec.to_builtins(message)},
@@ -306,6 +315,33 @@ class ForwardManager:
         log.info("forward session created", session=record.id, source=message.source.path,
                  destination=message.destination.path, paused=record.paused)
         return fm.ForwardCreated(record.id)
+
+    async def _ask_ssh_questions(self, create: fm.ForwardCreate,
+                                 relay: prompt_relay.TerminalRelay) -> None:
+        """Connect once to each SSH side with ``relay`` as the prompter (see the module rules);
+        ``Refused`` naming the side and the reason when that fails."""
+        from mutagen_actors.agent.transports import TransportError, for_url
+        from mutagen_actors.agent.transports.prompt_time import within
+        from mutagen_actors.agent.transports.ssh import DEFAULT_CONNECT_TIMEOUT
+
+        from .urls import Url
+
+        for side in ("source", "destination"):
+            url = getattr(create, side)
+            if url.protocol != "ssh":
+                continue
+            target = Url(url.protocol, url.user, url.host, url.port, url.path,
+                         dict(url.environment))
+            try:
+                transport = await within(for_url(target, prompter=relay.clock),
+                                         DEFAULT_CONNECT_TIMEOUT + 1, relay.clock)
+            except TransportError as error:
+                raise Refused("unavailable", f"{side}: {relay.explain(str(error))}") from None
+            except asyncio.TimeoutError:
+                raise Refused("unavailable", f"{side}: unable to connect to {url.host}: no "
+                                             f"answer within {DEFAULT_CONNECT_TIMEOUT:g} s"
+                              ) from None
+            await transport.close()
 
     async def _wait_listening(self, session: _Session, timeout: float, *,
                               first_failure: bool = True) -> None:
@@ -451,9 +487,19 @@ class ForwardManager:
         if not session.record.paused and supervisor is not None \
                 and supervisor.status != "halted":
             return  # running (or restarting by itself): nothing to do
+        relay = prompt_relay.relay_for_current_command()
+        failure = None
+        if relay is not None:
+            try:
+                await self._ask_ssh_questions(session.create, relay)
+            except Refused as refusal:
+                failure = refusal  # resumed all the same: the forwarder keeps trying
         session.record.paused = False
         persistence.save(self.paths.sessions, session.record)
         await self._restart(session)
+        if failure is not None:
+            raise Refused("unavailable", f"session {session.id} resumed but not connected: "
+                                         f"{failure.message}")
         try:
             await self._wait_listening(session, _listen_timeout(session.create),
                                        first_failure=False)
