@@ -100,7 +100,7 @@ class StagerActor(EndpointJobActor):
                                            timeout=REQUEST_TIMEOUT)
         sizes = {item.path: size for item, size in zip(needs, sizes_reply.sizes)}
         tracker = StagingTracker(progress)  # progress accounting: see staging_progress
-        tracker.expect(sizes)
+        tracker.expect(sizes, {item.path: item.offset for item in needs})  # resumed prefixes
         rate, sent, started = _test_rate(), 0, time.monotonic()
         written: list = []  # the chunks of the write in flight
         # Large files: each item may carry a resume offset and a delta base (see agent.transfer);
@@ -124,6 +124,8 @@ class StagerActor(EndpointJobActor):
                     retried = {c.path for c in written if c.digest in stale}
                     tracker.acknowledged([c for c in written if c.path not in retried],
                                          (p.path for p in ack.problems if p.path not in retried))
+                    for digest in stale:
+                        tracker.restarted(current[digest].path)
                     problems.extend(ack.problems)
                 if fetch is None:
                     if queue:  # files to fetch again whole (the ack's refetch)

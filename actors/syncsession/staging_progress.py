@@ -14,9 +14,14 @@ publishes it with its job replies) true to these rules, so that the numbers user
   never below what was already received of it; a failed file counts what was received of it.
 - ``total_received_size``: content bytes now in the receiver's staging store (acknowledged by
   it, not merely read from the sender). A file resumed at an offset counts its resumed prefix.
-- ``path``, ``received_size``, ``expected_size``: the file whose bytes were acknowledged last.
-- ``seconds_remaining``: bytes left / average rate since the pass started; -1 until there is a
-  rate (``MIN_ELAPSED`` seconds and some bytes).
+- ``path``, ``received_size``, ``expected_size``: the file whose bytes were acknowledged last
+  (its current attempt: a file fetched again whole restarts from 0).
+- A file sent as a delta counts the bytes it produces (copied from the receiver's old version or
+  sent as literals), so expected is its size whether or not it travels as a delta. A file
+  fetched again whole after a failed delta or verification (``restarted``) keeps what it
+  received and is expected once more: the totals count every byte the pass moved.
+- ``seconds_remaining``: bytes left / average rate since the pass started (a resumed prefix is
+  not part of the rate); -1 until there is a rate (``MIN_ELAPSED`` seconds and some bytes).
 
 Invariants after every call: ``0 <= received_files <= expected_files``, ``0 <=
 total_received_size <= total_expected_size``, ``received_size <= expected_size``, received numbers
@@ -29,11 +34,20 @@ one staged is then reused, so the new pass expects less). Unknown paths are igno
 from __future__ import annotations
 
 import time
-from typing import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from typing import Callable, Iterable, Mapping, Optional
 
 from mutagen_actors.wire.messages.sync import StagingProgress
 
 MIN_ELAPSED = 0.5
+
+
+@dataclass
+class _File:
+    expected: int  # size of the content of the current attempt
+    received: int = 0  # bytes of the current attempt in staging (a resumed prefix included)
+    earlier: int = 0  # bytes of earlier attempts, discarded when the file was fetched again
+    finished: bool = False  # staged or failed
 
 
 class StagingTracker:
@@ -42,54 +56,72 @@ class StagingTracker:
         self.progress = progress
         self._clock = clock
         self._started = clock()
-        self._expected: dict[str, int] = {}
-        self._received: dict[str, int] = {}
-        self._finished: set[str] = set()  # staged or failed
+        self._files: dict[str, _File] = {}
+        self._resumed = 0  # not transferred in this pass: left out of the rate
 
-    def expect(self, sizes: Mapping[str, int]) -> None:
+    def expect(self, sizes: Mapping[str, int], offsets: Optional[Mapping[str, int]] = None) -> None:
         """The files that will travel and their sizes as the sender reported them (negative:
-        unknown, counted as 0 until content says). Starts the clock of the estimate."""
+        unknown, counted as 0 until content says); ``offsets``: verified prefixes the receiver
+        already holds (a resumed transfer), received from the start. Starts the clock."""
+        progress = self.progress
         for path, size in sizes.items():
-            if path in self._expected:
+            if path in self._files:
                 continue
-            self._expected[path] = max(0, size)
-            self._received[path] = 0
-        self.progress.expected_files = len(self._expected)
-        self.progress.total_expected_size = sum(self._expected.values())
+            offset = max(0, (offsets or {}).get(path, 0))
+            self._files[path] = _File(max(0, size, offset), offset)
+            progress.total_received_size += offset
+            self._resumed += offset
+        progress.expected_files = len(self._files)
+        progress.total_expected_size = sum(f.earlier + f.expected for f in self._files.values())
         self._started = self._clock()
 
     def written(self, path: str, end: int, size: int) -> None:
         """The receiver now holds ``path``'s content up to offset ``end``; the file measured
         ``size`` bytes when that content was read."""
-        if path not in self._expected or path in self._finished:
+        file = self._files.get(path)
+        if file is None or file.finished:
             return
         progress = self.progress
-        received = max(self._received[path], end)
+        received = max(file.received, end)
         expected = max(size, received)
-        progress.total_received_size += received - self._received[path]
-        progress.total_expected_size += expected - self._expected[path]
-        self._received[path], self._expected[path] = received, expected
+        progress.total_received_size += received - file.received
+        progress.total_expected_size += expected - file.expected
+        file.received, file.expected = received, expected
         progress.path, progress.received_size, progress.expected_size = path, received, expected
         self._estimate()
 
+    def restarted(self, path: str) -> None:
+        """The receiver discarded what it had of ``path`` (a delta failed, the content did not
+        verify) and it is fetched again whole: its bytes so far stay received (they did travel)
+        and it is expected once more."""
+        file = self._files.get(path)
+        if file is None or file.finished:
+            return
+        self.progress.total_expected_size += file.received
+        file.earlier += file.received
+        file.received = 0
+        if self.progress.path == path:
+            self.progress.received_size = 0
+
     def completed(self, path: str) -> None:
         """``path`` is staged and verified (its whole content was written)."""
-        if path not in self._expected or path in self._finished:
+        file = self._files.get(path)
+        if file is None or file.finished:
             return
-        size = self._expected[path]
-        self.written(path, size, size)  # verified whole: all of it is there
-        self._finished.add(path)
+        self.written(path, file.expected, file.expected)  # verified whole: all of it is there
+        file.finished = True
         self.progress.received_files += 1
 
     def failed(self, path: str) -> None:
         """``path`` will not be staged in this pass: it leaves the expected counts."""
-        if path not in self._expected or path in self._finished:
+        file = self._files.get(path)
+        if file is None or file.finished:
             return
-        self._finished.add(path)
+        file.finished = True
         progress = self.progress
         progress.expected_files -= 1
-        progress.total_expected_size += self._received[path] - self._expected[path]
-        self._expected[path] = self._received[path]
+        progress.total_expected_size += file.received - file.expected
+        file.expected = file.received
         if progress.path == path:
             progress.expected_size = progress.received_size
         self._estimate()
@@ -109,16 +141,15 @@ class StagingTracker:
 
     def finish(self) -> None:
         """The pass is over: whatever neither completed nor failed did not arrive (it failed)."""
-        for path in list(self._expected):
-            if path not in self._finished:
-                self.failed(path)
+        for path in list(self._files):
+            self.failed(path)
         self.progress.seconds_remaining = 0.0
 
     def _estimate(self) -> None:
         progress = self.progress
         elapsed = self._clock() - self._started
-        if progress.total_received_size <= 0 or elapsed < MIN_ELAPSED:
+        moved = progress.total_received_size - self._resumed
+        if moved <= 0 or elapsed < MIN_ELAPSED:
             return
-        rate = progress.total_received_size / elapsed
         remaining = progress.total_expected_size - progress.total_received_size
-        progress.seconds_remaining = max(0.0, remaining / rate)
+        progress.seconds_remaining = max(0.0, remaining / (moved / elapsed))

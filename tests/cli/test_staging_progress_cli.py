@@ -103,7 +103,7 @@ def travelling(files: dict[str, bytes], receiver_has: set[bytes]) -> tuple[int, 
 
 def check_json_sample(session: dict, previous: dict) -> None:
     """The invariants of one ``list --json`` sample; ``previous`` holds the last progress seen
-    per side (one staging pass per side in these tests)."""
+    per pass (a cycle stages at most once per side: a pass is a side and a cycle number)."""
     for side in ("alpha", "beta"):
         progress = session[side]["stagingProgress"]
         if progress is None:
@@ -115,11 +115,12 @@ def check_json_sample(session: dict, previous: dict) -> None:
         assert 0 <= progress["totalReceivedSize"] <= progress["totalExpectedSize"], progress
         assert 0 <= progress["receivedSize"] <= progress["expectedSize"], progress
         assert progress.get("secondsRemaining", 0) >= 0, progress
-        before = previous.get(side)
+        staging_pass = (side, session["successfulCycles"])
+        before = previous.get(staging_pass)
         if before is not None:
             assert progress["receivedFiles"] >= before["receivedFiles"], (before, progress)
             assert progress["totalReceivedSize"] >= before["totalReceivedSize"], (before, progress)
-        previous[side] = progress
+        previous[staging_pass] = progress
 
 
 def check_long_sample(text: str) -> bool:
@@ -220,6 +221,68 @@ def test_local_progress_adds_up_in_json_long_and_monitor(throttled, tmp_path):
     assert_final(session["beta"]["lastStagingProgress"], expected_files, expected_bytes)
     # alpha received beta's 12 files, all reused from alpha's own copies: nothing travelled
     assert_final(session["alpha"]["lastStagingProgress"], 0, 0)
+    for relative, content in files.items():
+        with open(os.path.join(beta, relative), "rb") as stream:
+            assert stream.read() == content, relative
+
+
+@pytest.fixture
+def slow():
+    handle, root = start_daemon(rate=1024 * 1024)  # a 4 MiB file takes 4 s
+    yield handle
+    stop_daemon(handle, root)
+
+
+def test_file_changed_while_sent_leaves_the_counts_and_travels_again(slow, tmp_path):
+    """A big file rewritten (and grown) while it is being sent does not verify: it is fetched
+    again whole once (expected once more), does not verify again (its digest is the old one),
+    leaves the pass's expected file count (expected may fall, received never does), and the next
+    cycle stages it."""
+    alpha, beta = str(tmp_path / "alpha"), str(tmp_path / "beta")
+    # big/ sorts first: the small files after them (1.6 s at the capped rate) leave time to
+    # sample the pass after the changed file failed
+    files = make_tree(alpha, small=400, big=2, big_size=4 * 1024 * 1024)
+    slow.sync("create", alpha, beta, "-n", "changing", "--paused")
+    slow.sync("resume", "changing")
+    previous: dict = {}
+    changed = None
+    dropped = False
+    seen: list = []
+    new_content = os.urandom(4 * 1024 * 1024 + 4096)  # grown
+    deadline = time.monotonic() + TIMEOUT
+
+    def done(session) -> bool:
+        if session["status"] != "watching" or changed is None:
+            return False
+        with open(os.path.join(beta, changed), "rb") as stream:
+            return stream.read() == new_content
+
+    while True:
+        assert time.monotonic() < deadline, "the changed file never arrived"
+        session = json.loads(slow.sync("list", "--json", "changing").stdout)[0]
+        before = previous.get(("beta", session["successfulCycles"]))
+        check_json_sample(session, previous)
+        progress = session["beta"]["stagingProgress"]
+        seen.append((session["status"], session["successfulCycles"], progress and (
+            progress["path"], progress["receivedFiles"], progress["expectedFiles"],
+            progress["receivedSize"], progress["totalReceivedSize"])))
+        if progress is not None and before is not None and \
+                progress["expectedFiles"] < before["expectedFiles"]:
+            dropped = True
+        if changed is None and progress is not None and progress["path"].startswith("big/") \
+                and 0 < progress["receivedSize"] <= progress["expectedSize"] // 4:
+            # a quarter arrived: the sender read at most one batch (1 MiB) more, plus what
+            # happened while this sample travelled; the rest is read after the change
+            changed = progress["path"]
+            put(alpha, changed, new_content)
+        if os.path.exists(os.path.join(beta, changed or "-")) and done(session):
+            break
+    assert changed is not None, "no big file was seen half-way"
+    assert dropped, f"the changed file {changed} never left the expected count: {seen}"
+    assert session["lastError"] == "", session["lastError"]
+    # the last pass carried just the changed file, whole, and its numbers add up
+    assert_final(session["beta"]["lastStagingProgress"], 1, len(new_content))
+    files[changed] = new_content
     for relative, content in files.items():
         with open(os.path.join(beta, relative), "rb") as stream:
             assert stream.read() == content, relative

@@ -23,6 +23,10 @@ def chunk(path, offset, size, length, eof=None, error=""):
     return Chunk(path, b"d", offset, size, b"x" * length, eof, error)
 
 
+def delta_chunk(path, offset, size, span):
+    return Chunk(path, b"d", offset, size, b"", offset + span >= size, "", [], span)
+
+
 def numbers(progress: StagingProgress) -> tuple:
     return (progress.received_files, progress.expected_files, progress.total_received_size,
             progress.total_expected_size)
@@ -40,7 +44,7 @@ def check_invariants(before: StagingProgress, after: StagingProgress) -> None:
 SIZES = {"a": 10, "big": 3000, "c": 0}
 
 # (name, sizes, events, (received files, expected files, received bytes, expected bytes) after
-# finish). An event is ("ack", [chunks], [failed paths]) or ("finish",).
+# finish). An event is ("ack", [chunks], [failed paths]), ("restart", path) or ("finish",).
 CASES = [
     ("all files arrive whole",
      SIZES, [("ack", [chunk("a", 0, 10, 10), chunk("big", 0, 3000, 1000)], []),
@@ -83,6 +87,25 @@ CASES = [
      {"a": 10}, [("ack", [chunk("a", 0, 10, 10)], []), ("ack", [chunk("a", 0, 10, 10)], [])],
      (1, 1, 10, 10)),
     ("nothing to stage", {}, [], (0, 0, 0, 0)),
+    ("a delta counts the bytes it produces",
+     {"big": 3000}, [("ack", [delta_chunk("big", 0, 3000, 2000)], []),
+                     ("ack", [delta_chunk("big", 2000, 3000, 1000)], [])], (1, 1, 3000, 3000)),
+    ("a file fetched again whole is expected once more; what travelled stays received",
+     {"big": 3000, "a": 10},
+     [("ack", [chunk("big", 0, 3000, 2000)], []), ("restart", "big"),
+      ("ack", [chunk("big", 0, 3000, 1000)], []), ("ack", [chunk("big", 1000, 3000, 2000)], []),
+      ("ack", [chunk("a", 0, 10, 10)], [])],
+     (2, 2, 5010, 5010)),
+    ("a file fetched again that fails again counts what travelled",
+     {"big": 3000},
+     [("ack", [delta_chunk("big", 0, 3000, 3000)], ["big"]), ("restart", "big"),
+      ("ack", [chunk("big", 0, 3000, 1000)], [])],
+     (0, 0, 0, 0)),  # the failure came first: refetching a failed file changes nothing
+    ("restarted, then the pass ends before it arrived",
+     {"big": 3000},
+     [("ack", [chunk("big", 0, 3000, 1000)], []), ("restart", "big"),
+      ("ack", [chunk("big", 0, 3000, 500)], []), ("finish",)],
+     (0, 0, 1500, 1500)),
 ]
 
 
@@ -97,6 +120,8 @@ def test_numbers_add_up(name, sizes, events, final):
                                     for f in StagingProgress.__struct_fields__})
         if event[0] == "ack":
             tracker.acknowledged(event[1], event[2])
+        elif event[0] == "restart":
+            tracker.restarted(event[1])
         else:
             tracker.finish()
         check_invariants(before, progress)
@@ -155,3 +180,27 @@ def test_finish_leaves_no_estimate_of_time_left():
     tracker.acknowledged([chunk("big", 1000, 3000, 2000)], [])
     tracker.finish()
     assert progress.seconds_remaining == 0.0
+
+
+def test_current_file_fetched_again_restarts_from_zero():
+    progress = StagingProgress()
+    tracker = StagingTracker(progress, Clock())
+    tracker.expect({"big": 3000})
+    tracker.acknowledged([chunk("big", 0, 3000, 2000)], [])
+    tracker.restarted("big")
+    assert (progress.path, progress.received_size, progress.expected_size) == ("big", 0, 3000)
+    assert (progress.total_received_size, progress.total_expected_size) == (2000, 5000)
+
+
+def test_resumed_prefix_is_received_from_the_start_and_not_part_of_the_rate():
+    clock = Clock()
+    progress = StagingProgress()
+    tracker = StagingTracker(progress, clock)
+    tracker.expect({"big": 3000, "a": 10}, {"big": 2000})
+    assert numbers(progress) == (0, 2, 2000, 3010)
+    clock.now += 1.0
+    tracker.acknowledged([chunk("big", 2000, 3000, 500)], [])  # 500 B moved in 1 s
+    assert progress.seconds_remaining == pytest.approx(510 / 500)
+    tracker.acknowledged([chunk("big", 2500, 3000, 500), chunk("a", 0, 10, 10)], [])
+    tracker.finish()
+    assert numbers(progress) == (2, 2, 3010, 3010)
