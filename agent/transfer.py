@@ -57,6 +57,9 @@ SIGNATURE_CACHE = 8  # signatures of unchanged bases kept (repeated cycles, resu
 MAX_STREAMS = 4  # open delta streams kept by a sender between Supply requests
 MAX_OPERATIONS = 4096  # delta operations per chunk
 OPERATION_COST = 16  # what an operation counts against a Supply budget, besides literal bytes
+# Output one delta piece may stand for (copies are cheap on the wire but the receiver re-reads and
+# verifies them): bounds the work behind one Supply / StageChunks well inside their deadlines.
+MAX_SPAN = 256 << 20
 _PREFIX_READ = 1 << 20
 
 
@@ -64,17 +67,21 @@ class _Refetch(StagingError):
     """Content did not verify: discard it and fetch the file again whole."""
 
 
-def open_in_root(root: str, path: str) -> int:
-    """A read-only descriptor of regular-or-not file ``path`` inside ``root``: no ``..``, no
-    symbolic link in any component (OSError / ValueError otherwise)."""
+def open_in_root(root: str, path: str, root_fd: Optional[int] = None) -> int:
+    """A read-only descriptor of file ``path`` inside ``root`` (or the open directory
+    ``root_fd``): no ``..``, no symbolic link in any component (OSError / ValueError otherwise).
+    The file may be of any type: callers check what they need."""
     components = split_path(path)
     if not components:
         raise ValueError("the root is not a file")
-    root_fd = os.open(root, _ROOT_FLAGS)
-    try:
+    if root_fd is not None:
         parent = open_directory(root_fd, components[:-1])
-    finally:
-        os.close(root_fd)
+    else:
+        root_fd = os.open(root, _ROOT_FLAGS)
+        try:
+            parent = open_directory(root_fd, components[:-1])
+        finally:
+            os.close(root_fd)
     try:
         return os.open(components[-1], _READ_FLAGS, dir_fd=parent)
     finally:
@@ -374,28 +381,30 @@ class Supplier:
         """Content for ``requests``, at most about ``max_bytes`` of payload (at least one chunk)."""
         chunks: list[Chunk] = []
         budget = max(1, max_bytes)
-        root = self.endpoint.root
         try:
-            os.close(os.open(root, _ROOT_FLAGS))
+            root_fd = os.open(self.endpoint.root, _ROOT_FLAGS)
         except OSError as error:
             return [Chunk(r.path, r.digest, r.offset, 0, b"", True,
                           f"unable to open synchronization root: {error.strerror}")
                     for r in requests]
-        for request in requests:
-            if budget <= 0:
-                break
-            chunk = None
-            if request.signature is not None or request.base:
-                chunk = self._delta(request, budget)
-            if chunk is None:
-                chunk = self._read(request, budget)
-            budget -= chunk.payload + OPERATION_COST * len(chunk.delta or ())
-            chunks.append(chunk)
+        try:
+            for request in requests:
+                if budget <= 0:
+                    break
+                chunk = None
+                if request.signature is not None or request.base:
+                    chunk = self._delta(root_fd, request, budget)
+                if chunk is None:
+                    chunk = self._read(root_fd, request, budget)
+                budget -= chunk.payload + OPERATION_COST * len(chunk.delta or ())
+                chunks.append(chunk)
+        finally:
+            os.close(root_fd)
         return chunks
 
-    def _read(self, request: SupplyRequest, budget: int) -> Chunk:
+    def _read(self, root_fd: int, request: SupplyRequest, budget: int) -> Chunk:
         try:
-            fd = open_in_root(self.endpoint.root, request.path)
+            fd = open_in_root(self.endpoint.root, request.path, root_fd)
             try:
                 size = os.fstat(fd).st_size
                 data = os.pread(fd, min(budget, max(0, size - request.offset)), request.offset)
@@ -417,7 +426,7 @@ class Supplier:
             return request.signature, base
         return self._signatures.get(request.base), request.base
 
-    def _delta(self, request: SupplyRequest, budget: int) -> Optional[Chunk]:
+    def _delta(self, root_fd: int, request: SupplyRequest, budget: int) -> Optional[Chunk]:
         """Delta operations for ``request``, or None to answer raw bytes (the signature is not
         known here any more, or cannot be used)."""
         sig, base = self._signature_for(request)
@@ -430,7 +439,7 @@ class Supplier:
             stream = None
         if stream is None:
             try:
-                fd = open_in_root(self.endpoint.root, request.path)
+                fd = open_in_root(self.endpoint.root, request.path, root_fd)
             except (OSError, ValueError) as error:
                 return Chunk(request.path, request.digest, request.offset, 0, b"", True,
                              f"unable to read file: {_error_text(error)}")
@@ -453,7 +462,7 @@ class Supplier:
         eof = False
         lengths = sig.lengths
         try:
-            while cost < budget and len(operations) < MAX_OPERATIONS:
+            while cost < budget and len(operations) < MAX_OPERATIONS and span < MAX_SPAN:
                 operation = next(stream.operations, None)
                 if operation is None:
                     eof = True

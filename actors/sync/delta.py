@@ -85,6 +85,9 @@ __all__ = [
 MAX_LITERAL = 256 << 10
 # A copy run is read from the base in groups of chunks of about this many bytes.
 COPY_BATCH = 1 << 20
+# The most output one Copy operation stands for: the sender yields at least that often, so a
+# caller can bound the work behind one message even on a huge unchanged file.
+MAX_COPY_RUN = 64 << 20
 
 
 class Start(msgspec.Struct, tag="start", array_like=True, frozen=True):
@@ -144,12 +147,18 @@ def _body(sig: Signature, source: PathOrFile, max_literal: int) -> Iterator[Unio
     pending = bytearray()
     run_index = -1
     run_count = 0
-    for _offset, _length, data in iter_chunks(source, sig.avg_size):
+    run_bytes = 0
+    for _offset, length, data in iter_chunks(source, sig.avg_size):
         key = digest(data)
         if run_count:
             following = run_index + run_count
             if following < chunk_count and sig.digest(following) == key:
-                run_count += 1
+                if run_bytes + length > MAX_COPY_RUN:  # keep every operation's work bounded
+                    yield Copy(run_index, run_count)
+                    run_index, run_count, run_bytes = following, 1, length
+                else:
+                    run_count += 1
+                    run_bytes += length
                 continue
         found = first.get(key)
         if found is None:
@@ -166,7 +175,7 @@ def _body(sig: Signature, source: PathOrFile, max_literal: int) -> Iterator[Unio
         if pending:
             yield _literal(bytes(pending))
             pending.clear()
-        run_index, run_count = found, 1
+        run_index, run_count, run_bytes = found, 1, length
     if run_count:
         yield Copy(run_index, run_count)
     if pending:

@@ -116,3 +116,16 @@ def test_resume_files_are_kept_per_digest_and_removed_when_not_wanted(tmp_path):
     assert store.resume_size(wanted) == 100 and store.resume_size(stale) == 0
     store.discard_resume(wanted)
     assert store.resume_size(wanted) == 0 and list(store.resume_digests()) == []
+
+
+def test_a_long_copy_run_is_split_so_each_operation_stays_bounded(monkeypatch):
+    from mutagen_actors.actors.sync import delta as delta_module
+
+    monkeypatch.setattr(delta_module, "MAX_COPY_RUN", 20_000)
+    sig = signature(io.BytesIO(BASE), avg_size=1024)
+    operations = list(delta(sig, io.BytesIO(BASE)))
+    offsets = sig.offsets()
+    spans = [span_of(op, sig.lengths, offsets) for op in operations[1:]]
+    assert len(spans) > 10 and all(isinstance(op, Copy) for op in operations[1:])
+    assert max(spans) <= 20_000 and sum(spans) == len(BASE)
+    assert rebuild(BASE, operations) == BASE

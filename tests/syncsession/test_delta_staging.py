@@ -83,6 +83,20 @@ def test_an_edited_large_file_travels_as_a_delta_and_is_rebuilt_exactly(pair, na
     assert leftovers(pair) == []
 
 
+def test_an_unchanged_file_is_confirmed_in_bounded_pieces(pair, monkeypatch):
+    from mutagen_actors.actors.sync import delta as delta_module
+    from mutagen_actors.agent import transfer
+
+    monkeypatch.setattr(delta_module, "MAX_COPY_RUN", 256 << 10)
+    monkeypatch.setattr(transfer, "MAX_SPAN", 1 * MIB)
+    write_file(pair.beta.root, "f.bin", BASE)
+    write_file(pair.alpha.root, "f.bin", BASE)
+    done = stage(pair, "f.bin", BASE)
+    assert pair.staged(BASE) == BASE
+    assert pair.sender.supplies >= BASE_SIZE // MIB  # no request stood for more than 1 MiB
+    assert done["content_bytes"] == 0
+
+
 def test_without_a_base_or_below_the_threshold_content_travels_whole(pair):
     big, small = noise(2 * MIB, 4), noise(DELTA_MIN_SIZE - 1, 5)
     write_file(pair.alpha.root, "new.bin", big)  # nothing at that path on the receiver
