@@ -38,7 +38,11 @@ class QuietDaemon(Daemon):
 
     @property
     def env(self) -> dict:
-        return {**super().env, "MUTAGEN_ACTORS_LOG_LEVEL": self.level}
+        # byte code cached as in an installed package (see suite.py's Bench.env)
+        env = {"PYTHONPYCACHEPREFIX": os.path.join(self.data_dir, "..", "pycache"), **super().env,
+               "MUTAGEN_ACTORS_LOG_LEVEL": self.level}
+        env.pop("PYTHONDONTWRITEBYTECODE", None)
+        return env
 
 
 def summary(times: list[float]) -> str:

@@ -507,7 +507,11 @@ class Bench:
 
     @property
     def env(self) -> dict:
-        return {**os.environ, DATA_ENV: self.data_dir, "HOME": self.home,
+        # Byte code is cached (under the run's directory) as in an installed package: with
+        # PYTHONDONTWRITEBYTECODE every CLI command would compile all its modules again.
+        inherited = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+        return {"PYTHONPYCACHEPREFIX": os.path.join(self.base, "pycache"), **inherited,
+                DATA_ENV: self.data_dir, "HOME": self.home,
                 "MUTAGEN_ACTORS_LOG_LEVEL": os.environ.get("MUTAGEN_ACTORS_LOG_LEVEL", "info"), "UNISON": self.unison_dir}
 
     def cli(self, *args: str, timeout: float) -> subprocess.CompletedProcess:
