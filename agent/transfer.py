@@ -8,7 +8,8 @@ Staging goes, per file: reuse -> delta -> resume.
   staging (verified).
 - **Delta**: for a file still needed whose path in the root holds a regular file of at least
   ``DELTA_MIN_SIZE`` bytes (the *base*), the answer carries the base's chunk signature
-  (``actors.sync.chunking``), at most ``SIGNATURE_BUDGET`` bytes of signatures per answer. The
+  (``actors.sync.chunking``), at most ``SIGNATURE_BUDGET`` bytes of signatures and
+  ``SIGNING_BUDGET`` bytes of bases read per answer (beyond: whole transfers). The
   sender then streams delta operations instead of raw bytes (``Supplier``), and the receiver
   rebuilds the file (``actors.sync.delta.Rebuilder``): every copied chunk of the base is re-read
   and checked against the signature, every literal against its own digest, before a byte is
@@ -53,6 +54,7 @@ _ROOT_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 REUSE_MIN_ITEMS = 8  # local content reuse costs a pass over the cache once it changed
 DELTA_MIN_SIZE = 1 << 20  # smaller bases are not signed (see docs/architecture.md)
 SIGNATURE_BUDGET = 16 << 20  # bytes of signatures in one StageNeeds answer
+SIGNING_BUDGET = 8 << 30  # bytes of bases read to sign them in one StageBegin (its deadline)
 SIGNATURE_CACHE = 8  # signatures of unchanged bases kept (repeated cycles, resumes)
 MAX_STREAMS = 4  # open delta streams kept by a sender between Supply requests
 MAX_OPERATIONS = 4096  # delta operations per chunk
@@ -162,17 +164,19 @@ class Receiver:
             resumes = staging.keep_resumes({item.digest for item in candidates})
         except OSError:
             resumes = {}
-        budget = SIGNATURE_BUDGET
+        budget, reading = SIGNATURE_BUDGET, SIGNING_BUDGET
         cache = self.endpoint.cache
         needed = []
         for item in candidates:
             offset = resumes.get(item.digest, 0)
             sig = None
             record = cache.record(item.path)  # the last scan's view: no syscall per small file
-            if budget > 0 and record is not None and record[0] >= DELTA_MIN_SIZE:
+            if (budget > 0 and record is not None
+                    and DELTA_MIN_SIZE <= record[0] <= reading):
                 sig = self._sign(item.path)
                 if sig is not None:
                     budget -= 24 * len(sig.lengths)
+                    reading -= sig.size
                     self._bases[item.digest] = (item.path, sig)
             needed.append(StageItem(item.path, item.digest, offset, sig))
         return needed
