@@ -88,6 +88,19 @@ def test_docker_container_killed_then_started_again(docker_daemon, dockerd, pyth
             state = docker_daemon.session(name)
             assert state["status"] == "forwarding", state
             assert state["source"]["connected"] and state["destination"]["connected"], state
+
+        # resumed while the container is down: the session waits for it instead of failing
+        docker_daemon.forward("pause", "to-container")
+        dockerd.docker("kill", container)
+        resumed = docker_daemon.forward("resume", "to-container", check=False)
+        assert resumed.returncode == 0, resumed.stderr
+        docker_daemon.wait_session("to-container",
+                                   lambda s: s["status"] == "connecting-destination", 30,
+                                   what="the resumed session to be connecting")
+        dockerd.docker("start", container)
+        start_echo()
+        wait_until(lambda: echo_once(source, b"resumed", timeout=2), 30, interval=0.1,
+                   what="forwarding after a resume while the container was down")
     finally:
         local_echo.close()
 
