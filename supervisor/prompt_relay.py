@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 from typing import Optional
 
 import structlog
@@ -31,6 +32,9 @@ from mutagen_actors.wire.sockets import Mailbox
 from mutagen_actors.wire.stream import current_peer
 
 PROMPT_TIMEOUT = 60.0  # how long a user has to answer one question
+# Test-only: another answer deadline (seconds), read from the daemon's environment; unset in
+# real use.
+TEST_TIMEOUT_VARIABLE = "MUTAGEN_ACTORS_TEST_PROMPT_TIMEOUT"
 SLACK = 5.0  # the daemon waits this much longer than the CLI (the CLI says "timed out" first)
 MAILBOX_TOKEN = "prompts"
 
@@ -40,9 +44,9 @@ log = structlog.get_logger("supervisor.prompts")
 class TerminalRelay:
     """The prompter (``agent.transports.Prompter``) of one waiting CLI command."""
 
-    def __init__(self, peer, timeout: float = PROMPT_TIMEOUT):
+    def __init__(self, peer, timeout: float | None = None):
         self.peer = peer
-        self.timeout = timeout
+        self.timeout = timeout if timeout is not None else prompt_timeout()
         self.failure = ""  # why the last question got no answer ("" if it got one)
         self.clock = PromptClock(self._ask)  # the prompter to hand to a connect
         self._memory: dict[tuple[str, str], str] = {}
@@ -69,6 +73,7 @@ class TerminalRelay:
             self.failure = (f"no answer to the prompt within {self.timeout:g} s"
                             if reply.reason == "timed out" else
                             f"the prompt was not answered ({reply.reason or 'no answer'})")
+            log.info("prompt not answered", kind=kind, reason=self.failure)
         else:
             self.failure = ""
             self._memory[(kind, message)] = reply.answer
@@ -77,6 +82,15 @@ class TerminalRelay:
     def explain(self, error: str) -> str:
         """``error`` of a failed connect, with the prompt's failure first when there was one."""
         return f"{self.failure}: {error}" if self.failure else error
+
+
+def prompt_timeout() -> float:
+    """``PROMPT_TIMEOUT``, or the test-only override when it is a positive number."""
+    try:
+        value = float(os.environ.get(TEST_TIMEOUT_VARIABLE, "0"))
+    except ValueError:
+        value = 0.0
+    return value if value > 0 else PROMPT_TIMEOUT
 
 
 def relay_for_current_command() -> TerminalRelay | None:

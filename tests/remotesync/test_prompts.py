@@ -21,7 +21,10 @@ import pytest
 
 from remote import infra
 
+from mutagen_actors.supervisor.prompt_relay import TEST_TIMEOUT_VARIABLE
+
 from .conftest import (
+    HomeDaemon,
     RemoteSync,
     start_home_daemon,
     stop_home_daemon,
@@ -170,6 +173,45 @@ def test_create_answered_yes_then_background_reconnects_never_ask(sshd, local_an
         handle.cli("sync", "terminate", "yes", check=True)
     finally:
         stop_home_daemon(handle, base)
+
+
+@pytest.fixture
+def impatient(sshd):
+    """A daemon knowing no host key whose questions must be answered within 2 s."""
+    directory = sshd.client_files(f"client-prompts-late-{os.getpid()}", known_hosts="")
+    base = tempfile.mkdtemp(prefix="mr-", dir="/tmp")
+    home = os.path.join(base, "home")
+    os.makedirs(home)
+    os.symlink(directory.directory, os.path.join(home, ".ssh"))
+    handle = HomeDaemon(os.path.join(base, "data"), home=home,
+                        extra={TEST_TIMEOUT_VARIABLE: "2"})
+    handle.start()
+    yield RemoteSync(handle), directory
+    stop_home_daemon(handle, base)
+
+
+def test_an_unanswered_question_or_ctrl_c_ends_the_create_and_leaves_nothing(impatient,
+                                                                            local_and_remote):
+    sync, directory = impatient
+    local, _ = local_and_remote("prompt-late")
+    terminal = Terminal(sync.daemon, "sync", "create", local, "testhost:prompt-late")
+    terminal.expect(HOST_KEY_QUESTION)
+    status, text = terminal.finish(timeout=60)  # nobody types anything
+    assert status == 1, text
+    assert "no answer within 2 s" in text, text
+    errors = error_lines(text)
+    assert len(errors) == 1 and "no answer to the prompt within 2 s" in errors[0], text
+    assert sync.list() == [] and known_hosts_text(directory) == ""
+
+    terminal = Terminal(sync.daemon, "sync", "create", local, "testhost:prompt-late")
+    terminal.expect(HOST_KEY_QUESTION)
+    terminal.process.send_signal(signal.SIGINT)
+    status, text = terminal.finish(timeout=60)
+    assert status != 0, text
+    sync.daemon.wait_log(lambda entry: entry.get("event") == "prompt not answered"
+                         and "went away" in entry.get("reason", ""), timeout=30,
+                         what="the daemon to notice the command went away")
+    assert sync.list() == [] and known_hosts_text(directory) == ""
 
 
 # ------------------------------------------------------------------- passwords
