@@ -15,8 +15,10 @@
    code there (so the first start imports instead of compiling: on a busy remote that compile
    took seconds, inside the start's handshake deadline), marks it complete,
    renames it into place (unless a concurrent install of the same version finished first: an
-   agent running from there is never pulled from under it) and deletes other versions; (progress "Starting agent...") then step 1
-   again.
+   agent running from there is never pulled from under it) and deletes other versions unused
+   for ``KEEP_UNUSED`` seconds (each start marks its version used: another daemon of another
+   version, e.g. on a second machine, keeps its agent); (progress "Starting agent...") then
+   step 1 again.
 3. The handshake (``wire.handshake``) on the agent's stdout: garbage printed by a shell or a
    broken agent is quoted in the error; a missing ``python3`` is reported as such.
 
@@ -45,6 +47,7 @@ MINIMUM_PYTHON = (3, 10)
 NOT_INSTALLED = 3
 NOT_INSTALLED_MARKER = "mutagen-actors agent not installed"
 AGENTS_DIRECTORY = ".mutagen-actors/agents"
+KEEP_UNUSED = 24 * 3600  # another version's agent is deleted by an install once unused this long
 STDERR_KEPT = 32 * 1024
 
 log = structlog.get_logger("agent.install")
@@ -61,6 +64,10 @@ BOOT = (
     " t=''\n"
     "if t!=sys.implementation.cache_tag:\n"
     " sys.stderr.write('" + NOT_INSTALLED_MARKER + ": '+d+'\\n');sys.exit(3)\n"
+    "try:\n"
+    " os.utime(os.path.join(d,'.installed'))\n"  # used now: installs of others keep it
+    "except OSError:\n"
+    " pass\n"
     "sys.path.insert(0,d)\n"
     "from mutagen_actors.agent.remote_main import main\n"
     "sys.exit(main(sys.argv[2:]))\n"
@@ -103,9 +110,13 @@ UNPACK = (
     " except OSError:\n"
     "  if not done():raise\n"
     "  shutil.rmtree(t)\n"
+    "def age(p):\n"
+    " try:return time.time()-os.stat(p).st_mtime\n"
+    " except OSError:return 1e12\n"
     "for n in os.listdir(b):\n"
     " p=os.path.join(b,n)\n"
-    " if n==i or (n.startswith('.tmp-') and time.time()-os.stat(p).st_mtime<3600):continue\n"
+    " if n==i or (n.startswith('.tmp-') and age(p)<3600):continue\n"
+    " if not n.startswith('.') and age(os.path.join(p,'.installed'))<" + str(KEEP_UNUSED) + ":continue\n"
     " shutil.rmtree(p,ignore_errors=True)\n"
     "print(d)\n"
 )
