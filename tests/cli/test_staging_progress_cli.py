@@ -103,10 +103,14 @@ def travelling(files: dict[str, bytes], receiver_has: set[bytes]) -> tuple[int, 
 
 def check_json_sample(session: dict, previous: dict) -> None:
     """The invariants of one ``list --json`` sample; ``previous`` holds the last progress seen
-    per pass (a cycle stages at most once per side: a pass is a side and a cycle number)."""
+    per pass. A successful cycle stages at most once per side; a failed cycle runs again after
+    a second without progress and with ``lastError`` set: so a pass is a side, a cycle number
+    and the last error, and a sample without progress ends the pass seen before it."""
     for side in ("alpha", "beta"):
         progress = session[side]["stagingProgress"]
         if progress is None:
+            for key in [key for key in previous if key[0] == side]:
+                del previous[key]
             continue
         assert session["status"] == f"staging-{side}", session["status"]
         assert set(progress) >= {"path", "receivedSize", "expectedSize", "receivedFiles",
@@ -115,7 +119,7 @@ def check_json_sample(session: dict, previous: dict) -> None:
         assert 0 <= progress["totalReceivedSize"] <= progress["totalExpectedSize"], progress
         assert 0 <= progress["receivedSize"] <= progress["expectedSize"], progress
         assert progress.get("secondsRemaining", 0) >= 0, progress
-        staging_pass = (side, session["successfulCycles"])
+        staging_pass = (side, session["successfulCycles"], session["lastError"])
         before = previous.get(staging_pass)
         if before is not None:
             assert progress["receivedFiles"] >= before["receivedFiles"], (before, progress)
@@ -275,7 +279,7 @@ def test_file_changed_while_sent_leaves_the_counts_and_travels_again(slow, tmp_p
     while True:
         assert time.monotonic() < deadline, "the changed file never arrived"
         session = json.loads(slow.sync("list", "--json", "changing").stdout)[0]
-        before = previous.get(("beta", session["successfulCycles"]))
+        before = previous.get(("beta", session["successfulCycles"], session["lastError"]))
         check_json_sample(session, previous)
         progress = session["beta"]["stagingProgress"]
         seen.append((session["status"], session["successfulCycles"], progress and (
