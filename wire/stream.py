@@ -65,6 +65,7 @@ class Peer:
 
     def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, max_frame: int):
         self.prompting = False  # the client sent EnablePrompting
+        self.handling = False  # a request of this client is being handled (it waits)
         self._reader = reader
         self._writer = writer
         self._max_frame = max_frame
@@ -74,9 +75,11 @@ class Peer:
 
     async def ask(self, question: PromptQuestion, timeout: float) -> PromptAnswer:
         """Send ``question`` and wait for the client's answer (see the module docstring)."""
-        if not self.prompting or self.gone:
+        if not self.prompting or self.gone or not self.handling:
             raise ConnectionError("nobody can answer on this connection")
         async with self._lock:
+            if self.gone or not self.handling:
+                raise ConnectionError("nobody can answer on this connection")
             question_id = next(self._ids)
             try:
                 self._writer.write(pack(codec.encode(question, id=question_id)))
@@ -86,6 +89,11 @@ class Peer:
                 self.gone = True
                 raise ConnectionError(f"the command waiting for the answer went away: {error}"
                                       ) from None
+
+    async def settled(self) -> None:
+        """Wait until no question is open (its answer is read before anything else)."""
+        async with self._lock:
+            pass
 
     async def _read_answer(self, question_id: int) -> PromptAnswer:
         while True:
@@ -189,7 +197,12 @@ class StreamServer:
                 peer.prompting = True
                 reply = Ok()
             else:
-                reply = await answer(self.handler, envelope.body, log)
+                peer.handling = True
+                try:
+                    reply = await answer(self.handler, envelope.body, log)
+                finally:
+                    peer.handling = False
+                await peer.settled()  # a question asked meanwhile is answered first
             if peer.gone:
                 return  # the client left while its request was handled (it broke off a prompt)
             writer.write(pack(codec.encode(reply, reply_to=envelope.id)))
