@@ -479,9 +479,10 @@ class Bench:
         self.cli("sync", "terminate", "warm", timeout=60)
 
     def stop(self) -> None:
-        if self.args.keep_log:
+        keep_log = getattr(self.args, "keep_log", None)  # bench/docker_initial.py has none
+        if keep_log:
             try:
-                shutil.copy(os.path.join(self.data_dir, "daemon", "daemon.log"), self.args.keep_log)
+                shutil.copy(os.path.join(self.data_dir, "daemon", "daemon.log"), keep_log)
             except OSError as error:
                 print(f"daemon log not kept: {error}", file=sys.stderr)
         for pid in self.daemon_pids():
@@ -658,7 +659,7 @@ class Bench:
                       f"wire {human_bytes(row.wire):>9s} {row.detail}", file=sys.stderr, flush=True)
 
     def peer_runs(self) -> list:
-        return [getattr(self, name) for name in self.args.peers]
+        return [getattr(self, name) for name in getattr(self.args, "peers", ("rsync", "unison"))]
 
     def peers_wanted(self) -> bool:
         return bool(set(self.args.only) & {"initial", "nochange", "touch100", "onebyte", "rename"})
