@@ -47,6 +47,7 @@ from mutagen_actors.actors.sync.diff import diff
 from mutagen_actors.actors.sync.ignore import compile_ignores
 from mutagen_actors.actors.sync.model import Change, Counts, Kind, Problem, walk
 from mutagen_actors.actors.sync.scan import ScanResult, scan
+from mutagen_actors.actors.sync.sharing import share
 from mutagen_actors.actors.sync.settings import (
     DEFAULT_DIRECTORY_MODE,
     DEFAULT_FILE_MODE,
@@ -264,7 +265,11 @@ class LocalEndpoint:
             raise
         self._root_identity = identity
         self.last_scan_full = not incremental
-        if self.previous is None or result.root != self.previous.root:
+        if self.previous is not None:
+            # Equal subtrees become the previous snapshot's objects: the history (and the next
+            # incremental scan) then holds one copy of what did not change, not two.
+            result.root = share(result.root, self.previous.root)
+        if self.previous is None or result.root is not self.previous.root:
             self.generation += 1
             self.history[self.generation] = result.root
             self.history.pop(self.generation - 2, None)

@@ -11,13 +11,20 @@ Contract and failure rules:
 - ``save(file)`` is atomic: it writes a temporary file next to ``file``, fsyncs it, renames it
   over ``file`` and fsyncs the directory; a crash leaves either the old or the new cache. OSError
   propagates to the caller (the cache is an optimisation; callers may log and go on).
-- Records are plain tuples in ``directories[parent][name]`` (the scanner reads those dicts
-  directly, for speed); ``record(path)`` / ``get(path)`` / ``put`` / ``discard`` use full paths.
+- Records are packed ``bytes`` in ``directories[parent][name]``: ``META`` (size, mtime_ns,
+  inode, mode as little-endian int64, int64, uint64, uint32; 28 bytes) followed by the digest.
+  One object per file instead of a tuple of five (about 80 instead of 200 bytes a file on a
+  64-bit CPython; see docs/architecture.md, memory). The scanner reads those dicts directly, for
+  speed, with ``pack_meta``/``digest_of``; ``record(path)`` / ``get(path)`` return the unpacked
+  ``CacheRecord``; ``put`` / ``discard`` use full paths.
+- File format version 2 stores the packed records; a version-1 file (records as 5-tuples) is
+  converted when loaded.
 """
 
 from __future__ import annotations
 
 import os
+import struct
 import time
 from typing import Iterator, NamedTuple, Optional
 
@@ -27,7 +34,7 @@ import structlog
 from .atomic import write_atomically
 from .settings import HashAlgorithm, TEMPORARY_PREFIX
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 
 # The mtime of a record whose file was modified too recently when it was hashed to be trusted on
 # metadata alone (a second write in the same timestamp tick would keep size and mtime: the
@@ -49,15 +56,52 @@ class CacheRecord(NamedTuple):
     digest: bytes
 
 
+# size, mtime_ns, inode, mode: the part of a record an lstat result is compared with.
+META = struct.Struct("<qqQI")
+META_SIZE = META.size
+pack_meta = META.pack
+
+
+def pack(size: int, mtime_ns: int, inode: int, mode: int, digest: bytes) -> bytes:
+    """The packed record (``struct.error`` if a number does not fit its field)."""
+    return pack_meta(size, mtime_ns, inode, mode) + digest
+
+
+def unpack(record: bytes) -> CacheRecord:
+    return CacheRecord(*META.unpack_from(record), record[META_SIZE:])
+
+
+def digest_of(record: bytes) -> bytes:
+    return record[META_SIZE:]
+
+
+def size_of(record: bytes) -> int:
+    return META.unpack_from(record)[0]
+
+
+def mode_of(record: bytes) -> int:
+    return META.unpack_from(record)[3]
+
+
+class _CacheHeader(msgspec.Struct, array_like=True):
+    version: int
+    algorithm: str
+    directories: msgspec.Raw
+
+
 class _CacheFile(msgspec.Struct, array_like=True):
     version: int
     algorithm: str
-    # directory path -> {name -> (size, mtime_ns, inode, mode, digest)}
-    directories: dict[str, dict[str, tuple[int, int, int, int, bytes]]]
+    # directory path -> {name -> packed record}
+    directories: dict[str, dict[str, bytes]]
 
 
 _encoder = msgspec.msgpack.Encoder()
-_decoder = msgspec.msgpack.Decoder(_CacheFile)
+_header_decoder = msgspec.msgpack.Decoder(_CacheHeader)
+_decoders = {
+    1: msgspec.msgpack.Decoder(dict[str, dict[str, tuple[int, int, int, int, bytes]]]),
+    2: msgspec.msgpack.Decoder(dict[str, dict[str, bytes]]),
+}
 
 
 def split(path: str) -> tuple[str, str]:
@@ -78,7 +122,7 @@ class DigestCache:
 
     def __init__(self, algorithm: HashAlgorithm = HashAlgorithm.XXH128, directories: Optional[dict] = None):
         self.algorithm = HashAlgorithm(algorithm)
-        self.directories: dict[str, dict[str, tuple]] = directories if directories is not None else {}
+        self.directories: dict[str, dict[str, bytes]] = directories if directories is not None else {}
         self._reverse: Optional[dict[bytes, list[str]]] = None
 
     def __len__(self) -> int:
@@ -92,19 +136,22 @@ class DigestCache:
             for name in records:
                 yield f"{parent}/{name}" if parent else name
 
-    def record(self, path: str) -> Optional[tuple]:
-        """The raw record tuple ``(size, mtime_ns, inode, mode, digest)`` or None."""
+    def packed(self, path: str) -> Optional[bytes]:
+        """The packed record of ``path`` or None."""
         parent, name = split(path)
         records = self.directories.get(parent)
         return None if records is None else records.get(name)
 
-    def get(self, path: str) -> Optional[CacheRecord]:
-        record = self.record(path)
-        return None if record is None else CacheRecord(*record)
+    def record(self, path: str) -> Optional[CacheRecord]:
+        """The record ``(size, mtime_ns, inode, mode, digest)`` of ``path`` or None."""
+        packed = self.packed(path)
+        return None if packed is None else unpack(packed)
+
+    get = record
 
     def put(self, path: str, size: int, mtime_ns: int, inode: int, mode: int, digest: bytes) -> None:
         parent, name = split(path)
-        self.directories.setdefault(parent, {})[name] = (size, mtime_ns, inode, mode, digest)
+        self.directories.setdefault(parent, {})[name] = pack(size, mtime_ns, inode, mode, digest)
         self._reverse = None
 
     def put_stat(self, path: str, st: os.stat_result, digest: bytes) -> None:
@@ -138,16 +185,11 @@ class DigestCache:
 
     def matching_digest(self, path: str, st: os.stat_result) -> Optional[bytes]:
         """The cached digest if ``st`` still matches the record for ``path``, else None."""
-        record = self.record(path)
-        if record is None:
+        record = self.packed(path)
+        if record is None or st.st_mtime_ns == RACY_MTIME:
             return None
-        if (
-            record[0] == st.st_size
-            and record[1] == st.st_mtime_ns
-            and record[2] == st.st_ino
-            and record[3] == st.st_mode
-        ):
-            return record[4]
+        if record.startswith(pack_meta(st.st_size, st.st_mtime_ns, st.st_ino, st.st_mode)):
+            return record[META_SIZE:]
         return None
 
     def paths_for(self, digest: bytes) -> list[str]:
@@ -156,7 +198,8 @@ class DigestCache:
             reverse: dict[bytes, list[str]] = {}
             for parent, records in self.directories.items():
                 for name, record in records.items():
-                    reverse.setdefault(record[4], []).append(f"{parent}/{name}" if parent else name)
+                    reverse.setdefault(record[META_SIZE:], []).append(
+                        f"{parent}/{name}" if parent else name)
             self._reverse = reverse
         return list(self._reverse.get(digest, ()))
 
@@ -175,19 +218,26 @@ class DigestCache:
             log.warning("digest cache unreadable, starting empty", file=file, error=str(error))
             return cls(algorithm)
         try:
-            decoded = _decoder.decode(data)
-        except (msgspec.DecodeError, msgspec.ValidationError) as error:
+            header = _header_decoder.decode(data)
+            decoder = _decoders.get(header.version)
+            if decoder is None or header.algorithm != algorithm.value:
+                log.info(
+                    "digest cache from another format or hash, starting empty",
+                    file=file,
+                    version=header.version,
+                    algorithm=header.algorithm,
+                )
+                return cls(algorithm)
+            directories = decoder.decode(header.directories)
+            if header.version == 1:
+                directories = {
+                    parent: {name: pack(*record) for name, record in records.items()}
+                    for parent, records in directories.items()
+                }
+        except (msgspec.DecodeError, msgspec.ValidationError, struct.error) as error:
             log.warning("digest cache corrupt, starting empty", file=file, error=str(error))
             return cls(algorithm)
-        if decoded.version != FORMAT_VERSION or decoded.algorithm != algorithm.value:
-            log.info(
-                "digest cache from another format or hash, starting empty",
-                file=file,
-                version=decoded.version,
-                algorithm=decoded.algorithm,
-            )
-            return cls(algorithm)
-        return cls(algorithm, decoded.directories)
+        return cls(algorithm, directories)
 
     def save(self, file: str) -> None:
         """Atomically replace ``file`` with this cache (temp file, fsync, rename, fsync dir)."""
@@ -214,4 +264,4 @@ def records(cache: DigestCache) -> Iterator[tuple[str, CacheRecord]]:
     """All records, as ``(path, CacheRecord)`` pairs."""
     for parent, entries in cache.directories.items():
         for name, record in entries.items():
-            yield (f"{parent}/{name}" if parent else name), CacheRecord(*record)
+            yield (f"{parent}/{name}" if parent else name), unpack(record)

@@ -47,7 +47,7 @@ from typing import Iterable, Optional
 
 import structlog
 
-from .cache import RACY_MTIME, RACY_WINDOW_NS, DigestCache, split
+from .cache import META_SIZE, RACY_MTIME, RACY_WINDOW_NS, DigestCache, mode_of, pack, pack_meta, size_of, split
 from .hashing import hash_fd
 from .model import UNTRACKED, Counts, Entry, Kind, Problem, join, walk
 from .paths import UnsafePathError, split_path
@@ -158,8 +158,8 @@ class _Walker:
         self.ignorer = ignorer
         self.symlink_mode = SymlinkMode(symlink_mode)
         self.track_executable = PermissionsMode(permissions_mode) is PermissionsMode.PORTABLE
-        self.old = old  # parent path -> {name -> cache record} to reuse
-        self.out = out  # parent path -> {name -> cache record} seen by this scan
+        self.old = old  # parent path -> {name -> packed cache record} to reuse
+        self.out = out  # parent path -> {name -> packed cache record} seen by this scan
         self.problems = problems
         self.subtotals = subtotals
         self.device = device
@@ -174,7 +174,7 @@ class _Walker:
         return Entry(Kind.PROBLEMATIC, problem=text)
 
     def hash_file(self, dfd: int, name: str, path: str, st):
-        """Hash a regular file: ``(digest, size, mode)`` or a problem ``Entry``."""
+        """Hash a regular file: its packed cache record, or a problem ``Entry``."""
         try:
             fd = os.open(name, _FILE_FLAGS, dir_fd=dfd)
         except OSError as error:
@@ -193,7 +193,7 @@ class _Walker:
         finally:
             os.close(fd)
         mtime = opened.st_mtime_ns if opened.st_mtime_ns < self.racy_after else RACY_MTIME
-        return (opened.st_size, mtime, opened.st_ino, opened.st_mode, digest)
+        return pack(opened.st_size, mtime, opened.st_ino, opened.st_mode, digest)
 
     def examine(self, dfd: int, st: os.stat_result, name: str, path: str, old_records: dict, new_records: dict):
         """Scan one directory child, given its lstat result: ``(entry, subtotal)``.
@@ -207,19 +207,13 @@ class _Walker:
             if ignorer is not None and ignorer.ignored(path, False):
                 return UNTRACKED, _ZERO
             record = old_records.get(name)
-            if (
-                record is None
-                or record[0] != st.st_size
-                or record[1] != st.st_mtime_ns
-                or record[2] != st.st_ino
-                or record[3] != mode
-            ):
+            if record is None or not record.startswith(pack_meta(st.st_size, st.st_mtime_ns, st.st_ino, mode)):
                 record = self.hash_file(dfd, name, path, st)
                 if type(record) is Entry:
                     return record, _ZERO
             new_records[name] = record
-            executable = self.track_executable and (record[3] & 0o111) != 0
-            return Entry(Kind.FILE, digest=record[4], executable=executable), (0, 1, 0, record[0])
+            executable = self.track_executable and (mode_of(record) & 0o111) != 0
+            return Entry(Kind.FILE, digest=record[META_SIZE:], executable=executable), (0, 1, 0, size_of(record))
         if kind == _IFDIR:
             phantom = False
             if ignorer is not None and ignorer.ignored(path, True):
@@ -271,8 +265,10 @@ class _Walker:
         ignorer = self.ignorer
         old_records = self.old.get(path) or {}
         old_get = old_records.get
-        new_records: dict[str, tuple] = {}
+        new_records: dict[str, bytes] = {}
         track = self.track_executable
+        meta = pack_meta
+        digest_at = META_SIZE
         file_kind = Kind.FILE
         prefix = TEMPORARY_PREFIX
         try:
@@ -302,19 +298,15 @@ class _Walker:
                             contents[name] = UNTRACKED
                             continue
                         record = old_get(name)
-                        if (
-                            record is not None
-                            and record[1] == st.st_mtime_ns
-                            and record[0] == st.st_size
-                            and record[2] == st.st_ino
-                            and record[3] == mode
+                        if record is not None and record.startswith(
+                            meta(st.st_size, st.st_mtime_ns, st.st_ino, mode)
                         ):
                             new_records[name] = record
                             contents[name] = Entry(
-                                file_kind, digest=record[4], executable=track and (mode & 0o111) != 0
+                                file_kind, digest=record[digest_at:], executable=track and (mode & 0o111) != 0
                             )
                             files += 1
-                            size += record[0]
+                            size += st.st_size
                             continue
                     entry, sub = examine(dfd, st, name, child, old_records, new_records)
                     contents[name] = entry
@@ -359,7 +351,7 @@ class _Walker:
         if kind == Kind.FILE:
             parent, name = split(path)
             record = self.out.get(parent, {}).get(name)
-            return (0, 1, 0, record[0] if record is not None else 0)
+            return (0, 1, 0, size_of(record) if record is not None else 0)
         if kind == Kind.DIRECTORY or kind == Kind.PHANTOM:
             return self.subtotals.get(path, _ZERO)
         if kind == Kind.SYMLINK:
@@ -525,7 +517,7 @@ def scan(
         tree = _dirty_tree(dirty, logger)
 
     memo = None
-    if ignorer is not None:
+    if ignorer is not None and not _ignores_nothing(ignorer):
         known = previous._ignore_memo if same_settings else {}
         memo = _MemoizedIgnorer(ignorer, known, known if tree is not None else {})
 
@@ -575,6 +567,12 @@ def scan(
     )
 
 
+def _ignores_nothing(ignorer) -> bool:
+    """True for an ignorer with no patterns and no VCS ignoring: the scan then asks it nothing
+    and keeps no memo (the memo holds every path of the tree: about 10 MB per 100k files)."""
+    return not getattr(ignorer, "patterns", True) and not getattr(ignorer, "_ignore_vcs", True)
+
+
 def _open_root(root: str) -> int:
     try:
         return os.open(root, _DIR_FLAGS)
@@ -588,14 +586,14 @@ def _scan_root_file(walker: _Walker, root: str, root_stat):
     dfd = os.open(parent, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
     try:
         record = walker.old.get("", {}).get("")
-        if record is None or record[:4] != (
+        if record is None or not record.startswith(pack_meta(
             root_stat.st_size, root_stat.st_mtime_ns, root_stat.st_ino, root_stat.st_mode,
-        ):
+        )):
             record = walker.hash_file(dfd, name, "", root_stat)
             if type(record) is Entry:
                 return record, _ZERO
         walker.out[""] = {"": record}
     finally:
         os.close(dfd)
-    executable = walker.track_executable and (record[3] & 0o111) != 0
-    return Entry(Kind.FILE, digest=record[4], executable=executable), (0, 1, 0, record[0])
+    executable = walker.track_executable and (mode_of(record) & 0o111) != 0
+    return Entry(Kind.FILE, digest=record[META_SIZE:], executable=executable), (0, 1, 0, size_of(record))

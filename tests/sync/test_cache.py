@@ -102,3 +102,48 @@ def test_discard_below_root_clears_everything():
     cache.put("a", 1, 1, 1, 1, DIGEST_A)
     cache.discard_below("")
     assert len(cache) == 0
+
+
+# Packed records (format 2): one bytes object per file; unpacking gives back what was put.
+@pytest.mark.parametrize(
+    "record",
+    [
+        (0, 0, 0, 0, b""),
+        (1, 2, 3, 0o100644, DIGEST_A),
+        (10 << 40, -1, (1 << 64) - 1, 0o100755, b"s" * 20),  # racy mtime, largest inode
+        (5, -1_000_000_000, 7, 0o120777, b"\x00" * 32),  # a time before 1970, a 32-byte digest
+    ],
+    ids=["zeros", "plain", "extremes", "negative-time"],
+)
+def test_packed_record_round_trip(tmp_path, record):
+    cache = DigestCache()
+    cache.put("d/f", *record)
+    assert cache.record("d/f") == CacheRecord(*record)
+    assert cache.paths_for(record[4]) == ["d/f"]
+    file = str(tmp_path / "cache")
+    cache.save(file)
+    assert DigestCache.load(file).get("d/f") == CacheRecord(*record)
+
+
+def test_version_1_file_is_converted(tmp_path):
+    import msgspec
+
+    file = tmp_path / "cache"
+    file.write_bytes(msgspec.msgpack.encode(
+        [1, "xxh128", {"": {"x": (1, 2, 3, 0o100644, DIGEST_A)}, "d": {"y": (10, 20, 30, 0o100755, DIGEST_B)}}]))
+    loaded = DigestCache.load(str(file))
+    assert loaded.get("x") == CacheRecord(1, 2, 3, 0o100644, DIGEST_A)
+    assert loaded.get("d/y") == CacheRecord(10, 20, 30, 0o100755, DIGEST_B)
+
+
+@pytest.mark.parametrize(
+    "directories",
+    [{"": {"x": (1, 2, 3, 1 << 40, DIGEST_A)}}, {"": {"x": (1, 2, -3, 4, DIGEST_A)}}],
+    ids=["mode-too-big", "negative-inode"],
+)
+def test_version_1_file_with_unpackable_numbers_starts_empty(tmp_path, directories):
+    import msgspec
+
+    file = tmp_path / "cache"
+    file.write_bytes(msgspec.msgpack.encode([1, "xxh128", directories]))
+    assert len(DigestCache.load(str(file))) == 0
