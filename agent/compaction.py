@@ -15,6 +15,13 @@ Each of these repeats something the receiver already holds, so it is sent as a r
   do, they are sent with ``old=None`` and ``old_as_asked`` set; a result whose ``new`` is what
   was asked is sent with ``new=None`` and its position in ``as_asked``. ``expand_results``
   restores both from the request.
+- ``compact_olds(changes) -> (changes, old_seen)``: a change's ``old`` directory is what the
+  endpoint's last scan saw at that path (the daemon got it from that scan), so it is sent as
+  ``(index, fingerprint)`` in ``old_seen`` (``fingerprint``: BLAKE2b-128 of its encoding);
+  ``expand_olds(changes, old_seen, snapshot)`` takes the entry at that path from the endpoint's
+  last scan and checks its fingerprint. A mismatch (or a path the scan does not hold) raises
+  ``ReferenceMiss``: the agent refuses with ``reference-miss`` and the daemon's actor sends the
+  request again whole, so a wrong guess costs one round trip, never a wrong ``old``.
 - ``compact_delta(delta, written) -> (delta, from_transition)``: a scan delta
   ``Change(path, None, new)`` whose ``new`` equals what the endpoint's last transition reported
   at that path (``written``: path -> entry, the expanded results both ends keep until the next
@@ -33,14 +40,25 @@ from __future__ import annotations
 
 from typing import Optional
 
+import hashlib
+
+import msgspec
 from msgspec.structs import replace
 
 from mutagen_actors.actors.sync.model import Change, Entry, Kind
 
-__all__ = ["AgentSide", "DaemonSide", "compact_transition", "expand_transition",
+__all__ = ["AgentSide", "DaemonSide", "REFERENCE_MISS", "ReferenceMiss", "compact_olds",
+           "expand_olds", "fingerprint", "compact_transition", "expand_transition",
            "compact_results", "expand_results", "compact_delta", "expand_delta", "written_entries"]
 
 _MIN_REFERENCED = 2  # a directory with fewer entries is sent as it is
+REFERENCE_MISS = "reference-miss"  # the agent's refusal code: send the request again whole
+_encoder = msgspec.msgpack.Encoder()
+
+
+class ReferenceMiss(ValueError):
+    """A reference to the endpoint's last scan does not match it (the request must be re-sent
+    whole)."""
 
 
 def _worth(entry: Optional[Entry]) -> bool:
@@ -162,6 +180,44 @@ def expand_delta(delta: Optional[list[Change]], references: list[int],
     return out
 
 
+def fingerprint(entry: Entry) -> bytes:
+    return hashlib.blake2b(_encoder.encode(entry), digest_size=16).digest()
+
+
+def compact_olds(changes: list[Change]) -> tuple[list[Change], list[tuple[int, bytes]]]:
+    out = list(changes)
+    seen: list[tuple[int, bytes]] = []
+    for index, change in enumerate(changes):
+        if _worth(change.old):
+            out[index] = Change(change.path, None, change.new)
+            seen.append((index, fingerprint(change.old)))
+    return (out, seen) if seen else (changes, [])
+
+
+def entry_at(root: Optional[Entry], path: str) -> Optional[Entry]:
+    entry = root
+    for name in path.split("/") if path else ():
+        if entry is None or entry.kind != Kind.DIRECTORY:
+            return None
+        entry = entry.contents.get(name)
+    return entry
+
+
+def expand_olds(changes: list[Change], old_seen: list[tuple[int, bytes]],
+                snapshot: Optional[Entry]) -> list[Change]:
+    if not old_seen:
+        return changes
+    out = list(changes)
+    for index, expected in old_seen:
+        if not 0 <= index < len(out) or out[index].old is not None:
+            raise ValueError(f"transition old reference {index} does not fit")
+        entry = entry_at(snapshot, out[index].path)
+        if entry is None or fingerprint(entry) != bytes(expected):
+            raise ReferenceMiss(f"{out[index].path!r} is not what the last scan saw")
+        out[index] = Change(out[index].path, entry, out[index].new)
+    return out
+
+
 def written_entries(results: list[Change]) -> dict[str, Entry]:
     """path -> entry of the (expanded) results that left something on disk: what
     ``compact_delta``/``expand_delta`` may refer to."""
@@ -185,14 +241,17 @@ class AgentSide:
     def __init__(self) -> None:
         self.written: Optional[dict[str, Entry]] = None
 
-    def incoming(self, request):
+    def incoming(self, request, snapshot: Optional[Entry] = None):
+        """``snapshot``: the root of the endpoint's last scan (what ``old_seen`` refers to)."""
         from mutagen_actors.wire.messages import endpoint as m
 
-        if isinstance(request, m.Transition):
-            self.written = None  # only this transition's results may be referred to next
-        if isinstance(request, m.Transition) and request.moved:
-            return replace(request, changes=expand_transition(request.changes, request.moved),
-                           moved=[])
+        if not isinstance(request, m.Transition):
+            return request
+        self.written = None  # only this transition's results may be referred to next
+        if request.moved or request.old_seen:
+            changes = expand_olds(request.changes, request.old_seen, snapshot)
+            changes = expand_transition(changes, request.moved)
+            return replace(request, changes=changes, moved=[], old_seen=[])
         return request
 
     def outgoing(self, request, reply):
@@ -226,10 +285,11 @@ class DaemonSide:
 
         if isinstance(request, m.Transition):
             self.written = None
-        if isinstance(request, m.Transition) and not request.moved:
+        if isinstance(request, m.Transition) and not request.moved and not request.old_seen:
             changes, moved = compact_transition(request.changes)
-            if moved:
-                return replace(request, changes=changes, moved=moved)
+            changes, old_seen = compact_olds(changes)
+            if moved or old_seen:
+                return replace(request, changes=changes, moved=moved, old_seen=old_seen)
         return request
 
     def incoming(self, request, reply, link):

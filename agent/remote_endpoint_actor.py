@@ -49,7 +49,7 @@ from mutagen_actors.wire.messages import endpoint as m
 from mutagen_actors.wire.messages.base import ErrorReply
 from mutagen_actors.wire.tunnel import TunnelClosed
 
-from .compaction import DaemonSide
+from .compaction import REFERENCE_MISS, DaemonSide
 
 URL_FIELDS = ("protocol", "user", "host", "port", "environment")
 NOT_SETTINGS = ("notify", "data_directory", "prompts", *URL_FIELDS)
@@ -356,6 +356,9 @@ class RemoteEndpointActor(Actor):
         request, message = message, self.compaction.outgoing(message)  # agent.compaction
         try:
             reply = await link.request(message, timeout=REQUEST_TIMEOUT)
+            if message is not request and isinstance(reply, ErrorReply) \
+                    and reply.code == REFERENCE_MISS:
+                reply = await link.request(request, timeout=REQUEST_TIMEOUT)  # whole, once
         except TunnelClosed as error:
             raise Refused("disconnected", f"the link to {self.description} broke: {error}") from None
         except asyncio.TimeoutError:

@@ -28,7 +28,7 @@ from mutagen_actors.wire.handling import NotHandled, Refused
 from mutagen_actors.wire.messages import agent as am
 from mutagen_actors.wire.messages import endpoint as m
 
-from .compaction import AgentSide
+from .compaction import REFERENCE_MISS, AgentSide, ReferenceMiss
 from .endpoint import EndpointSettings, LocalEndpoint
 from .memory import trim
 
@@ -148,8 +148,11 @@ class EndpointService:
         async with self._lock:
             if self.endpoint is None:
                 raise Refused("not-open", "no endpoint is open in this agent")
+            previous = self.endpoint.previous
             try:
-                request = self.compaction.incoming(message)
+                request = self.compaction.incoming(message, previous.root if previous else None)
+            except ReferenceMiss as error:
+                raise Refused(REFERENCE_MISS, str(error)) from None
             except ValueError as error:
                 raise Refused("protocol", str(error)) from None
             reply = await answer_endpoint(self.endpoint, self.side, request)

@@ -10,12 +10,16 @@ from mutagen_actors.actors.sync.model import Change, Entry
 from mutagen_actors.agent.compaction import (
     AgentSide,
     DaemonSide,
+    ReferenceMiss,
     compact_delta,
+    compact_olds,
     compact_results,
     compact_transition,
     expand_delta,
+    expand_olds,
     expand_results,
     expand_transition,
+    fingerprint,
     written_entries,
 )
 from mutagen_actors.wire import codec
@@ -121,12 +125,15 @@ def test_a_rename_round_trip_through_both_halves_is_exact_and_small():
     big = d(**{f"f{i:05d}": f(i % 250) for i in range(2000)})
     changes = [Change("t00", big, None), Change("t00-renamed", None, big)]
     daemon, agent, link = DaemonSide(), AgentSide(), object()
+    scanned = d(t00=big, other=f(1))  # the agent's last scan
 
     request = m.Transition("epoch", changes)
     sent = daemon.outgoing(request)
-    received = agent.incoming(_over_the_wire(sent))
+    received = agent.incoming(_over_the_wire(sent), scanned)
     assert received == request
-    assert len(codec.encode(sent)) < 0.6 * len(codec.encode(request))
+    assert len(codec.encode(sent)) < 300
+    with pytest.raises(ReferenceMiss):  # the disk moved on since: the daemon re-sends whole
+        agent.incoming(_over_the_wire(sent), d(t00=d(x=f(1), y=f(2)), other=f(1)))
 
     results = [Change("t00", big, None), Change("t00-renamed", None, big)]
     reply = m.TransitionReply(m.SideResult(results, [], False))
@@ -149,6 +156,7 @@ def test_a_new_link_never_inherits_written_entries():
     big = d(**{f"f{i}": f(i) for i in range(10)})
     request = m.Transition("epoch", [Change("n", None, big)])
     daemon, agent = DaemonSide(), AgentSide()
+    assert agent.incoming(daemon.outgoing(request)) == request  # nothing to refer to
     reply = agent.outgoing(request, m.TransitionReply(m.SideResult([Change("n", None, big)])))
     daemon.incoming(request, reply, "old link")
     scan = agent.outgoing(m.Scan(False), m.ScanReply("e", 2, True, None, Counts(), [], "",
@@ -160,3 +168,37 @@ def test_a_new_link_never_inherits_written_entries():
 
 def test_written_entries():
     assert written_entries(RENAME) == {"t00-renamed": TREE}
+
+
+SCANNED = d(t00=TREE, keep=f(7), nested=d(inner=OTHER))
+
+
+@pytest.mark.parametrize("changes, indices", [
+    (RENAME, [0]),
+    ([Change("nested/inner", OTHER, None), Change("keep", f(7), None)], [0]),  # a file: whole
+    ([Change("x", None, TREE)], []),
+])
+def test_olds_refer_to_the_last_scan(changes, indices):
+    compacted, seen = compact_olds(changes)
+    assert [index for index, _ in seen] == indices
+    assert all(compacted[index].old is None for index in indices)
+    assert expand_olds(compacted, seen, SCANNED) == changes
+
+
+@pytest.mark.parametrize("snapshot", [
+    d(t00=OTHER),  # changed since the scan the daemon used
+    d(),  # gone
+    None,  # no scan
+    d(t00=f(1)),  # a file now
+])
+def test_an_old_that_is_not_what_the_scan_saw_is_a_reference_miss(snapshot):
+    compacted, seen = compact_olds(RENAME)
+    with pytest.raises(ReferenceMiss):
+        expand_olds(compacted, seen, snapshot)
+
+
+def test_old_references_that_do_not_fit_are_refused():
+    with pytest.raises(ValueError):
+        expand_olds([Change("t00", None, None)], [(3, fingerprint(TREE))], SCANNED)
+    with pytest.raises(ValueError):
+        expand_olds([Change("t00", TREE, None)], [(0, fingerprint(TREE))], SCANNED)

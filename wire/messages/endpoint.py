@@ -18,8 +18,8 @@ Endpoint requests (served by ``agent.endpoint_actor.EndpointActor``):
   ``StageChunks`` -> ``StageAck`` (receiver side): chunks written into staging, a file published
   only once its digest is verified; ``refetch`` lists files to fetch again whole.
 - ``Transition`` -> ``TransitionReply``: apply changes on disk (``actors.sync.transition``).
-- Over an agent tunnel, ``Transition.moved``, ``TransitionReply.old_as_asked``/``as_asked`` and
-  ``ScanReply.from_transition`` carry references instead of repeated subtrees
+- Over an agent tunnel, ``Transition.moved``/``old_seen``, ``TransitionReply.old_as_asked``/
+  ``as_asked`` and ``ScanReply.from_transition`` carry references instead of repeated subtrees
   (``agent.compaction``); the daemon's remote endpoint actor expands them, so other actors only
   ever see whole messages.
 - ``EndpointChanged`` (endpoint -> reconciler, no reply): the watcher saw changes.
@@ -187,6 +187,7 @@ class Transition(Message):
     epoch: str
     changes: list[Change]
     moved: list[tuple[int, int]] = []  # agent tunnel: see agent.compaction
+    old_seen: list[tuple[int, bytes]] = []
 
 
 class TransitionReply(Message):
