@@ -42,7 +42,7 @@ from mutagen_actors.wire.messages.sync import StagingProgress
 MIN_ELAPSED = 0.5
 
 
-@dataclass
+@dataclass(slots=True)
 class _File:
     expected: int  # size of the content of the current attempt
     received: int = 0  # bytes of the current attempt in staging (a resumed prefix included)
@@ -78,17 +78,21 @@ class StagingTracker:
     def written(self, path: str, end: int, size: int) -> None:
         """The receiver now holds ``path``'s content up to offset ``end``; the file measured
         ``size`` bytes when that content was read."""
+        if self._write(path, end, size):
+            self._estimate()
+
+    def _write(self, path: str, end: int, size: int) -> bool:
         file = self._files.get(path)
         if file is None or file.finished:
-            return
+            return False
         progress = self.progress
-        received = max(file.received, end)
-        expected = max(size, received)
+        received = end if end > file.received else file.received
+        expected = size if size > received else received
         progress.total_received_size += received - file.received
         progress.total_expected_size += expected - file.expected
         file.received, file.expected = received, expected
         progress.path, progress.received_size, progress.expected_size = path, received, expected
-        self._estimate()
+        return True
 
     def restarted(self, path: str) -> None:
         """The receiver discarded what it had of ``path`` (a delta failed, the content did not
@@ -108,7 +112,7 @@ class StagingTracker:
         file = self._files.get(path)
         if file is None or file.finished:
             return
-        self.written(path, file.expected, file.expected)  # verified whole: all of it is there
+        self._write(path, file.expected, file.expected)  # verified whole: all of it is there
         file.finished = True
         self.progress.received_files += 1
 
@@ -135,9 +139,10 @@ class StagingTracker:
             if chunk.path in failed or chunk.error:
                 self.failed(chunk.path)
                 continue
-            self.written(chunk.path, chunk.offset + chunk.output, chunk.size)  # delta: span
+            self._write(chunk.path, chunk.offset + chunk.output, chunk.size)  # delta: span
             if chunk.eof:
                 self.completed(chunk.path)
+        self._estimate()
 
     def finish(self) -> None:
         """The pass is over: whatever neither completed nor failed did not arrive (it failed)."""
