@@ -12,6 +12,7 @@ import os
 import shutil
 import signal
 import tempfile
+import time
 
 import pytest
 import zmq
@@ -176,3 +177,23 @@ def test_wake_mailbox_starts_a_hibernating_child_once(napping: Sync, roots):
     wait_hibernating(sync, identifier)
     assert not alive(first.pid)
     sync.command(sm.SyncTerminate, identifier)
+
+
+def test_wakes_racing_the_idle_exit_always_find_the_child_running(daemon, roots, monkeypatch):
+    """Idle delay 0.2 s and wakes every 0.15-0.25 s: many land while the child is deciding to
+    exit or exiting. Each must still answer with a running incarnation, and none of those exits
+    may count as a crash."""
+    monkeypatch.setenv(IDLE_EXIT_VARIABLE, "0.2")
+    daemon.start()
+    sync = Sync(daemon)
+    alpha, beta = roots
+    identifier = sync.create(alpha, beta)
+    started = 0
+    for n in range(40):
+        awake = wake(daemon.data_dir, identifier, "stager")
+        assert awake.pid and alive(awake.pid)
+        started += awake.started
+        time.sleep(0.15 + (n % 5) * 0.025)  # the spacing is the test's input, not a settle
+    assert started >= 5  # it did hibernate in between, many times
+    now = actors(sync, identifier)["stager"]
+    assert now.restarts == 0 and session_status(sync, identifier) == "running"
