@@ -53,7 +53,7 @@ __all__ = ["AgentSide", "DaemonSide", "REFERENCE_MISS", "ReferenceMiss", "compac
 
 _MIN_REFERENCED = 2  # a directory with fewer entries is sent as it is
 REFERENCE_MISS = "reference-miss"  # the agent's refusal code: send the request again whole
-_encoder = msgspec.msgpack.Encoder()
+_encoder = msgspec.msgpack.Encoder(order="deterministic")  # equal entries, equal bytes
 
 
 class ReferenceMiss(ValueError):

@@ -202,3 +202,12 @@ def test_old_references_that_do_not_fit_are_refused():
         expand_olds([Change("t00", None, None)], [(3, fingerprint(TREE))], SCANNED)
     with pytest.raises(ValueError):
         expand_olds([Change("t00", TREE, None)], [(0, fingerprint(TREE))], SCANNED)
+
+
+def test_fingerprints_do_not_depend_on_the_order_names_were_added():
+    """The daemon's copy of a scan is rebuilt from deltas (its dicts in another order than the
+    agent's): equal entries must still match."""
+    one = d(a=f(1), b=d(x=f(2), y=f(3)))
+    other = d(b=d(y=f(3), x=f(2)), a=f(1))
+    assert one == other and fingerprint(one) == fingerprint(other)
+    assert fingerprint(one) != fingerprint(d(a=f(1), b=d(x=f(2), y=f(4))))
