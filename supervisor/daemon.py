@@ -39,6 +39,25 @@ DEBUG_SETTLE_TIMEOUT = 20.0
 log = structlog.get_logger("daemon")
 
 
+def _without_resource_tracker() -> None:
+    """Start no multiprocessing resource tracker process (13 MB RSS, 8 MB PSS measured).
+
+    The fork server would start one and hand its pipe to every actor; it only cleans up named
+    semaphores and shared memory that crashed processes leave, and nothing here creates those
+    (actors talk over ``Pipe`` connections and ZeroMQ). The tracker's pipe is replaced by
+    ``/dev/null``: its "still alive" probe succeeds, registrations are dropped. If this Python's
+    multiprocessing is laid out differently, nothing is changed and the tracker starts as before.
+    """
+    try:
+        from multiprocessing import resource_tracker
+
+        tracker = resource_tracker._resource_tracker  # noqa: SLF001 - no public switch
+        if tracker._fd is None and tracker._pid is None:  # noqa: SLF001
+            tracker._fd = os.open(os.devnull, os.O_WRONLY | os.O_CLOEXEC)  # noqa: SLF001
+    except (ImportError, AttributeError, OSError) as error:
+        log.info("resource tracker kept", error=str(error))
+
+
 class Daemon:
     def __init__(self, paths: datadir.Paths, log_level: str = "info"):
         self.paths = paths
@@ -53,6 +72,7 @@ class Daemon:
         mp_context = fork_server_context()
         from multiprocessing import forkserver
 
+        _without_resource_tracker()
         forkserver.ensure_running()
         zmq_context = zmq.asyncio.Context()
         runtime = Runtime(mp_context, zmq_context, self.paths, self.log_level,

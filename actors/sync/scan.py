@@ -42,6 +42,7 @@ from __future__ import annotations
 
 import os
 import stat as _stat
+import sys
 import time
 from typing import Iterable, Optional
 
@@ -271,10 +272,13 @@ class _Walker:
         digest_at = META_SIZE
         file_kind = Kind.FILE
         prefix = TEMPORARY_PREFIX
+        intern = sys.intern
         try:
             with listing:
                 for item in listing:
-                    name = item.name
+                    # Interned: names repeat across directories (index.js, __init__.py...), and
+                    # the snapshot and the cache then hold one string for each distinct name.
+                    name = intern(item.name)
                     if name[0] == "." and name.startswith(prefix):
                         continue
                     if not name.isascii():
