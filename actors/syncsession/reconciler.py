@@ -49,6 +49,7 @@ from mutagen_actors.actors.sync.phantom import has_phantoms, reify
 from mutagen_actors.actors.sync.reconcile import reconcile
 from mutagen_actors.actors.sync.safety import check_root_changes, check_root_emptied
 from mutagen_actors.actors.sync.settings import Mode
+from mutagen_actors.actors.sync.sharing import share
 from mutagen_actors.agent.memory import trim
 from mutagen_actors.wire.errors import RemoteError, RequestTimeout
 from mutagen_actors.wire.handling import NotHandled, Refused
@@ -304,11 +305,13 @@ class ReconcilerActor(Actor):
         """Make the stored snapshots and the ancestor share objects where they are equal, so the
         next cycle's comparisons of unchanged subtrees stop at identity instead of walking 100k
         entries (``==`` on entries is deep; dict comparison short-circuits on identity). The first
-        comparison after a full snapshot is deep once; later ones only walk what changed."""
+        comparison after a full snapshot is deep once; later ones only walk what changed.
+        Subtrees are shared too (``actors.sync.sharing``): a side that differs from the ancestor
+        somewhere (an ignored file, a problem, a conflict) still holds one copy of the rest."""
         for side in SIDES:
             epoch, generation, root = self.snapshots.get(side, ("", 0, None))
-            if root is not None and root is not self.ancestor and root == self.ancestor:
-                self.snapshots[side] = (epoch, generation, self.ancestor)
+            if root is not None and root is not self.ancestor:
+                self.snapshots[side] = (epoch, generation, share(root, self.ancestor))
 
     def _save_later(self) -> None:
         """Write the ancestor in a worker thread while the loop goes on; the next transition
