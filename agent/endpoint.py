@@ -37,6 +37,7 @@ import asyncio
 import os
 import secrets
 import stat
+import time
 from dataclasses import dataclass, field
 from typing import Callable, Optional
 
@@ -65,9 +66,11 @@ from mutagen_actors.actors.sync.transition import STAGED_MISMATCH, TransitionRes
 from mutagen_actors.actors.sync.watching import Watcher
 from mutagen_actors.wire.messages.endpoint import Chunk, StageItem, SupplyRequest
 
+from .memory import trim
 from .transfer import REUSE_MIN_ITEMS, Receiver, Supplier  # noqa: F401 - REUSE_MIN_ITEMS: API
 
 CACHE_SAVE_INTERVAL = 10.0
+TRIM_AFTER_CPU = 0.5  # seconds of CPU used since the last trim that make the next pass trim
 OWN_WRITES_LIMIT = 1_000  # beyond that, a confirmation cycle is cheaper than the memory
 DELTA_LIMIT = 1_000
 
@@ -228,11 +231,19 @@ class LocalEndpoint:
 
     async def _save_periodically(self) -> None:
         """The cache is an optimisation: it is saved every ``CACHE_SAVE_INTERVAL`` seconds when it
-        changed, and on stop. After a crash an older cache only costs re-hashing."""
+        changed, and on stop. After a crash an older cache only costs re-hashing.
+
+        The same pass gives freed heap memory back to the system (``agent.memory.trim``) when
+        the process worked since the last one (``TRIM_AFTER_CPU`` seconds of CPU): scans,
+        staging batches and change lists free big buffers that glibc would otherwise keep."""
+        cpu_at_trim = time.process_time()
         while True:
             await asyncio.sleep(CACHE_SAVE_INTERVAL)
             if self._cache_dirty:
                 await asyncio.to_thread(self.save_cache)
+            if time.process_time() - cpu_at_trim > TRIM_AFTER_CPU:
+                await asyncio.to_thread(trim)
+                cpu_at_trim = time.process_time()
 
     def save_cache(self) -> None:
         if not self._cache_dirty:
