@@ -283,6 +283,12 @@ class _Transition:
                 self.report(path, STAGED_MISMATCH)
                 return None
             return _Placed(None, staged, st)
+        return self.via_temporary(pfd, path, new, staged, last)
+
+    def via_temporary(self, pfd: int, path: str, new: Entry, staged: str,
+                      last: bool) -> Optional["_Placed"]:
+        """``place`` through a temporary name in ``pfd``: the staged file moved there when it is
+        the last use (and a rename can reach ``pfd``), else copied; then mode, owner, verify."""
         temporary = f"{_OWN_TEMPORARY}{self.token}{next(self.serial)}"
         moved = False
         if last:
@@ -346,11 +352,21 @@ class _Transition:
             if placed is None:
                 return None
             try:
-                if not _move_no_replace(placed.dir_fd, placed.name, pfd, name):
+                try:
+                    done = _move_no_replace(placed.dir_fd, placed.name, pfd, name)
+                except OSError as error:
+                    if error.errno != errno.EXDEV or placed.dir_fd is not None:
+                        raise
+                    # Same filesystem, another mount (a bind-mounted root): copy it in instead.
+                    placed = self.via_temporary(pfd, path, new, placed.name, last=False)
+                    if placed is None:
+                        return None
+                    done = _move_no_replace(placed.dir_fd, placed.name, pfd, name)
+                if not done:
                     self.report(path, MODIFICATION_DETECTED)
                     return None
             finally:
-                if placed.dir_fd is not None:
+                if placed is not None and placed.dir_fd is not None:
                     _unlink_quietly(pfd, placed.name)
             # The stat taken before the move: a rename keeps inode, size, mtime and mode.
             self.cache.put_stat(path, placed.stat, new.digest)
@@ -428,13 +444,23 @@ class _Transition:
         if placed is None:
             return old
         try:
-            again = os.stat(name, dir_fd=pfd, follow_symlinks=False)
-            if _identity(again) != _identity(st):
-                self.report(path, MODIFICATION_DETECTED)
-                return old
-            os.rename(placed.name, name, src_dir_fd=placed.dir_fd, dst_dir_fd=pfd)
+            for attempt in (1, 2):
+                again = os.stat(name, dir_fd=pfd, follow_symlinks=False)
+                if _identity(again) != _identity(st):
+                    self.report(path, MODIFICATION_DETECTED)
+                    return old
+                try:
+                    os.rename(placed.name, name, src_dir_fd=placed.dir_fd, dst_dir_fd=pfd)
+                    break
+                except OSError as error:
+                    if attempt == 2 or error.errno != errno.EXDEV or placed.dir_fd is not None:
+                        raise
+                # Same filesystem, another mount (a bind-mounted root): copy it in instead.
+                placed = self.via_temporary(pfd, path, new, placed.name, last=False)
+                if placed is None:
+                    return old
         finally:
-            if placed.dir_fd is not None:
+            if placed is not None and placed.dir_fd is not None:
                 _unlink_quietly(pfd, placed.name)
         self.cache.put_stat(path, placed.stat, new.digest)
         return new

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import subprocess
 import tempfile
 
 import pytest
@@ -139,3 +140,36 @@ def test_a_swap_replaces_the_old_file_atomically(setup, rename_kind):
     with open(path, "rb") as handle:
         assert handle.read() == b"new content"
     assert os.listdir(root) == ["f"]
+
+
+@pytest.fixture
+def bind_mounted(tmp_path):
+    """(root, staging): the root a bind mount of a directory on the staging's filesystem, so a
+    rename between them fails with EXDEV although both report the same device."""
+    source, root = tmp_path / "source", tmp_path / "root"
+    source.mkdir()
+    root.mkdir()
+    if shutil.which("mount") is None or os.geteuid() != 0:
+        pytest.skip("needs root to bind-mount")
+    done = subprocess.run(["mount", "--bind", str(source), str(root)], capture_output=True)
+    if done.returncode != 0:
+        pytest.skip(f"bind mount not possible here: {done.stderr.decode().strip()}")
+    try:
+        yield str(root), Staging(str(tmp_path / "staging"), XXH)
+    finally:
+        subprocess.run(["umount", str(root)], check=True, timeout=30)
+
+
+def test_a_bind_mounted_root_gets_copies_when_a_rename_cannot_reach_it(bind_mounted):
+    root, staging = bind_mounted
+    assert os.stat(root).st_dev == os.stat(os.path.dirname(staging.directory)).st_dev
+    cache = DigestCache(XXH)
+    first = stage(staging, b"new file")
+    result = run(root, staging, [Change("f", None, first)], cache)
+    assert result.problems == [] and result.results == [Change("f", None, first)]
+    second = stage(staging, b"swapped in")
+    result = run(root, staging, [Change("f", first, second)], cache)
+    assert result.problems == [] and result.results == [Change("f", first, second)]
+    with open(os.path.join(root, "f"), "rb") as handle:
+        assert handle.read() == b"swapped in"
+    assert os.listdir(root) == ["f"]  # no temporary left
