@@ -126,8 +126,9 @@ def same_filesystem_stage_mode(mode: StageMode, root_device: Optional[int],
     of the data directory (``None``: unknown). The default (data directory) becomes ``internal``
     (``<root>/.mutagen-temporary-staging-...``, which scans and watchers skip) when the data
     directory is on another filesystem than the root: moving staged files into place is then
-    one rename each instead of a copy and a re-read. A root that does not exist yet, or any
-    other configured mode, keeps the configured mode."""
+    one rename each instead of a copy and a re-read. A root that does not exist yet (or that
+    this user cannot write: pass None), or any other configured mode, keeps the configured
+    mode."""
     if (mode is StageMode.DATA_DIRECTORY and root_device is not None
             and data_device is not None and root_device != data_device):
         return StageMode.INTERNAL
@@ -146,7 +147,8 @@ class LocalEndpoint:
                                        settings.ignore_vcs)
         self.cache_file = cache_path(settings.data_directory, settings.session, settings.side)
         self.stage_mode = same_filesystem_stage_mode(
-            settings.stage_mode, _device(self.root, nearest=False),
+            settings.stage_mode,
+            _device(self.root, nearest=False) if os.access(self.root, os.W_OK) else None,
             _device(settings.data_directory, nearest=True))
         self.staging = Staging(
             staging_directory(self.stage_mode, root=self.root, session=settings.session,
