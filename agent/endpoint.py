@@ -34,6 +34,7 @@ watcher and saves the cache. Contract of each operation:
 from __future__ import annotations
 
 import asyncio
+import gc
 import os
 import secrets
 import stat
@@ -235,7 +236,8 @@ class LocalEndpoint:
         """The cache is an optimisation: it is saved every ``CACHE_SAVE_INTERVAL`` seconds when it
         changed, and on stop. After a crash an older cache only costs re-hashing.
 
-        The same pass gives freed heap memory back to the system (``agent.memory.trim``) when
+        The same pass gives freed memory back to the system (a full collection, which empties
+        CPython's free lists, then ``agent.memory.trim``) when
         the process worked since the last one (``TRIM_AFTER_CPU`` seconds of CPU): scans,
         staging batches and change lists free big buffers that glibc would otherwise keep."""
         cpu_at_trim = time.process_time()
@@ -244,6 +246,7 @@ class LocalEndpoint:
             if self._cache_dirty:
                 await asyncio.to_thread(self.save_cache)
             if time.process_time() - cpu_at_trim > TRIM_AFTER_CPU:
+                gc.collect()  # also empties CPython's free lists
                 await asyncio.to_thread(trim)
                 cpu_at_trim = time.process_time()
 

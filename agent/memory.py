@@ -6,6 +6,12 @@ session code).
 glibc raises its mmap threshold after large buffers are freed, so the next ones come from the
 heap and stay there; an actor that once staged 4 MiB batches would keep that memory for good.
 ``trim()`` calls ``malloc_trim(0)``; cheap (well under a millisecond on a small heap).
+
+``limit_arenas(count)``: at most ``count`` glibc malloc arenas in this process (the remote agent
+calls it at start; the daemon's actors get the same from the fork server's set-up). Every
+thread that allocates (asyncio worker threads: scans, transitions, staging) would otherwise get
+an arena of its own, and memory freed in one is never reused by another. Returns whether it
+took effect; never raises.
 """
 
 from __future__ import annotations
@@ -13,12 +19,25 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 
+_M_ARENA_MAX = -8  # glibc malloc.h
+
 try:
-    _malloc_trim = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").malloc_trim
+    _libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+    _malloc_trim = _libc.malloc_trim
+    _mallopt = _libc.mallopt
 except (OSError, AttributeError):  # not glibc
-    _malloc_trim = None
+    _malloc_trim = _mallopt = None
 
 
 def trim() -> None:
     if _malloc_trim is not None:
         _malloc_trim(0)
+
+
+def limit_arenas(count: int = 2) -> bool:
+    if _mallopt is None:
+        return False
+    try:
+        return bool(_mallopt(_M_ARENA_MAX, count))
+    except (OSError, ValueError):
+        return False

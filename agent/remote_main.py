@@ -113,7 +113,9 @@ def main(argv: list[str]) -> int:
     os.dup2(2, 1)  # stray prints go to stderr, never into the protocol stream
     sys.stdout = sys.stderr
     from mutagen_actors.actors.runtime import logs
+    from mutagen_actors.agent.memory import limit_arenas
 
+    limit_arenas()  # before any worker thread allocates: see agent.memory
     level = os.environ.get("MUTAGEN_ACTORS_LOG_LEVEL", "warn").lower()
     logs.configure("", level if level in logs.LEVELS else "warn", side="remote")
     try:
