@@ -275,7 +275,8 @@ class LocalEndpoint:
                           permissions_mode=self.settings.permissions_mode, cache=self.cache,
                           previous=self.previous if incremental else None,
                           dirty=sorted(dirty) if incremental else None,
-                          max_entry_count=self.settings.max_entry_count)
+                          max_entry_count=self.settings.max_entry_count,
+                          reuse=self.previous.root if self.previous is not None else None)
         except BaseException:
             self.dirty = None  # the next scan must be complete
             raise

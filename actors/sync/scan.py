@@ -196,11 +196,13 @@ class _Walker:
         mtime = opened.st_mtime_ns if opened.st_mtime_ns < self.racy_after else RACY_MTIME
         return pack(opened.st_size, mtime, opened.st_ino, opened.st_mode, digest)
 
-    def examine(self, dfd: int, st: os.stat_result, name: str, path: str, old_records: dict, new_records: dict):
+    def examine(self, dfd: int, st: os.stat_result, name: str, path: str, old_records: dict, new_records: dict,
+                before: Optional[Entry] = None):
         """Scan one directory child, given its lstat result: ``(entry, subtotal)``.
 
         ``old_records`` / ``new_records`` are the parent directory's cache records (by name) to
-        reuse and to fill."""
+        reuse and to fill; ``before``: the previous snapshot's entry at ``path`` (reused where
+        equal, see ``directory``)."""
         mode = st.st_mode
         kind = mode & _IFMT
         ignorer = self.ignorer
@@ -214,7 +216,11 @@ class _Walker:
                     return record, _ZERO
             new_records[name] = record
             executable = self.track_executable and (mode_of(record) & 0o111) != 0
-            return Entry(Kind.FILE, digest=record[META_SIZE:], executable=executable), (0, 1, 0, size_of(record))
+            digest = record[META_SIZE:]
+            if (before is not None and before.kind == Kind.FILE and before.executable == executable
+                    and before.digest == digest):
+                return before, (0, 1, 0, size_of(record))
+            return Entry(Kind.FILE, digest=digest, executable=executable), (0, 1, 0, size_of(record))
         if kind == _IFDIR:
             phantom = False
             if ignorer is not None and ignorer.ignored(path, True):
@@ -228,7 +234,7 @@ class _Walker:
             except OSError as error:
                 return self.problem(path, f"unable to open directory: {error.strerror}"), _ZERO
             try:
-                return self.directory(child_fd, path, phantom)
+                return self.directory(child_fd, path, phantom, before)
             finally:
                 os.close(child_fd)
         if kind == _IFLNK:
@@ -251,8 +257,13 @@ class _Walker:
 
     # -- whole directories ----------------------------------------------------------------------
 
-    def directory(self, dfd: int, path: str, phantom: bool = False):
-        """Scan a whole directory subtree: ``(entry, subtotal)``."""
+    def directory(self, dfd: int, path: str, phantom: bool = False, before: Optional[Entry] = None):
+        """Scan a whole directory subtree: ``(entry, subtotal)``.
+
+        ``before``: the previous snapshot's entry at ``path`` (``None``: none). Its file entries
+        equal to what this scan finds (same digest and executable bit) are reused, and so is a
+        directory entry whose contents come out the same objects: a full rescan of an unchanged
+        tree then allocates no new snapshot (and leaves no freed one behind in the heap)."""
         try:
             listing = os.scandir(dfd)
         except OSError as error:
@@ -266,6 +277,9 @@ class _Walker:
         ignorer = self.ignorer
         old_records = self.old.get(path) or {}
         old_get = old_records.get
+        before_contents = (before.contents if before is not None and before.kind == (
+            Kind.PHANTOM if phantom else Kind.DIRECTORY) else None) or None
+        before_get = before_contents.get if before_contents is not None else None
         new_records: dict[str, bytes] = {}
         track = self.track_executable
         meta = pack_meta
@@ -306,13 +320,25 @@ class _Walker:
                             meta(st.st_size, st.st_mtime_ns, st.st_ino, mode)
                         ):
                             new_records[name] = record
-                            contents[name] = Entry(
-                                file_kind, digest=record[digest_at:], executable=track and (mode & 0o111) != 0
-                            )
+                            executable = track and (mode & 0o111) != 0
+                            reused = before_get(name) if before_get is not None else None
+                            if (
+                                reused is not None
+                                and reused.kind is file_kind
+                                and reused.executable == executable
+                                and record.endswith(reused.digest)
+                                and len(record) == digest_at + len(reused.digest)
+                            ):
+                                contents[name] = reused
+                            else:
+                                contents[name] = Entry(file_kind, digest=record[digest_at:], executable=executable)
                             files += 1
                             size += st.st_size
                             continue
-                    entry, sub = examine(dfd, st, name, child, old_records, new_records)
+                    entry, sub = examine(
+                        dfd, st, name, child, old_records, new_records,
+                        before_get(name) if before_get is not None else None,
+                    )
                     contents[name] = entry
                     if sub is not _ZERO:
                         dirs += sub[0]
@@ -323,9 +349,12 @@ class _Walker:
             # readdir failing half-way: the directory cannot be represented faithfully.
             return self.problem(path, f"unable to read directory contents: {error.strerror}"), _ZERO
         if new_records:
-            self.out[path] = new_records
+            # The same records as before: keep the previous dict (the new one is dropped now).
+            self.out[path] = old_records if new_records == old_records else new_records
         subtotal = (dirs, files, links, size)
         self.subtotals[path] = subtotal
+        if before_contents is not None and _same_objects(contents, before_contents):
+            return before, subtotal
         return Entry(Kind.PHANTOM if phantom else Kind.DIRECTORY, contents), subtotal
 
     # -- incremental ----------------------------------------------------------------------------
@@ -442,6 +471,18 @@ class _Walker:
                 self.out.pop(parent, None)
 
 
+def _same_objects(contents: dict, before: dict) -> bool:
+    """Whether two directory contents hold the very same entry objects under the same names
+    (identity only: never a deep comparison of subtrees)."""
+    if len(contents) != len(before):
+        return False
+    get = before.get
+    for name, entry in contents.items():
+        if get(name) is not entry:
+            return False
+    return True
+
+
 def _dirty_tree(dirty: Iterable[str], logger) -> Optional[dict]:
     """A trie of dirty paths: name -> subtrie, or ``True`` for "this whole subtree".
 
@@ -481,9 +522,14 @@ def scan(
     dirty: Optional[Iterable[str]] = None,
     max_entry_count: int = 0,
     logger=None,
+    reuse: Optional[Entry] = None,
 ) -> ScanResult:
     """Scan ``root`` (see the module docstring); incremental when ``previous`` and ``dirty`` are
     given and ``previous`` used the same settings (and the same ignorer object).
+
+    ``reuse``: a previous snapshot of this root (same settings) whose entries a full scan reuses
+    where they equal what it finds (memory: an unchanged tree is not built again). It never
+    changes the result's value, only which objects hold it.
 
     ``logger``: a structlog logger bound with ``session``, ``actor`` and ``side``."""
     logger = logger or log
@@ -548,7 +594,7 @@ def scan(
         if root_kind == _IFDIR:
             fd = _open_root(root)
             try:
-                entry, subtotal = walker.directory(fd, "")
+                entry, subtotal = walker.directory(fd, "", before=reuse)
             finally:
                 os.close(fd)
         elif root_kind == _IFREG:

@@ -54,3 +54,49 @@ def test_full_rescan_shares_the_previous_snapshot(root, tmp_path):
     assert third != first and endpoint.generation == generation + 1
     assert lookup(third, ".git") is lookup(first, ".git")
     assert lookup(third, "d/b.log") is lookup(first, "d/b.log")
+
+
+def _change(root: str, what: str) -> None:
+    import os
+    import shutil
+
+    if what == "content":
+        with open(f"{root}/d/a.txt", "w") as handle:
+            handle.write("other")
+    elif what == "executable":
+        os.chmod(f"{root}/d/a.txt", 0o755)
+    elif what == "added":
+        with open(f"{root}/d/new.txt", "w") as handle:
+            handle.write("new")
+    elif what == "removed":
+        os.unlink(f"{root}/d/b.log")
+    elif what == "dir-to-file":
+        shutil.rmtree(f"{root}/d")
+        with open(f"{root}/d", "w") as handle:
+            handle.write("now a file")
+    elif what == "symlink":
+        os.symlink("d/a.txt", f"{root}/link")
+    elif what == "nothing":
+        pass
+
+
+@pytest.mark.parametrize("what,unchanged", [
+    ("nothing", [""]),
+    ("content", [".git", "d/b.log"]),
+    ("executable", [".git", "d/b.log"]),
+    ("added", [".git", "d/a.txt", "d/b.log"]),
+    ("removed", [".git", "d/a.txt"]),
+    ("dir-to-file", [".git"]),
+    ("symlink", [".git", "d"]),
+])
+def test_full_scan_reusing_a_previous_snapshot_equals_a_fresh_one(root, what, unchanged):
+    before = scan(root)
+    _change(root, what)
+    reused = scan(root, cache=before.cache, reuse=before.root)
+    fresh = scan(root)
+    assert reused.root == fresh.root
+    assert reused.counts == fresh.counts
+    for path in unchanged:
+        assert lookup(reused.root, path) is lookup(before.root, path), path
+    if what != "nothing":
+        assert reused.root is not before.root
