@@ -83,15 +83,15 @@ class ForwarderActor(Actor):
             dial = make_dialer(destination, timeout)
         if source_remote:
             listener = RemoteListener(f"{source} on {describe_remote(source_remote)}")
-            link = self.source_link = self._link("source", source_remote)
 
-            async def listen(side, link=link, listener=listener):
+            async def listen(side):
                 # a reconnection may find the socket file of a listener that died with the
                 # remote's agent (container stopped): reclaim it, as after a restart
-                listener.attach(await side.listen(
-                    source, options, reclaim=restarted or link.connections > 0))
+                reclaim = restarted or self.source_link.connections > 0
+                listener.attach(await side.listen(source, options, reclaim=reclaim))
 
-            link._on_up, link._on_down = listen, listener.detach
+            self.source_link = self._link("source", source_remote, on_up=listen,
+                                          on_down=listener.detach)
         else:
             listener = await open_listener(source, options, reclaim_stale=restarted)
         try:
@@ -109,7 +109,7 @@ class ForwarderActor(Actor):
         self.log.info("forwarding", listening=listener.describe() or str(source),
                       destination=str(destination))
 
-    def _link(self, role: str, remote: dict) -> RemoteLink:
+    def _link(self, role: str, remote: dict, **hooks) -> RemoteLink:
         from .remote import connect_remote
 
         async def connect():
@@ -118,8 +118,8 @@ class ForwarderActor(Actor):
                 or _default_cache(), ssh_directory=self.context.args.get("ssh_directory")
                 or None)
 
-        link = RemoteLink(role, describe_remote(remote), connect,
-                          log=self.log.bind(side=role))
+        link = RemoteLink(role, describe_remote(remote), connect, log=self.log.bind(side=role),
+                          **hooks)
         self.links.append(link)
         return link
 
