@@ -146,12 +146,61 @@ _MSG_IGNORE = 2
 _EMPTY_STRING = b"\0\0\0\0"
 
 
+_GCM_TAG = 16
+
+
+def _reuse_gcm_keys() -> None:
+    """asyncssh's AES-GCM shim builds a new ``AESGCM(key)`` for every packet it seals or opens,
+    then copies the sealed packet twice more to split off the tag (measured here: 7.5 us of
+    a 32 us seal of a 32 KiB packet, about 0.25 s of CPU per GiB forwarded). Keep one
+    ``AESGCM`` per cipher object (a rekey makes a new object with the new key, so the cache
+    follows the keys) and split with one copy. Same bytes, same return shapes; applied to
+    the class once per process, only if it has the shape this was written against (asyncssh
+    2.17-2.24), else left alone."""
+    try:
+        from asyncssh.crypto import cipher as module
+    except ImportError:  # pragma: no cover - asyncssh always has it
+        return
+    cls = getattr(module, "GCMCipher", None)
+    aead_class = getattr(module, "AESGCM", None)
+    invalid_tag = getattr(module, "InvalidTag", None)
+    if cls is None or aead_class is None or invalid_tag is None \
+            or getattr(cls, "_keys_reused", False) \
+            or not all(hasattr(cls, name) for name in ("encrypt_and_sign", "verify_and_decrypt",
+                                                         "_update_iv")):
+        return
+
+    def aead(self):
+        sealer = self.__dict__.get("_sealer")
+        if sealer is None:
+            sealer = self.__dict__["_sealer"] = aead_class(self._key)
+        return sealer
+
+    def encrypt_and_sign(self, header: bytes, data: bytes):
+        sealed = memoryview(aead(self).encrypt(self._iv, data, header))
+        self._update_iv()
+        return header + sealed[:-_GCM_TAG], sealed[-_GCM_TAG:].tobytes()
+
+    def verify_and_decrypt(self, header: bytes, data: bytes, mac: bytes):
+        try:
+            opened = aead(self).decrypt(self._iv, data + mac, header)
+        except invalid_tag:
+            opened = None
+        self._update_iv()
+        return opened
+
+    cls.encrypt_and_sign = encrypt_and_sign
+    cls.verify_and_decrypt = verify_and_decrypt
+    cls._keys_reused = True
+
+
 def _cork(connection) -> None:
     """Coalesce the connection's writes (``_CorkedTransport``) and, with an AEAD cipher, drop
     the empty IGNORE packet asyncssh puts before every packet it sends: that is RFC 4251
     9.3.1's countermeasure for CBC modes, meaningless with GCM or chacha20-poly1305, and it
     doubled the packets (and the per-packet Python work) of a forwarded stream. IGNORE
     packets are optional in the protocol: the peer just discards them."""
+    _reuse_gcm_keys()
     transport = getattr(connection, "_transport", None)
     if transport is not None and hasattr(transport, "write") \
             and not isinstance(transport, _CorkedTransport):
