@@ -18,6 +18,7 @@ from __future__ import annotations
 import collections
 import json
 import os
+import shutil
 import sys
 import tempfile
 import time
@@ -29,7 +30,7 @@ from bench import suite  # noqa: E402
 from mutagen_actors.wire.tunnel import TRAFFIC_LOG_ENV  # noqa: E402
 
 QUIET = 2.0
-LOG = os.path.join(tempfile.mkdtemp(prefix="ma-traffic-"), "traffic.jsonl")
+LOG = ""  # set by main: a file in a temporary directory removed at the end
 WINDOWS: list[tuple[str, int, int]] = []  # (scenario, start offset, end offset)
 
 
@@ -93,10 +94,16 @@ def summarize() -> None:
 
 
 def main() -> int:
+    global LOG
+    directory = tempfile.mkdtemp(prefix="ma-traffic-")
+    LOG = os.path.join(directory, "traffic.jsonl")
     os.environ[TRAFFIC_LOG_ENV] = LOG
     suite.Bench = TrafficBench
-    code = suite.main(sys.argv[1:])
-    summarize()
+    try:
+        code = suite.main(sys.argv[1:])
+        summarize()
+    finally:
+        shutil.rmtree(directory, ignore_errors=True)
     return code
 
 
