@@ -25,7 +25,7 @@ from mutagen_actors.wire.messages.base import Ok
 from mutagen_actors.wire.stream import StreamServer
 from mutagen_actors.wire.version import VERSION
 
-from . import datadir
+from . import datadir, prompt_relay
 from .actor_process import fork_server_context, fork_server_pid, stop_fork_server
 from .forward_manager import HANDLED as FORWARD_MESSAGES, ForwardManager
 from .lock import DaemonLock
@@ -94,6 +94,7 @@ class Daemon:
             await server.close()
             await self.registry.stop_all()
             await wakes.aclose()
+            await prompt_relay.close_service(runtime)
             stop_fork_server()
             zmq_context.destroy(linger=0)  # never blocks on a socket left open
             log.info("daemon stopped")

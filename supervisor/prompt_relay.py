@@ -125,6 +125,14 @@ class PromptService:
             if self.relays.get(session) is relay:
                 del self.relays[session]
 
+    async def aclose(self) -> None:
+        """Stop answering, cancel questions in flight and remove the mailbox file."""
+        tasks = [self._task, *self._tasks]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        self.mailbox.close()
+
     async def _serve(self) -> None:
         while True:
             try:
@@ -163,3 +171,10 @@ def service(runtime) -> PromptService:
     if key not in _services:
         _services[key] = PromptService(runtime.zmq_context, runtime.paths)
     return _services[key]
+
+
+async def close_service(runtime) -> None:
+    """Close this daemon's prompt service if it was ever started (daemon shutdown)."""
+    relay_service = _services.pop(id(runtime), None)
+    if relay_service is not None:
+        await relay_service.aclose()
