@@ -152,6 +152,8 @@ class DealerClient:
             raise ConnectionError(f"mailbox {self.endpoint}: {error}") from None
         finally:
             self._pending.pop(request_id, None)
+            if future.done() and not future.cancelled():
+                future.exception()  # a close() raced the send: mark the error as seen
 
     async def _exchange(self, body, request_id, future):
         await self._socket.send(codec.encode(body, id=request_id))
