@@ -32,6 +32,7 @@ remote, which this machine cannot resolve), at most 107 bytes.
 from __future__ import annotations
 
 import asyncio
+import os
 
 from mutagen_actors.wire import forward_mux as fx
 
@@ -207,13 +208,67 @@ def _cork(connection) -> None:
         connection._transport = _CorkedTransport(transport, asyncio.get_running_loop())
     if connection.get_extra_info("send_cipher") in AEAD_CIPHERS:
         send_packet = connection.send_packet
+        lean = _lean_channel_data(connection, send_packet)
 
         def without_padding_ignores(pkttype, *args, **kwargs):
             if pkttype == _MSG_IGNORE and args == (_EMPTY_STRING,):
                 return None
+            if lean is not None and pkttype == _MSG_CHANNEL_DATA and lean(args, kwargs):
+                return None
             return send_packet(pkttype, *args, **kwargs)
 
+        without_padding_ignores.lean = lean
         connection.send_packet = without_padding_ignores
+
+
+_MSG_CHANNEL_DATA = 94
+_CONNECTION_STATE = ("_auth_complete", "_kex_complete", "_rekey_bytes_sent", "_rekey_bytes",
+                     "_rekey_seconds", "_rekey_time", "_compressor", "_send_encryption",
+                     "_send_enchdrlen", "_send_blocksize", "_send_seq", "_send")
+
+
+def _lean_channel_data(connection, send_packet):
+    """A shorter way for CHANNEL_DATA packets of an established connection (keys agreed,
+    authenticated, no compression, no rekey due, packet logging off): asyncssh's
+    ``send_packet`` copies the payload twice while framing it and formats a log line per
+    packet even when nobody logs packets. This frames, pads, seals (``encrypt_packet``),
+    counts (sequence number, rekey byte count) exactly as it does, with one copy and no log
+    formatting. Returns ``lean(args, kwargs) -> bool`` (False: not handled, send the stock
+    way), or None when the connection lacks the state this was written against (asyncssh
+    2.17-2.24), so the stock path is used."""
+    if not all(hasattr(connection, name) for name in _CONNECTION_STATE):
+        return None
+    import time
+
+    c = connection
+
+    def lean(args, kwargs) -> bool:
+        """Send one CHANNEL_DATA packet the short way; False if it must go the stock way."""
+        handler = kwargs.get("handler") or c
+        if (len(kwargs) > 1 or not c._auth_complete or not c._kex_complete
+                or c._compressor is not None or c._send_encryption is None
+                or c._rekey_bytes_sent >= c._rekey_bytes
+                or (c._rekey_seconds and time.monotonic() >= c._rekey_time)
+                or getattr(getattr(handler, "logger", None), "_debug_level", 3) >= 3):
+            return False
+        length = 1 + sum(map(len, args))
+        blocksize = c._send_blocksize
+        padding = -(c._send_enchdrlen + length) % blocksize
+        if padding < 4:
+            padding += blocksize
+        packet = b"".join((bytes((padding, _MSG_CHANNEL_DATA)), *args, os.urandom(padding)))
+        size = len(packet)
+        sequence = c._send_seq
+        sealed, mac = c._send_encryption.encrypt_packet(sequence, size.to_bytes(4, "big"),
+                                                        packet)
+        c._send(sealed + mac)
+        c._send_seq = (sequence + 1) & 0xFFFFFFFF
+        c._rekey_bytes_sent += size
+        lean.packets += 1
+        return True
+
+    lean.packets = 0  # how many went the short way (tests check it is used)
+    return lean
 
 
 class SshSide:
