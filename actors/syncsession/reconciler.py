@@ -182,6 +182,8 @@ class ReconcilerActor(Actor):
                 if ticket > self.flush_completed:
                     self._set(flush_failed=ticket, flush_error=text)
                 self.full_requested = True
+                if self.status not in HALTED:
+                    self._set(status="waiting-for-rescan")
                 await asyncio.sleep(RETRY_DELAY)  # back-off before reconnecting
                 await self._connect()
                 pending = True

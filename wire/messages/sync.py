@@ -138,7 +138,7 @@ STATUS_DESCRIPTIONS = {
     "connecting-beta": "Connecting to beta",
     "watching": "Watching for changes",
     "scanning": "Scanning files",
-    "waiting-for-rescan": "Waiting 5 seconds for rescan",
+    "waiting-for-rescan": "Waiting for rescan",  # after a failed cycle (Mutagen says "5 seconds")
     "reconciling": "Reconciling changes",
     "staging-alpha": "Staging files on alpha",
     "staging-beta": "Staging files on beta",
