@@ -71,7 +71,9 @@ from .memory import trim
 from .transfer import REUSE_MIN_ITEMS, Receiver, Supplier  # noqa: F401 - REUSE_MIN_ITEMS: API
 
 CACHE_SAVE_INTERVAL = 10.0
-TRIM_AFTER_CPU = 0.5  # seconds of CPU used since the last trim that make the next pass trim
+TRIM_AFTER_CPU = 0.5  # seconds of CPU used since the last trim that make a quiet tick trim
+TIDY_TICK = 1.0
+QUIET_CPU = 0.05  # at most this much CPU in the last tick: quiet
 OWN_WRITES_LIMIT = 1_000  # beyond that, a confirmation cycle is cheaper than the memory
 DELTA_LIMIT = 1_000
 
@@ -236,19 +238,27 @@ class LocalEndpoint:
         """The cache is an optimisation: it is saved every ``CACHE_SAVE_INTERVAL`` seconds when it
         changed, and on stop. After a crash an older cache only costs re-hashing.
 
-        The same pass gives freed memory back to the system (a full collection, which empties
-        CPython's free lists, then ``agent.memory.trim``) when
-        the process worked since the last one (``TRIM_AFTER_CPU`` seconds of CPU): scans,
-        staging batches and change lists free big buffers that glibc would otherwise keep."""
-        cpu_at_trim = time.process_time()
+        The same loop gives freed memory back to the system (a full collection, which empties
+        CPython's free lists, then ``agent.memory.trim``) once the process has worked
+        (``TRIM_AFTER_CPU`` seconds of CPU since the last time) and then been quiet for a tick
+        (``TIDY_TICK``): scans, staging batches and change lists free big buffers that glibc
+        would otherwise keep. The daemon's actors get the same from their runtime; this is for
+        the remote agent. Idle, a tick costs one clock read."""
+        loop = asyncio.get_running_loop()
+        cpu_at_trim = cpu_at_tick = time.process_time()
+        saved_at = loop.time()
         while True:
-            await asyncio.sleep(CACHE_SAVE_INTERVAL)
-            if self._cache_dirty:
-                await asyncio.to_thread(self.save_cache)
-            if time.process_time() - cpu_at_trim > TRIM_AFTER_CPU:
-                gc.collect()  # also empties CPython's free lists
+            await asyncio.sleep(TIDY_TICK)
+            cpu = time.process_time()
+            if cpu - cpu_at_trim > TRIM_AFTER_CPU and cpu - cpu_at_tick < QUIET_CPU:
+                gc.collect()
                 await asyncio.to_thread(trim)
-                cpu_at_trim = time.process_time()
+                cpu = cpu_at_trim = time.process_time()
+            cpu_at_tick = cpu
+            if loop.time() - saved_at >= CACHE_SAVE_INTERVAL:
+                saved_at = loop.time()
+                if self._cache_dirty:
+                    await asyncio.to_thread(self.save_cache)
 
     def save_cache(self) -> None:
         if not self._cache_dirty:
