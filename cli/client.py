@@ -16,14 +16,13 @@ from __future__ import annotations
 
 import os
 import select
-import subprocess
 import sys
 import time
 
-from mutagen_actors.supervisor import datadir, lock
+from mutagen_actors.supervisor import datadir
 from mutagen_actors.wire.errors import ProtocolError, RemoteError, RequestTimeout
 from mutagen_actors.wire.messages.control import Hello, Welcome
-from mutagen_actors.wire.stream import StreamClient
+from mutagen_actors.wire.stream_client import StreamClient
 from mutagen_actors.wire.version import VERSION
 
 from .errors import CliError
@@ -142,6 +141,10 @@ def connect(*, autostart: bool = True) -> Connection:
 def start_background(where: datadir.Paths) -> Connection:
     """Launch ``daemon run`` detached (new session, stdio to ``daemon/daemon.out``) and wait until
     it answers. Another daemon winning the lock race is fine: we then wait for that one."""
+    import subprocess  # only when starting a daemon: kept out of every command's start-up
+
+    from mutagen_actors.supervisor import lock
+
     try:
         datadir.prepare(where)
     except (datadir.DataDirectoryError, OSError) as error:

@@ -233,8 +233,8 @@ def build_create(options: Mapping[str, Any], *, environment: Optional[Mapping[st
 def selection(specifications, label_selector: Optional[str], all_: bool, *,
               default_all: bool = False):
     """The validated selection (the same rules and texts as for sync sessions)."""
-    from .sync_arguments import ArgumentError as SyncArgumentError
-    from .sync_arguments import selection as sync_selection
+    from .selecting import ArgumentError as SyncArgumentError
+    from .selecting import selection as sync_selection
 
     try:
         return sync_selection(specifications, label_selector, all_, default_all=default_all)

@@ -13,14 +13,12 @@ stderr (stdout keeps only results).
 
 from __future__ import annotations
 
-import json
-
 import click
 
 from mutagen_actors.wire.messages import forward as messages
 from mutagen_actors.wire.messages.sync import Selection
 
-from . import client, forward_output, output
+from . import client, output, selecting
 from .errors import CliError
 from .session_commands import act, create_session, resolve
 from .session_commands import monitor as monitor_session
@@ -31,12 +29,10 @@ CONTROL_TIMEOUT = 60.0  # pause, resume, terminate (per session)
 
 
 def _selection(specifications, label_selector, all_, *, default_all: bool = False) -> Selection:
-    from . import forward_arguments
-
+    """The validated selection (the same rules and texts as for sync sessions)."""
     try:
-        return forward_arguments.selection(specifications, label_selector, all_,
-                                           default_all=default_all)
-    except forward_arguments.ArgumentError as error:
+        return selecting.selection(specifications, label_selector, all_, default_all=default_all)
+    except selecting.ArgumentError as error:
         raise CliError(str(error)) from None
 
 
@@ -90,7 +86,7 @@ def create(source, destination, **options):
     Each is tcp:HOST:PORT, tcp4:…, tcp6:[ADDR]:PORT or unix:PATH, optionally behind
     [user@]host[:port]: (SSH) or docker://[user@]container: (Docker).
     """
-    from . import forward_arguments
+    from . import forward_arguments  # configuration and endpoint parsing: only create needs them
 
     try:
         request = forward_arguments.build_create(
@@ -111,9 +107,13 @@ def create(source, destination, **options):
 @click.option("--label-selector", metavar="SELECTOR", help="List sessions matching the selector.")
 def list_(sessions, long, as_json, label_selector):
     """List forwarding sessions and their status."""
+    from . import forward_output  # here, not at the top: other commands start faster
+
     chosen = _selection(sessions, label_selector, False, default_all=True)
     states = _resolve(client.connect(), chosen)
     if as_json:
+        import json
+
         output.say(json.dumps(forward_output.list_json(states), indent=2, ensure_ascii=False))
         return
     for text in forward_output.list_lines(states, long):
@@ -130,6 +130,8 @@ def list_(sessions, long, as_json, label_selector):
               help="Monitor the newest session matching the selector.")
 def monitor(sessions, long, label_selector):
     """Show the status of the most recently created matching session as it changes (Ctrl-C ends)."""
+    from . import forward_output
+
     chosen = _selection(sessions, label_selector, False, default_all=True)
     monitor_session(chosen, messages.ForwardList,
                     lambda state: forward_output.monitor_header_lines(state, long),

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import os
 import sys
-import traceback
 
 import click
 
@@ -103,6 +102,8 @@ def main(argv=None) -> None:
         sys.exit(1)
     except Exception as failure:  # noqa: BLE001 - the one error path
         if os.environ.get("MUTAGEN_ACTORS_TRACEBACK") == "1":
+            import traceback
+
             traceback.print_exc()
         output.error(f"internal error: {type(failure).__name__}: {failure}")
         sys.exit(1)

@@ -5,7 +5,6 @@ Results go to stdout; notices (like the autostart line) and errors go to stderr.
 
 from __future__ import annotations
 
-import json
 import sys
 import time
 
@@ -38,6 +37,8 @@ def to_builtins(value):
 
 
 def print_json(value) -> None:
+    import json
+
     say(json.dumps(to_builtins(value), indent=2, sort_keys=False))
 
 
@@ -86,6 +87,8 @@ def print_daemon_status(status) -> None:
 
 def print_not_running(as_json: bool) -> None:
     if as_json:
+        import json
+
         say(json.dumps({"running": False}))
     else:
         say("Daemon: not running")

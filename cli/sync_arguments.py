@@ -45,14 +45,12 @@ from mutagen_actors.supervisor import configuration as config
 from mutagen_actors.supervisor import identity, urls
 from mutagen_actors.wire.messages import sync as messages
 
+from .selecting import ArgumentError, selection  # noqa: F401  (re-exported: one error type)
+
 CONFLICTING_VCS = "conflicting VCS ignore behavior specified"
 MAXIMUM_UINT32 = 2**32 - 1
 MAXIMUM_UINT64 = 2**64 - 1
 SIDES = ("alpha", "beta")
-
-
-class ArgumentError(ValueError):
-    """Bad input to ``sync create``; ``str()`` is the one line shown to the user."""
 
 
 def _flag(name: str) -> str:
@@ -345,28 +343,3 @@ def build_create(options: Mapping[str, Any], *, environment: Optional[Mapping[st
         paused=bool(options.get("paused")),
         configuration=to_wire(merged),
     )
-
-
-def selection(specifications: tuple[str, ...] | list[str], label_selector: Optional[str],
-              all_: bool, *, default_all: bool = False) -> messages.Selection:
-    """A validated selection: exactly one mechanism (``default_all``: none means all, for
-    ``list``/``monitor``). Raises ArgumentError with Mutagen's texts or the selector's problem."""
-    from mutagen_actors.supervisor.selection import (
-        MULTIPLE_SELECTIONS,
-        NO_SELECTION,
-        LabelSelector,
-    )
-
-    label_selector = label_selector or ""
-    mechanisms = int(bool(all_)) + int(bool(specifications)) + int(bool(label_selector))
-    if mechanisms > 1:
-        raise ArgumentError(MULTIPLE_SELECTIONS)
-    if mechanisms == 0 and not default_all:
-        raise ArgumentError(NO_SELECTION)
-    if label_selector:
-        try:
-            LabelSelector.parse(label_selector)
-        except ValueError as error:
-            raise ArgumentError(f"--label-selector: {error}") from None
-    return messages.Selection(specifications=list(specifications), label_selector=label_selector,
-                              all=bool(all_) or (mechanisms == 0 and default_all))

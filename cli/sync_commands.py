@@ -14,13 +14,11 @@ commands is in ``session_commands``.
 
 from __future__ import annotations
 
-import json
-
 import click
 
 from mutagen_actors.wire.messages import sync as messages
 
-from . import client, output, sync_output
+from . import client, output, selecting
 from .errors import CliError
 from .session_commands import LIST_TIMEOUT, act, create_session, resolve
 from .session_commands import StatusLine  # noqa: F401  (re-exported: tests and older imports)
@@ -33,13 +31,10 @@ FLUSH_TIMEOUT = 3600.0  # a flush waits for a whole cycle, which may transfer a 
 
 
 def _selection(specifications, label_selector, all_, *, default_all: bool = False):
-    """The validated selection, or the one-line error (imported lazily: it loads the
-    configuration and ignore machinery, which only ``create`` and selections need)."""
-    from . import sync_arguments
-
+    """The validated selection, or the one-line error."""
     try:
-        return sync_arguments.selection(specifications, label_selector, all_, default_all=default_all)
-    except sync_arguments.ArgumentError as error:
+        return selecting.selection(specifications, label_selector, all_, default_all=default_all)
+    except selecting.ArgumentError as error:
         raise CliError(str(error)) from None
 
 
@@ -118,7 +113,7 @@ def create(alpha, beta, **options):
 
     Each is a local path, [user@]host[:port]:path (SSH) or docker://[user@]container/path.
     """
-    from . import sync_arguments
+    from . import sync_arguments  # the configuration and ignore machinery: only create needs it
 
     try:
         request = sync_arguments.build_create({"alpha": alpha, "beta": beta, **options})
@@ -138,9 +133,13 @@ def create(alpha, beta, **options):
 @click.option("--label-selector", metavar="SELECTOR", help="List sessions matching the selector.")
 def list_(sessions, long, as_json, label_selector):
     """List synchronization sessions and their status."""
+    from . import sync_output
+
     chosen = _selection(sessions, label_selector, False, default_all=True)
     states = _resolve(client.connect(), chosen)
     if as_json:
+        import json
+
         output.say(json.dumps(sync_output.list_json(states), indent=2, ensure_ascii=False))
         return
     for text in sync_output.list_lines(states, long):
@@ -157,6 +156,8 @@ def list_(sessions, long, as_json, label_selector):
               help="Monitor the newest session matching the selector.")
 def monitor(sessions, long, label_selector):
     """Show the status of the most recently created matching session as it changes (Ctrl-C ends)."""
+    from . import sync_output
+
     chosen = _selection(sessions, label_selector, False, default_all=True)
     monitor_session(chosen, messages.SyncList, lambda state: sync_output.monitor_header_lines(state, long),
                     sync_output.monitor_line)

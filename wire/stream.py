@@ -21,7 +21,9 @@ Framing: a 4-byte big-endian length, then one codec frame (``wire.codec``). The 
   the client is waiting for its reply). ``ask`` raises ``asyncio.TimeoutError`` past its deadline
   and ``ConnectionError`` when the client went away.
 
-The client (``StreamClient``) is blocking with a deadline per call, for the CLI.
+The client (``StreamClient``) is blocking with a deadline per call, for the CLI; it lives in
+``wire.stream_client`` (no asyncio: the CLI starts faster) and is re-exported here. Both halves share
+the framing of ``wire.framing``.
 """
 
 from __future__ import annotations
@@ -32,16 +34,15 @@ import itertools
 import os
 import socket
 import struct
-import time
 
 from . import codec
-from .errors import ProtocolError, RemoteError, RequestTimeout
+from .errors import ProtocolError
+from .framing import HEADER as _HEADER
+from .framing import pack
 from .handling import Handler, answer
 from .messages.base import ErrorReply, Ok
 from .messages.control import EnablePrompting, PromptAnswer, PromptQuestion
-from .version import MAX_FRAME_SIZE
-
-_HEADER = struct.Struct(">I")
+from .stream_client import StreamClient  # noqa: F401  (re-exported: the client half)
 CONTROL_MAX_FRAME = 4 * 1024 * 1024  # requests the daemon accepts on its control socket
 
 
@@ -51,10 +52,6 @@ def _log():
     import structlog
 
     return structlog.get_logger("wire.stream")
-
-
-def pack(frame: bytes) -> bytes:
-    return _HEADER.pack(len(frame)) + frame
 
 
 # --------------------------------------------------------------------------------------- server
@@ -207,111 +204,3 @@ class StreamServer:
                 return  # the client left while its request was handled (it broke off a prompt)
             writer.write(pack(codec.encode(reply, reply_to=envelope.id)))
             await writer.drain()
-
-
-# --------------------------------------------------------------------------------------- client
-
-
-class StreamClient:
-    """Blocking request/reply client with per-call deadlines (for the CLI).
-
-    ``connect`` raises ``FileNotFoundError``/``ConnectionRefusedError`` when no daemon listens,
-    ``PermissionError`` when the socket is not ours, ``RequestTimeout`` when the connect itself
-    does not finish in time. ``request`` returns the reply body, raises ``RemoteError`` for an
-    ``ErrorReply``, ``RequestTimeout`` past the deadline, ``ConnectionError`` if the daemon went
-    away and ``ProtocolError`` for a reply that is not a valid frame (e.g. another version).
-    """
-
-    def __init__(self, path: str):
-        self.path = path
-        self._sock: socket.socket | None = None
-        self._ids = itertools.count(1)
-
-    def connect(self, timeout: float) -> None:
-        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        sock.settimeout(timeout)
-        try:
-            sock.connect(self.path)
-        except socket.timeout:
-            sock.close()
-            raise RequestTimeout(f"connect did not finish within {timeout:g} s") from None
-        except BaseException:
-            sock.close()
-            raise
-        self._sock = sock
-
-    def close(self) -> None:
-        if self._sock is not None:
-            self._sock.close()
-            self._sock = None
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
-
-    def send_raw(self, data: bytes) -> None:
-        """Send bytes as they are (tests use this to send malformed frames)."""
-        assert self._sock is not None
-        self._sock.sendall(data)
-
-    def request(self, body, timeout: float, on_question=None):
-        """The reply to ``body`` (see the class docstring). A ``PromptQuestion`` the daemon sends
-        meanwhile is answered with ``on_question(question) -> PromptAnswer`` (without one:
-        ``PromptAnswer(None, "no terminal")``); the time spent answering does not count
-        against ``timeout``."""
-        assert self._sock is not None, "connect first"
-        request_id = next(self._ids)
-        deadline = time.monotonic() + timeout
-        self._sock.settimeout(timeout)
-        try:
-            self._sock.sendall(pack(codec.encode(body, id=request_id)))
-        except socket.timeout:
-            raise RequestTimeout(f"no answer within {timeout:g} s") from None
-        while True:
-            envelope = codec.decode(self._read_frame(deadline, timeout), max_size=MAX_FRAME_SIZE)
-            if envelope.reply_to == 0 and envelope.id and isinstance(envelope.body, PromptQuestion):
-                started = time.monotonic()
-                reply = (on_question(envelope.body) if on_question is not None
-                         else PromptAnswer(None, "no terminal"))
-                deadline += time.monotonic() - started
-                self._sock.settimeout(max(deadline - time.monotonic(), 0.05))
-                try:
-                    self._sock.sendall(pack(codec.encode(reply, reply_to=envelope.id)))
-                except socket.timeout:
-                    raise RequestTimeout(f"no answer within {timeout:g} s") from None
-                continue
-            if envelope.reply_to not in (request_id, 0):
-                continue  # a late answer to an earlier request that timed out
-            if isinstance(envelope.body, ErrorReply):
-                raise RemoteError(envelope.body.code, envelope.body.message)
-            return envelope.body
-
-    def read_reply(self, timeout: float):
-        """Read one frame and decode it (tests: the answer to raw bytes)."""
-        return codec.decode(self._read_frame(time.monotonic() + timeout, timeout))
-
-    def _read_frame(self, deadline: float, timeout: float) -> bytes:
-        header = self._read_exactly(_HEADER.size, deadline, timeout)
-        (size,) = _HEADER.unpack(header)
-        if size > MAX_FRAME_SIZE:
-            raise ProtocolError(f"oversized frame: {size} bytes (limit {MAX_FRAME_SIZE})")
-        return self._read_exactly(size, deadline, timeout)
-
-    def _read_exactly(self, size: int, deadline: float, timeout: float) -> bytes:
-        chunks = []
-        while size:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                raise RequestTimeout(f"no answer within {timeout:g} s")
-            self._sock.settimeout(remaining)
-            try:
-                chunk = self._sock.recv(min(size, 1 << 20))
-            except socket.timeout:
-                raise RequestTimeout(f"no answer within {timeout:g} s") from None
-            if not chunk:
-                raise ConnectionResetError("the daemon closed the connection")
-            chunks.append(chunk)
-            size -= len(chunk)
-        return b"".join(chunks)
