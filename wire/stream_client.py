@@ -1,6 +1,9 @@
 """The blocking client of the control socket (``wire.stream``): request/reply with a deadline per
-call, for the CLI. It imports no asyncio, so a CLI command starts fast; the framing is the one in
-``wire.framing``, the frames the ones of ``wire.codec``.
+call, for the CLI. It imports no asyncio and not the whole schema, so a CLI command starts fast:
+frames are those of ``wire.codec`` (``wire.framing``'s one implementation), decoded with the
+control subset of the schema (``wire.control_schema``); a frame that subset rejects is decoded
+again with ``wire.codec`` (imported then), which accepts a message of any other domain and words
+every error exactly as the server does.
 
 ``connect`` raises ``FileNotFoundError``/``ConnectionRefusedError`` when no daemon listens,
 ``PermissionError`` when the socket is not ours, ``RequestTimeout`` when the connect itself does
@@ -15,12 +18,25 @@ import itertools
 import socket
 import time
 
-from . import codec
-from .errors import RemoteError, RequestTimeout
-from .framing import HEADER, frame_size, pack
+from .control_schema import ControlEnvelope
+from .errors import ProtocolError, RemoteError, RequestTimeout
+from .framing import HEADER, FrameCodec, frame_size, pack
 from .messages.base import ErrorReply
 from .messages.control import PromptAnswer, PromptQuestion
 from .version import MAX_FRAME_SIZE
+
+_control = FrameCodec(ControlEnvelope)
+encode = _control.encode  # the same bytes as ``wire.codec.encode`` (the encoding is the body's)
+
+
+def decode(frame, *, max_size: int = MAX_FRAME_SIZE):
+    """``wire.codec.decode(frame)``, without importing the whole schema for control messages."""
+    try:
+        return _control.decode(frame, max_size=max_size)
+    except ProtocolError:
+        from . import codec  # another domain's message, or an error to word: the whole schema
+
+        return codec.decode(frame, max_size=max_size)
 
 
 class StreamClient:
@@ -70,11 +86,11 @@ class StreamClient:
         deadline = time.monotonic() + timeout
         self._sock.settimeout(timeout)
         try:
-            self._sock.sendall(pack(codec.encode(body, id=request_id)))
+            self._sock.sendall(pack(encode(body, id=request_id)))
         except socket.timeout:
             raise RequestTimeout(f"no answer within {timeout:g} s") from None
         while True:
-            envelope = codec.decode(self._read_frame(deadline, timeout), max_size=MAX_FRAME_SIZE)
+            envelope = decode(self._read_frame(deadline, timeout), max_size=MAX_FRAME_SIZE)
             if envelope.reply_to == 0 and envelope.id and isinstance(envelope.body, PromptQuestion):
                 started = time.monotonic()
                 reply = (on_question(envelope.body) if on_question is not None
@@ -82,7 +98,7 @@ class StreamClient:
                 deadline += time.monotonic() - started
                 self._sock.settimeout(max(deadline - time.monotonic(), 0.05))
                 try:
-                    self._sock.sendall(pack(codec.encode(reply, reply_to=envelope.id)))
+                    self._sock.sendall(pack(encode(reply, reply_to=envelope.id)))
                 except socket.timeout:
                     raise RequestTimeout(f"no answer within {timeout:g} s") from None
                 continue
@@ -94,7 +110,7 @@ class StreamClient:
 
     def read_reply(self, timeout: float):
         """Read one frame and decode it (tests: the answer to raw bytes)."""
-        return codec.decode(self._read_frame(time.monotonic() + timeout, timeout))
+        return decode(self._read_frame(time.monotonic() + timeout, timeout))
 
     def _read_frame(self, deadline: float, timeout: float) -> bytes:
         size = frame_size(self._read_exactly(HEADER.size, deadline, timeout), MAX_FRAME_SIZE)

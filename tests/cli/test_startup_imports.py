@@ -1,5 +1,6 @@
 """A command that only talks to a running daemon starts fast: it does not import asyncio, the
-configuration/ignore machinery, ZeroMQ or structlog (the CLI's start-up was mostly imports).
+configuration/ignore machinery, the whole message schema, ZeroMQ or structlog (the CLI's start-up
+was mostly imports).
 
 Each command runs in a fresh interpreter against a real daemon; the interpreter reports the
 command's exit status and which of those modules it had loaded when the command finished.
@@ -31,6 +32,7 @@ HEAVY = (
     "mutagen_actors.actors.sync.ignore",
     "mutagen_actors.cli.sync_arguments",
     "mutagen_actors.cli.forward_arguments",
+    "mutagen_actors.wire.schema",  # the whole schema: the client decodes with the control subset
 )
 
 PROBE = """
