@@ -20,7 +20,10 @@ With ``--ssh`` the rows are instead a forward to a private loopback sshd (``test
 ``PrivateSshd``; run as root): ``ssh -L`` (OpenSSH client, same cipher as ours,
 aes128-gcm@openssh.com) against the forwarder's SSH dialer (direct-tcpip channels on one
 asyncssh connection, relay copy loop), both reaching the same sink and echo servers through the
-same sshd (``--size`` defaults to 256 MiB there).
+same sshd (``--size`` defaults to 256 MiB there). A third row, ``forwarder, stock asyncssh``,
+runs the forwarder without its short SSH send paths (``actors.forward.remote.LEAN_SSH``: the
+per-key AES-GCM object and the one-copy CHANNEL_DATA framing), interleaved with the others, so
+what those paths buy is measured under the same load.
 """
 
 from __future__ import annotations
@@ -129,10 +132,13 @@ class RelayProcess:
     """``bench/forward.py --serve-relay DEST [--copy-loop] [--ssh-directory D --ssh-host H]`` in
     a child process; the listening endpoint is the first line it prints. Stopped by its pid."""
 
-    def __init__(self, destination: str, copy_loop: bool, ssh: tuple[str, str] | None = None):
+    def __init__(self, destination: str, copy_loop: bool, ssh: tuple[str, str] | None = None,
+                 stock: bool = False):
         command = [sys.executable, __file__, "--serve-relay", destination]
         if copy_loop:
             command.append("--copy-loop")
+        if stock:
+            command.append("--stock-asyncssh")
         if ssh is not None:
             command += ["--ssh-directory", ssh[0], "--ssh-host", ssh[1]]
         self.process = subprocess.Popen(command, stdout=subprocess.PIPE, stdin=subprocess.PIPE,
@@ -162,7 +168,8 @@ class RelayProcess:
 
 
 def serve_relay(destination: str, copy_loop: bool, ssh_directory: str = "",
-                ssh_host: str = "") -> None:
+                ssh_host: str = "", stock: bool = False) -> None:
+    from mutagen_actors.actors.forward import remote as remote_module
     from mutagen_actors.actors.forward.dialers import make_dialer
     from mutagen_actors.actors.forward.endpoints import parse_endpoint
     from mutagen_actors.actors.forward.listeners import open_listener
@@ -175,6 +182,7 @@ def serve_relay(destination: str, copy_loop: bool, ssh_directory: str = "",
         remote = None
         endpoint = parse_endpoint(destination, listening=False)
         if ssh_host:
+            remote_module.LEAN_SSH = not stock
             remote = await connect_remote({"protocol": "ssh", "host": ssh_host},
                                           cache_directory="", ssh_directory=ssh_directory)
             dial = remote.dialer(endpoint)
@@ -241,7 +249,7 @@ def run_ssh(size: int, runs: int, connections: int) -> list[dict]:
     sshd = PrivateSshd(root).start()
     sink, echo = _Server(_sink), _Server(_echo)
     rows = []
-    names = ("ssh -L", "forwarder over ssh")
+    names = ("ssh -L", "forwarder over ssh", "forwarder, stock asyncssh")
     forwards: dict[str, list] = {}
     try:
         ssh = (sshd.client.directory, sshd.client.alias)
@@ -249,6 +257,9 @@ def run_ssh(size: int, runs: int, connections: int) -> list[dict]:
                               SshL(echo.endpoint, sshd.client, free_port())]
         forwards["forwarder over ssh"] = [RelayProcess(sink.endpoint, True, ssh),
                                           RelayProcess(echo.endpoint, True, ssh)]
+        forwards["forwarder, stock asyncssh"] = [
+            RelayProcess(sink.endpoint, True, ssh, stock=True),
+            RelayProcess(echo.endpoint, True, ssh, stock=True)]
         rates: dict[str, list] = {name: [] for name in names}
         latencies: dict[str, list] = {name: [] for name in names}
         cpu: dict[str, float] = {name: 0.0 for name in names}
@@ -335,9 +346,11 @@ def main() -> None:
                         help="compare with ssh -L on a private loopback sshd")
     parser.add_argument("--ssh-directory", default="", help=argparse.SUPPRESS)
     parser.add_argument("--ssh-host", default="", help=argparse.SUPPRESS)
+    parser.add_argument("--stock-asyncssh", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve_relay:
-        serve_relay(args.serve_relay, args.copy_loop, args.ssh_directory, args.ssh_host)
+        serve_relay(args.serve_relay, args.copy_loop, args.ssh_directory, args.ssh_host,
+                    args.stock_asyncssh)
         return
     if args.ssh:
         if args.size == 1 << 30:
@@ -353,10 +366,10 @@ def main() -> None:
     print(f"one connection, {args.size / 2**30:g} GiB x {args.runs} runs; set-up latency over "
           f"{args.connections} connections (connect + 1-byte echo + close); "
           f"{os.cpu_count()} cores")
-    print(f"{'path':<20} {'best GB/s':>10} {'median GB/s':>12} {'vs first':>10} "
+    print(f"{'path':<26} {'best GB/s':>10} {'median GB/s':>12} {'vs first':>10} "
           f"{'fwd CPU s/GiB':>16} {'setup p50 us':>13} {'setup p99 us':>13}")
     for row in rows:
-        print(f"{row['path']:<20} {row['throughput_best_gbps']:>10.2f} "
+        print(f"{row['path']:<26} {row['throughput_best_gbps']:>10.2f} "
               f"{row['throughput_median_gbps']:>12.2f} {row['throughput_vs_direct']:>9.2f}x "
               f"{row['relay_cpu_s_per_gib']:>16.2f} {row['setup_p50_us']:>13.0f} {row['setup_p99_us']:>13.0f}")
 

@@ -42,6 +42,7 @@ from .mux import Mux
 from .streams import Dialer, QueueListener
 
 
+LEAN_SSH = True  # the short SSH send paths below; bench/forward.py --ssh turns them off for a row
 CHANNEL_WINDOW = 8 << 20  # what the remote may send before we acknowledge (asyncssh: 2 MiB)
 WRITE_BUFFER = 2 << 20
 
@@ -201,14 +202,15 @@ def _cork(connection) -> None:
     9.3.1's countermeasure for CBC modes, meaningless with GCM or chacha20-poly1305, and it
     doubled the packets (and the per-packet Python work) of a forwarded stream. IGNORE
     packets are optional in the protocol: the peer just discards them."""
-    _reuse_gcm_keys()
+    if LEAN_SSH:
+        _reuse_gcm_keys()
     transport = getattr(connection, "_transport", None)
     if transport is not None and hasattr(transport, "write") \
             and not isinstance(transport, _CorkedTransport):
         connection._transport = _CorkedTransport(transport, asyncio.get_running_loop())
     if connection.get_extra_info("send_cipher") in AEAD_CIPHERS:
         send_packet = connection.send_packet
-        lean = _lean_channel_data(connection, send_packet)
+        lean = _lean_channel_data(connection, send_packet) if LEAN_SSH else None
 
         def without_padding_ignores(pkttype, *args, **kwargs):
             if pkttype == _MSG_IGNORE and args == (_EMPTY_STRING,):

@@ -11,6 +11,7 @@ import shutil
 import signal
 import subprocess
 import tempfile
+import time
 
 import pytest
 
@@ -79,9 +80,12 @@ def test_docker_container_killed_then_started_again(docker_daemon, dockerd, pyth
             assert alive(pid) and docker_daemon.actor_pids(session)["forwarder"] == pid
 
         dockerd.docker("start", container)
+        back = time.monotonic()
         start_echo()
         wait_until(lambda: echo_once(source, b"after", timeout=2), 30, interval=0.1,
                    what="forwarding into the container again")
+        print(f"after the container started again: forwarding again in "
+              f"{time.monotonic() - back:.2f} s (back-off at most 5 s)")
         # the socket file of the killed agent was reclaimed: the reverse forward listens again
         wait_until(reverse_works, 30, interval=0.2, what="the reverse forward again")
         for name in ("to-container", "from-container"):
@@ -166,10 +170,14 @@ def test_sshd_stopped_then_started_again(forward_daemon, own_sshd):
             assert alive(pid) and forward_daemon.actor_pids(session)["forwarder"] == pid
 
         _start_again(own_sshd)
+        back = time.monotonic()
         wait_until(lambda: echo_once(source, b"after", timeout=2), 30, interval=0.1,
                    what="forwarding over SSH again")
+        forward_again = time.monotonic() - back
         wait_until(lambda: echo_once(reverse_endpoint, b"after", timeout=2), 30, interval=0.1,
                    what="the sshd to listen for the reverse forward again")
+        print(f"after the sshd came back: forwarding again in {forward_again:.2f} s, reverse "
+              f"in {time.monotonic() - back:.2f} s (back-off at most 5 s)")
         assert forward_daemon.session("to-ssh")["status"] == "forwarding"
         assert forward_daemon.session("from-ssh")["status"] == "forwarding"
     finally:
