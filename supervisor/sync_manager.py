@@ -587,10 +587,12 @@ class SyncManager:
                 os.unlink(os.path.join(self.paths.root, "caches", f"{session.id}-{side}.cache"))
             except FileNotFoundError:
                 pass
-            shutil.rmtree(staging_directory(settings["stage_mode"], root=url.path,
-                                            session=session.id, side=side,
-                                            data_directory=self.paths.root),
-                          ignore_errors=True)
+            # The configured store, and the in-root one an endpoint picks instead when the data
+            # directory is on another filesystem (agent.endpoint.same_filesystem_stage_mode).
+            for mode in {settings["stage_mode"], StageMode.INTERNAL}:
+                shutil.rmtree(staging_directory(mode, root=url.path, session=session.id,
+                                                side=side, data_directory=self.paths.root),
+                              ignore_errors=True)
         self.sessions.pop(session.id, None)
         self._signatures.pop(session.id, None)
         log.info("sync session terminated", session=session.id)

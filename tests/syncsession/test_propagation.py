@@ -135,3 +135,21 @@ def test_flush_on_no_watch_session_and_reset(shared_sync, roots):
     sync.command(sm.SyncTerminate, identifier)
     assert "did not match" in sync.refused(sm.SyncList(sm.Selection([identifier])))
     assert tree(alpha) and tree(beta)["b.txt"][1] == b"b"  # terminate leaves files alone
+
+
+def test_terminate_removes_the_sessions_staging_stores_and_nothing_else(sync, roots):
+    """A store left by a transfer cut short (in the data directory, or inside the root where an
+    endpoint stages when the data directory is on another filesystem) goes with the session; the
+    user's files stay."""
+    alpha, beta = roots
+    write(alpha, "a.txt", "a")
+    identifier = sync.create(alpha, beta)
+    wait_same(alpha, beta)
+    in_root = os.path.join(beta, f".mutagen-temporary-staging-{identifier}-beta")
+    in_data = os.path.join(sync.daemon.data_dir, "staging", f"{identifier}-beta")
+    for store in (in_root, in_data):
+        os.makedirs(store, exist_ok=True)
+        write(store, "left-over.resume", "partial")
+    sync.command(sm.SyncTerminate, identifier)
+    assert not os.path.exists(in_root) and not os.path.exists(in_data)
+    assert tree(alpha)["a.txt"][1] == b"a" and tree(beta)["a.txt"][1] == b"a"
