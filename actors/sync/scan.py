@@ -18,7 +18,10 @@ What each on-disk thing becomes:
   file: ..."), unreadable directory ("unable to read directory contents: ..." / "unable to open
   directory: ..."), non-UTF-8 names ("non-UTF-8 filename"; the name is shown with its bad bytes
   as ``\\xNN`` escapes), a file whose size changed while hashed ("hashed size mismatch"), a
-  directory on another filesystem ("scan crossed filesystem boundary").
+  directory on another filesystem ("scan crossed filesystem boundary"), a directory nested
+  ``MAX_DEPTH`` levels below the root ("directory nested too deeply: ..."; its contents are not
+  scanned: every later step of the pipeline recurses once or twice per level, see
+  docs/decisions.md).
 
 Unchanged files are never re-hashed: a file whose lstat metadata (size, mtime, inode, mode)
 matches its cache record reuses the cached digest (``ScanResult.hashed`` counts the files that
@@ -68,6 +71,11 @@ _IFLNK = _stat.S_IFLNK
 NON_UTF8 = "non-UTF-8 filename"
 SIZE_MISMATCH = "hashed size mismatch"
 CROSSED_FILESYSTEM = "scan crossed filesystem boundary"
+# A directory whose root-relative path has this many components is a problem (contents not
+# scanned): deeper snapshots would overflow Python's recursion limit in ``Entry ==``, msgspec
+# and the recursive steps of the pipeline (measured: docs/decisions.md).
+MAX_DEPTH = 256
+TOO_DEEP = f"directory nested too deeply (more than {MAX_DEPTH - 1} levels below the root)"
 
 # (directories, files, symbolic links, total file size) of a subtree.
 _ZERO = (0, 0, 0, 0)
@@ -229,6 +237,8 @@ class _Walker:
                 phantom = True
             if st.st_dev != self.device:
                 return self.problem(path, CROSSED_FILESYSTEM), _ZERO
+            if path.count("/") >= MAX_DEPTH - 1:
+                return self.problem(path, TOO_DEEP), _ZERO
             try:
                 child_fd = os.open(name, _DIR_FLAGS, dir_fd=dfd)
             except OSError as error:
