@@ -4,6 +4,9 @@ The runtime (``process.run``) calls, in order: ``on_start()`` once (the actor is
 to its supervisor only after it returns; if it raises, the process reports the failure and exits
 with status 1), then ``handle(message)`` for each request, one at a time, in arrival order, then
 ``on_stop()`` once when asked to stop (``Stop`` message, SIGTERM, or the supervisor died).
+Opt-in overlap: requests whose type is in ``CONCURRENT`` may be handled beside each other, at
+most ``MAX_CONCURRENT`` at once; every other request still runs alone (rules and ordering
+guarantees: ``admission``). A ``Stop`` waits for the requests being handled.
 
 ``handle`` returns the reply body (``None`` means ``Ok``); raising ``wire.handling.NotHandled``
 answers ``unknown-request``, ``wire.handling.Refused`` answers its code, any other exception
@@ -47,6 +50,10 @@ class ActorCrash(BaseException):
 
 
 class Actor:
+    # Message types whose requests may overlap each other (see ``admission``); () = none.
+    CONCURRENT: tuple = ()
+    MAX_CONCURRENT: int = 1
+
     def __init__(self, context: ActorContext):
         self.context = context
         self.log = context.log

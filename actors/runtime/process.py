@@ -8,8 +8,10 @@ copy-on-write). Sequence:
 2. watch the supervisor with a pidfd: if the daemon dies the actor stops by itself (no orphans);
 3. bind the mailbox, import and construct the actor class, run ``on_start``;
 4. report ``("ready", pid)`` on the ``ready`` pipe, or ``("failed", reason)`` and exit 1;
-5. serve: a receive task answers heartbeats and queues requests; one worker handles them one at
-   a time (``queue_depth`` = requests waiting); once requests stop for a second after a burst,
+5. serve: a receive task answers heartbeats and queues requests; one worker starts them in
+   arrival order and handles them one at a time, except that requests of the actor's
+   ``CONCURRENT`` types may overlap each other (``admission``; ``queue_depth`` = requests
+   waiting); once requests stop for a second after a burst,
    freed memory is handed back (``heap.tidy``);
 6. stop on ``Stop`` (reply ``Ok``, exit 0), on SIGTERM (exit 143 after the same orderly stop),
    when the supervisor is gone (exit 0), or, with ``launch.idle_exit`` > 0, after that many
@@ -36,6 +38,7 @@ from mutagen_actors.wire.messages.base import Ok
 from mutagen_actors.wire.sockets import Mailbox
 
 from . import heap, logs
+from .admission import admit, is_concurrent
 from .actor import ActorContext, ActorCrash
 from .launch import ActorLaunch
 
@@ -137,7 +140,7 @@ async def _serve(actor, mailbox, launch, started, stopped, stop, log) -> int:
     queue: asyncio.Queue = asyncio.Queue()
     counters = {"handled": 0, "last": time.time()}
 
-    work_clock = {"last": time.monotonic(), "handling": False}
+    work_clock = {"last": time.monotonic(), "handling": 0}  # handling: requests being handled
 
     async def receive() -> None:
         while True:
@@ -152,7 +155,7 @@ async def _serve(actor, mailbox, launch, started, stopped, stop, log) -> int:
         """Hibernation: stop (status 0) after ``launch.idle_exit`` seconds without work."""
         while True:
             due = idle_due(work_clock["last"], launch.idle_exit, time.monotonic(),
-                           queued=queue.qsize(), handling=work_clock["handling"],
+                           queued=queue.qsize(), handling=work_clock["handling"] > 0,
                            busy=actor.busy())
             if due <= 0:
                 stop(0, f"idle: no work for {launch.idle_exit:g} s (hibernating)")
@@ -174,38 +177,68 @@ async def _serve(actor, mailbox, launch, started, stopped, stop, log) -> int:
                     break
             heap.tidy()
 
+    concurrent_types = tuple(getattr(actor, "CONCURRENT", ()))
+    bound = int(getattr(actor, "MAX_CONCURRENT", 1))
+    running: set = set()  # tasks of the concurrent requests being handled (see admission)
+
+    async def handle_one(request) -> bool:
+        """Answer one actor request; False when the actor crashed (the process stops)."""
+        body = request.body
+        work_clock["handling"] += 1
+        try:
+            reply = await answer(actor.handle, body, log)
+        except ActorCrash as crash:
+            log.error("actor crashed", reason=str(crash))
+            stop(1, f"crash: {crash}")
+            return False
+        finally:
+            work_clock["handling"] -= 1
+            work_clock["last"] = time.monotonic()
+        counters["handled"] += 1
+        counters["last"] = time.time()
+        await request.reply(reply)
+        # Do not keep the last request and its reply (a whole snapshot, a transition's
+        # results) alive until the next request arrives.
+        del request, body, reply
+        busy.set()
+        return True
+
+    async def wait_for_room(concurrent: bool) -> None:
+        while running and not admit(concurrent, len(running), bound):
+            await asyncio.wait(set(running), return_when=asyncio.FIRST_COMPLETED)
+
     async def work() -> None:
         while True:
             request = await queue.get()
             body = request.body
             if isinstance(body, Stop):
+                await wait_for_room(False)
                 await request.reply(Ok())
                 stop(0, "Stop requested")
                 return
-            if isinstance(body, GetStatistics):
-                reply = Statistics(os.getpid(), queue.qsize(), counters["handled"],
-                                   max(counters["last"], mailbox.last_activity),
-                                   launch.restarts, started)
-            elif isinstance(body, KeepAwake):
-                reply = Ok()  # receiving it restarted the idle clock
-            else:
-                work_clock["handling"] = True
-                try:
-                    reply = await answer(actor.handle, body, log)
-                except ActorCrash as crash:
-                    log.error("actor crashed", reason=str(crash))
-                    stop(1, f"crash: {crash}")
-                    return
-                finally:
-                    work_clock["handling"] = False
-                    work_clock["last"] = time.monotonic()
-            counters["handled"] += 1
-            counters["last"] = time.time()
-            await request.reply(reply)
-            # Do not keep the last request and its reply (a whole snapshot, a transition's
-            # results) alive until the next request arrives.
-            del request, body, reply
-            busy.set()
+            if isinstance(body, (GetStatistics, KeepAwake)):
+                if isinstance(body, GetStatistics):
+                    reply = Statistics(os.getpid(), queue.qsize(), counters["handled"],
+                                       max(counters["last"], mailbox.last_activity),
+                                       launch.restarts, started)
+                else:
+                    reply = Ok()  # receiving it restarted the idle clock
+                counters["handled"] += 1
+                counters["last"] = time.time()
+                await request.reply(reply)
+                del request, body, reply
+                continue
+            concurrent = is_concurrent(body, concurrent_types, bound)
+            del body
+            await wait_for_room(concurrent)
+            if concurrent:
+                task = asyncio.ensure_future(handle_one(request))
+                running.add(task)
+                task.add_done_callback(running.discard)
+                del task
+            elif not await handle_one(request):
+                return
+            del request
 
     tasks = [asyncio.ensure_future(receive()), asyncio.ensure_future(work()),
              asyncio.ensure_future(tidy())]
@@ -214,6 +247,7 @@ async def _serve(actor, mailbox, launch, started, stopped, stop, log) -> int:
     try:
         return await stopped
     finally:
+        tasks.extend(running)
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
