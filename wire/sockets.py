@@ -121,7 +121,17 @@ class Mailbox:
 
 
 class DealerClient:
-    """Request/reply client for one mailbox; see the module docstring."""
+    """Request/reply client for one mailbox; see the module docstring.
+
+    Subclasses (``actors.syncsession.peer.Peer``) adjust it through small hooks rather than
+    repeating the request/reply machinery: ``reconnect_interval_ms`` (``None`` keeps libzmq's
+    default), ``_error_prefix`` and ``_timeout_text`` (the texts of the errors a caller sees),
+    ``_log_fields`` (what a protocol-error log line names), ``_before_connect`` (socket setup
+    that must precede ``connect``), ``_background`` (coroutines run beside the reply reader
+    until ``close``) and ``_close_socket`` (teardown of the socket and anything attached to it).
+    """
+
+    reconnect_interval_ms: int | None = None
 
     def __init__(self, context: zmq.asyncio.Context, endpoint: str, *,
                  max_frame: int = MAX_FRAME_SIZE, log=None):
@@ -134,9 +144,38 @@ class DealerClient:
         self._socket = context.socket(zmq.DEALER)
         self._socket.setsockopt(zmq.LINGER, 0)
         self._socket.setsockopt(zmq.IMMEDIATE, 1)
+        if self.reconnect_interval_ms is not None:
+            self._socket.setsockopt(zmq.RECONNECT_IVL, self.reconnect_interval_ms)
         self._socket.setsockopt(zmq.MAXMSGSIZE, max_frame + ZMQ_SLACK)
+        self._before_connect()
         self._socket.connect(endpoint)
-        self._reader = asyncio.get_running_loop().create_task(self._read())
+        loop = asyncio.get_running_loop()
+        self._tasks = [loop.create_task(work) for work in (self._read(), *self._background())]
+
+    # -- hooks ------------------------------------------------------------------------------
+
+    @property
+    def _error_prefix(self) -> str:
+        """Names the other side at the start of a ``ConnectionError``'s text."""
+        return f"mailbox {self.endpoint}"
+
+    def _timeout_text(self, body, timeout: float) -> str:
+        return f"{type(body).__name__} got no answer within {timeout:g} s from {self.endpoint}"
+
+    def _log_fields(self) -> dict:
+        return {"mailbox": self.endpoint}
+
+    def _before_connect(self) -> None:
+        """Called once the socket options are set, before ``connect``."""
+
+    def _background(self) -> tuple:
+        """Coroutines to run as tasks beside the reply reader; cancelled by ``close``."""
+        return ()
+
+    def _close_socket(self) -> None:
+        self._socket.close(linger=0)
+
+    # -- requests ---------------------------------------------------------------------------
 
     async def request(self, body, *, timeout: float):
         request_id = next(self._ids)
@@ -145,11 +184,9 @@ class DealerClient:
         try:
             return await asyncio.wait_for(self._exchange(body, request_id, future), timeout)
         except asyncio.TimeoutError:
-            raise RequestTimeout(
-                f"{type(body).__name__} got no answer within {timeout:g} s from {self.endpoint}"
-            ) from None
+            raise RequestTimeout(self._timeout_text(body, timeout)) from None
         except zmq.ZMQError as error:
-            raise ConnectionError(f"mailbox {self.endpoint}: {error}") from None
+            raise ConnectionError(f"{self._error_prefix}: {error}") from None
         finally:
             self._pending.pop(request_id, None)
             if future.done() and not future.cancelled():
@@ -181,20 +218,31 @@ class DealerClient:
             self.last_heard = time.monotonic()
             if len(frames) != 1:
                 self.log.warning("protocol error on reply", error=f"{len(frames)} frames",
-                                 mailbox=self.endpoint)
+                                 **self._log_fields())
                 continue
             try:
                 envelope = codec.decode(frames[0], max_size=self.max_frame)
             except ProtocolError as error:
-                self.log.warning("protocol error on reply", error=str(error), mailbox=self.endpoint)
+                self.log.warning("protocol error on reply", error=str(error), **self._log_fields())
                 continue
             future = self._pending.get(envelope.reply_to)
             if future is not None and not future.done():
                 future.set_result(envelope.body)
 
-    def close(self) -> None:
-        self._reader.cancel()
+    def _fail_pending(self, text: str) -> None:
         for future in self._pending.values():
             if not future.done():
-                future.set_exception(ConnectionError(f"mailbox {self.endpoint}: client closed"))
-        self._socket.close(linger=0)
+                future.set_exception(ConnectionError(text))
+
+    async def aclose(self) -> None:
+        """Close, letting the background tasks finish their cancellation before the socket goes."""
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        self.close()
+
+    def close(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        self._fail_pending(f"{self._error_prefix}: client closed")
+        self._close_socket()
