@@ -36,6 +36,8 @@ from mutagen_actors.supervisor import identity, urls
 from mutagen_actors.wire.messages import forward as messages
 from mutagen_actors.wire.messages.sync import EndpointUrl
 
+from .flag_values import flag, flag_origin, given
+
 SIDES = ("source", "destination")
 SOCKET_OPTIONS = ("socket_overwrite_mode", "socket_owner", "socket_group",
                   "socket_permission_mode")
@@ -43,10 +45,6 @@ SOCKET_OPTIONS = ("socket_overwrite_mode", "socket_owner", "socket_group",
 
 class ArgumentError(ValueError):
     """Bad input to ``forward create``; ``str()`` is the one line shown to the user."""
-
-
-def _flag(name: str) -> str:
-    return "--" + name.replace("_", "-")
 
 
 def _overwrite_mode(text: str) -> str:
@@ -85,26 +83,19 @@ PARSERS: dict[str, tuple[str, Callable[[str], Any]]] = {
 }
 
 
-def _given(options: Mapping[str, Any], key: str) -> Optional[str]:
-    value = options.get(key)
-    if value is None or value == "":
-        return None
-    return str(value)
-
-
 def flags_layer(options: Mapping[str, Any]) -> config.ForwardConfiguration:
     """The configuration layer given by the flags (each value parsed; the flag named on error)."""
     layers: dict[str, dict[str, Any]] = {"common": {}, "source": {}, "destination": {}}
     for base, (field, parser) in PARSERS.items():
         for where, key in (("common", base), ("source", f"{base}_source"),
                            ("destination", f"{base}_destination")):
-            text = _given(options, key)
+            text = given(options, key)
             if text is None:
                 continue
             try:
                 layers[where][field] = parser(text)
             except ValueError as error:
-                raise ArgumentError(f"{_flag(key)}: {error}") from None
+                raise ArgumentError(f"{flag(key)}: {error}") from None
     return config.ForwardConfiguration(
         common=config.SocketConfiguration(**layers["common"]),
         source=config.SocketConfiguration(**layers["source"]),
@@ -113,12 +104,7 @@ def flags_layer(options: Mapping[str, Any]) -> config.ForwardConfiguration:
 
 def _origin(flags: config.ForwardConfiguration, field: str, side: str) -> str:
     """Which flag (or "a configuration file") set a socket setting in force on ``side``."""
-    base = "socket_" + field
-    if getattr(getattr(flags, side), field) is not None:
-        return f"{_flag(base)}-{side}"
-    if getattr(flags.common, field) is not None:
-        return _flag(base)
-    return "configuration file"
+    return flag_origin(flags, field, side, "socket_" + field)
 
 
 def _check_owners(merged: config.ForwardConfiguration, flags: config.ForwardConfiguration,

@@ -45,16 +45,13 @@ from mutagen_actors.supervisor import configuration as config
 from mutagen_actors.supervisor import identity, urls
 from mutagen_actors.wire.messages import sync as messages
 
+from .flag_values import flag, flag_origin, given
 from .selecting import ArgumentError, selection  # noqa: F401  (re-exported: one error type)
 
 CONFLICTING_VCS = "conflicting VCS ignore behavior specified"
 MAXIMUM_UINT32 = 2**32 - 1
 MAXIMUM_UINT64 = 2**64 - 1
 SIDES = ("alpha", "beta")
-
-
-def _flag(name: str) -> str:
-    return "--" + name.replace("_", "-")
 
 
 def _choice(values: tuple[str, ...], what: str) -> Callable[[str], str]:
@@ -134,21 +131,14 @@ SESSION_OPTIONS: dict[str, tuple[str, Callable[[str], Any], str]] = {
 }
 
 
-def _given(options: Mapping[str, Any], key: str) -> Optional[str]:
-    value = options.get(key)
-    if value is None or value == "":
-        return None
-    return str(value)
-
-
 def _parse_option(options: Mapping[str, Any], key: str, parser: Callable[[str], Any]) -> Any:
-    text = _given(options, key)
+    text = given(options, key)
     if text is None:
         return None
     try:
         return parser(text)
     except ValueError as error:
-        raise ArgumentError(f"{_flag(key)}: {error}") from None
+        raise ArgumentError(f"{flag(key)}: {error}") from None
 
 
 def flags_layer(options: Mapping[str, Any]) -> config.SyncConfiguration:
@@ -186,11 +176,7 @@ def flags_layer(options: Mapping[str, Any]) -> config.SyncConfiguration:
 
 def _origin(flags: config.SyncConfiguration, field: str, side: str) -> str:
     """Which flag (or "a configuration file") set an endpoint setting in force on ``side``."""
-    if getattr(getattr(flags, side), field) is not None:
-        return f"{_flag(field)}-{side}"
-    if getattr(flags.common, field) is not None:
-        return _flag(field)
-    return "configuration file"
+    return flag_origin(flags, field, side, field)
 
 
 def _check_merged(merged: config.SyncConfiguration, flags: config.SyncConfiguration,
