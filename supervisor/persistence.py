@@ -5,6 +5,12 @@ after a crash at any moment a record is either the old one or the new one. ``loa
 record it cannot read (logged, and renamed ``<name>.corrupt`` so it is kept for inspection);
 the daemon still starts. The ``spec`` field is owned by the session kind (debug sessions store
 their actor count; sync and forward sessions their configuration).
+
+Halts survive a restart: ``halted`` is the machine status of a halted session
+(``halted-on-actor-failure`` when the restart budget was spent, or a sync safety status such as
+``halted-on-root-emptied``), ``halt_reason`` its text and ``halt_exits`` the last exit of each
+actor then (what the status shows). Empty ``halted``: not halted. ``save_halt`` updates these
+three fields of the record on disk (read, replace, atomic write), leaving the others as they are.
 """
 
 from __future__ import annotations
@@ -26,6 +32,9 @@ class SessionRecord(msgspec.Struct, forbid_unknown_fields=False):
     created: float
     spec: dict = {}
     paused: bool = False
+    halted: str = ""
+    halt_reason: str = ""
+    halt_exits: dict = {}
 
 
 def _path(directory: str, session_id: str) -> str:
@@ -39,6 +48,29 @@ def save(directory: str, record: SessionRecord) -> None:
     write_atomically(
         _path(directory, record.id), data, mode=0o600, temporary_prefix=".tmp-", temporary_suffix=".json"
     )
+
+
+def save_halt(directory: str, record: SessionRecord, halted: str, halt_reason: str = "",
+              halt_exits: dict | None = None) -> bool:
+    """Set (``halted`` non-empty) or clear (empty) the halt of ``record``, in memory and in its
+    file; the file's other fields are kept as they are on disk. False (nothing written) when the
+    file is gone (the session was terminated) or unreadable."""
+    record.halted = halted
+    record.halt_reason = halt_reason if halted else ""
+    record.halt_exits = dict(halt_exits or {}) if halted else {}
+    path = _path(directory, record.id)
+    try:
+        with open(path, "rb") as stream:
+            current = msgspec.json.decode(stream.read(), type=SessionRecord)
+    except FileNotFoundError:
+        return False
+    except (OSError, msgspec.DecodeError) as error:
+        log.error("session record not updated with its halt", path=path, error=str(error))
+        return False
+    save(directory, msgspec.structs.replace(current, halted=record.halted,
+                                            halt_reason=record.halt_reason,
+                                            halt_exits=record.halt_exits))
+    return True
 
 
 def delete(directory: str, session_id: str) -> None:

@@ -15,6 +15,11 @@ so restarts never interleave. An exit is handled like this:
 A heartbeat task pings running children; one that stays silent for ``interval * misses`` seconds
 is killed (SIGKILL), which then goes through the same exit handling.
 
+Halts are persisted by the owner: ``on_halt(supervisor)`` is called as the session halts (before
+its children are stopped). A supervisor built with ``halted`` (a reason: the halt read back from
+the session record after a daemon restart) starts halted: no child is started, the status and
+the reason are those of the halt and ``last_exits`` gives each child's last exit back.
+
 On-demand children (``ChildSpec.on_demand``) *hibernate*: they are not started with the session
 (state ``hibernating``, no process), and one that exits with status 0 by itself (its idle exit)
 goes back to ``hibernating`` at once: not an exit to handle, no restart, no restart budget.
@@ -99,7 +104,8 @@ async def _ask(request):
 class SessionSupervisor:
     def __init__(self, session_id: str, name: str, kind: str, specs: list[ChildSpec],
                  runtime: Runtime, *, strategy: Strategy = Strategy.ONE_FOR_ONE,
-                 budget: RestartBudget | None = None, created: float | None = None):
+                 budget: RestartBudget | None = None, created: float | None = None,
+                 halted: str = "", last_exits: dict | None = None, on_halt=None):
         self.id = session_id
         self.name = name
         self.kind = kind
@@ -118,10 +124,21 @@ class SessionSupervisor:
         self.settled = asyncio.Event()  # set once the first start finished (running or halted)
         self._starts: set = set()  # child starts requested by wake(), owned here
         self._stopping = False
+        self._restored_halt = halted
+        self._last_exits = dict(last_exits or {})
+        self.on_halt = on_halt  # called with this supervisor as it halts (persistence)
 
     # ------------------------------------------------------------------ lifecycle
 
     def start(self) -> None:
+        if self._restored_halt:
+            self.status = "halted"
+            self.halt_reason = self._restored_halt
+            for child_id, child in self.children.items():
+                child.last_exit = str(self._last_exits.get(child_id, ""))
+            self.settled.set()
+            self.log.warning("session restored halted", reason=self.halt_reason)
+            return
         self._task = asyncio.ensure_future(self._supervise())
         self._heartbeat = asyncio.ensure_future(self._heartbeats())
 
@@ -195,6 +212,11 @@ class SessionSupervisor:
         self.status = "halted"
         self.halt_reason = reason
         self.log.error("session halted", reason=reason)
+        if self.on_halt is not None:
+            try:
+                self.on_halt(self)
+            except Exception:  # noqa: BLE001 - the halt itself must still happen
+                self.log.exception("halt not persisted")
         await self._stop_children(list(reversed(self.order)))
         self.settled.set()
 

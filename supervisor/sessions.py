@@ -4,6 +4,11 @@ session is supervised on its own; one session's trouble never touches another).
 Session kinds map a persisted ``SessionRecord`` to child specs. Only the diagnostic ``debug``
 kind exists so far (test actors, created by ``daemon debug-session create``); sync and forward
 sessions register their own kinds in ``KINDS``.
+
+Halts persist (``persistence.save_halt``): a session halted because an actor spent the restart
+budget (or with a halt its manager recorded, such as a sync safety halt) comes back halted after
+a daemon restart, its actors not started. Supervising a record again (resume, pause, reset: a
+fresh start) clears the halt.
 """
 
 from __future__ import annotations
@@ -25,6 +30,7 @@ from .session_supervisor import Runtime, SessionSupervisor
 
 DEBUG_ACTOR = "mutagen_actors.actors.runtime.debug:DebugActor"
 MAX_DEBUG_ACTORS = 64
+ACTOR_FAILURE = "halted-on-actor-failure"  # the ``halted`` status of a spent restart budget
 
 log = structlog.get_logger("supervisor.sessions")
 
@@ -45,10 +51,25 @@ class Registry:
         self.runtime = runtime
         self.sessions: dict[str, SessionSupervisor] = {}
 
-    def _supervise(self, record: SessionRecord) -> SessionSupervisor:
+    def _supervise(self, record: SessionRecord, restore: bool = False) -> SessionSupervisor:
+        """Supervise ``record``'s session. ``restore`` (daemon start): a persisted halt is kept
+        (the session starts halted); otherwise this is a fresh start and the halt is cleared."""
         specs_for, strategy = KINDS[record.kind]
+        halted = ""
+        if record.halted and restore:
+            halted = record.halt_reason or record.halted
+        elif record.halted or record.halt_reason:
+            persistence.save_halt(self.runtime.paths.sessions, record, "")
+        directory = self.runtime.paths.sessions
+
+        def persist_halt(supervisor: SessionSupervisor) -> None:
+            exits = {child_id: child.last_exit for child_id, child in supervisor.children.items()}
+            persistence.save_halt(directory, record, ACTOR_FAILURE, supervisor.halt_reason, exits)
+
         supervisor = SessionSupervisor(record.id, record.name, record.kind, specs_for(record),
-                                       self.runtime, strategy=strategy, created=record.created)
+                                       self.runtime, strategy=strategy, created=record.created,
+                                       halted=halted, last_exits=record.halt_exits,
+                                       on_halt=persist_halt)
         self.sessions[record.id] = supervisor
         supervisor.start()
         return supervisor
@@ -60,8 +81,9 @@ class Registry:
                 log.error("session of unknown kind not started", session=record.id,
                           kind=record.kind)
                 continue
-            log.info("resuming session", session=record.id, kind=record.kind)
-            self._supervise(record)
+            log.info("resuming session", session=record.id, kind=record.kind,
+                     halted=record.halted)
+            self._supervise(record, restore=True)
 
     async def create_debug(self, actors: int, crash_on_start: bool, name: str,
                            settle_timeout: float) -> SessionSupervisor:
