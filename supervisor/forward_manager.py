@@ -57,8 +57,9 @@ from mutagen_actors.wire.handling import NotHandled, Refused
 from mutagen_actors.wire.messages import forward as fm
 from mutagen_actors.wire.messages.sync import EndpointUrl, Selection
 
-from . import identity, persistence, prompt_relay, selection
+from . import identity, persistence, prompt_relay
 from .child_spec import ChildSpec
+from .manager_common import RecordFields, SessionManagerBase, validate_identity
 from .persistence import SessionRecord
 from .restart import Strategy
 from .sessions import KINDS, Registry
@@ -222,7 +223,7 @@ KINDS[KIND] = (forward_specs, Strategy.ONE_FOR_ONE)
 
 
 @dataclass
-class _Session:
+class _Session(RecordFields):
     """What the daemon keeps about one forwarding session besides its supervisor."""
 
     record: SessionRecord
@@ -230,28 +231,12 @@ class _Session:
     totals: Totals = field(default_factory=Totals)
     figures: Figures = field(default_factory=Figures)
 
-    @property
-    def id(self) -> str:
-        return self.record.id
-
-    @property
-    def name(self) -> str:
-        return self.record.name
-
-    @property
-    def created(self) -> float:
-        return self.record.created
-
-    @property
-    def labels(self) -> dict:
-        return self.create.labels
-
     @classmethod
     def of(cls, record: SessionRecord) -> "_Session":
         return cls(record, msgspec.convert(record.spec["create"], fm.ForwardCreate))
 
 
-class ForwardManager:
+class ForwardManager(SessionManagerBase):
     def __init__(self, registry: Registry):
         self.registry = registry
         self.paths = registry.runtime.paths
@@ -282,18 +267,11 @@ class ForwardManager:
             raise Refused("invalid-argument", str(error)) from None
         raise NotHandled
 
-    def _select(self, chosen: Selection, default_all: bool = False) -> list[_Session]:
-        return selection.select(self.sessions.values(), chosen.specifications,
-                                chosen.label_selector, chosen.all, default_all=default_all)
-
     # ------------------------------------------------------------------ create
 
     async def create(self, message: fm.ForwardCreate) -> fm.ForwardCreated:
         validate_endpoints(message.source, message.destination)
-        identity.validate_name(message.name)
-        for key, value in message.labels.items():
-            identity.validate_label_key(key)
-            identity.validate_label_value(value, key)
+        validate_identity(message.name, message.labels)
         validate_configuration(message.configuration)
         relay = prompt_relay.relay_for_current_command()
         if relay is not None and not message.paused:
@@ -433,33 +411,18 @@ class ForwardManager:
         statistics = await asyncio.gather(*(self._statistics(s) for s in sessions))
         states = [self._state(s, f) for s, f in zip(sessions, statistics)]
         for state in states:
-            signature = (state.paused, state.status, state.last_error, state.open_connections,
-                         state.total_connections, state.total_outbound_data,
-                         state.total_inbound_data)
-            if self._signatures.get(state.identifier) != signature:
-                self._signatures[state.identifier] = signature
-                self.index += 1
+            self._note_signature(state.identifier, (
+                state.paused, state.status, state.last_error, state.open_connections,
+                state.total_connections, state.total_outbound_data, state.total_inbound_data))
         return states
 
     async def list(self, message: fm.ForwardList) -> fm.ForwardListReply:
-        sessions = self._select(message.selection, default_all=True)
-        deadline = time.monotonic() + max(0.0, min(message.wait, 60.0))
-        while True:
-            states = await self._states(sessions)
-            if (message.after_index <= 0 or self.index > message.after_index
-                    or time.monotonic() >= deadline):
-                return fm.ForwardListReply(states, self.index)
-            await asyncio.sleep(0.05)
-            sessions = [s for s in sessions if s.id in self.sessions]
+        return fm.ForwardListReply(*await self._long_poll(message))
 
     # ------------------------------------------------------------------ commands
 
     async def _each(self, chosen: Selection, action) -> fm.ForwardAffected:
-        sessions = self._select(chosen)
-        for session in sessions:
-            await action(session)
-        self.index += 1
-        return fm.ForwardAffected([s.id for s in sessions])
+        return fm.ForwardAffected(await self._act(chosen, action))
 
     async def _restart(self, session: _Session) -> None:
         """Stop the session's supervisor (if any) and supervise it again from its record."""

@@ -62,9 +62,10 @@ from mutagen_actors.wire.messages import endpoint as em
 from mutagen_actors.wire.messages import sync as sm
 from mutagen_actors.wire.sockets import DealerClient
 
-from . import identity, persistence, prompt_relay, selection
+from . import identity, persistence, prompt_relay
 from .actor_process import PRELOAD_MODULES
 from .child_spec import ChildSpec, idle_exit_setting
+from .manager_common import RecordFields, SessionManagerBase, validate_identity
 from .persistence import SessionRecord
 from .restart import Strategy
 from .sessions import KINDS, Registry
@@ -267,7 +268,7 @@ PRELOAD_MODULES.extend(cls.partition(":")[0] for cls in (
 # ---------------------------------------------------------------------------- the manager
 
 
-class _Session:
+class _Session(RecordFields):
     """What the daemon keeps about one sync session besides its supervisor."""
 
     def __init__(self, record: SessionRecord):
@@ -276,29 +277,13 @@ class _Session:
         self.client: Optional[DealerClient] = None
         self.progress: Optional[em.SessionProgress] = None
 
-    @property
-    def id(self) -> str:
-        return self.record.id
-
-    @property
-    def name(self) -> str:
-        return self.record.name
-
-    @property
-    def created(self) -> float:
-        return self.record.created
-
-    @property
-    def labels(self) -> dict:
-        return self.create.labels
-
     def close_client(self) -> None:
         if self.client is not None:
             self.client.close()
             self.client = None
 
 
-class SyncManager:
+class SyncManager(SessionManagerBase):
     def __init__(self, registry: Registry):
         global _paths
         self.registry = registry
@@ -337,18 +322,11 @@ class SyncManager:
             raise Refused("invalid-argument", str(error)) from None
         raise NotHandled
 
-    def _select(self, chosen: sm.Selection, default_all: bool = False) -> list[_Session]:
-        return selection.select(self.sessions.values(), chosen.specifications,
-                                chosen.label_selector, chosen.all, default_all=default_all)
-
     # ------------------------------------------------------------------ create
 
     async def create(self, message: sm.SyncCreate) -> sm.SyncCreated:
         alpha_root, beta_root = validate_roots(message.alpha, message.beta)
-        identity.validate_name(message.name)
-        for key, value in message.labels.items():
-            identity.validate_label_key(key)
-            identity.validate_label_value(value, key)
+        validate_identity(message.name, message.labels)
         validate_configuration(message.configuration)
         relay = prompt_relay.relay_for_current_command()
         if not message.paused:
@@ -488,31 +466,17 @@ class SyncManager:
         progresses = await asyncio.gather(*(self._progress(s) for s in sessions))
         states = [self._state(s, p) for s, p in zip(sessions, progresses)]
         for session, progress, state in zip(sessions, progresses, states):
-            signature = (state.paused, state.status, progress.revision if progress else -1)
-            if self._signatures.get(session.id) != signature:
-                self._signatures[session.id] = signature
-                self.index += 1
+            self._note_signature(session.id, (state.paused, state.status,
+                                              progress.revision if progress else -1))
         return states
 
     async def list(self, message: sm.SyncList) -> sm.SyncListReply:
-        sessions = self._select(message.selection, default_all=True)
-        deadline = time.monotonic() + max(0.0, min(message.wait, 60.0))
-        while True:
-            states = await self._states(sessions)
-            if (message.after_index <= 0 or self.index > message.after_index
-                    or time.monotonic() >= deadline):
-                return sm.SyncListReply(states, self.index)
-            await asyncio.sleep(0.05)
-            sessions = [s for s in sessions if s.id in self.sessions]
+        return sm.SyncListReply(*await self._long_poll(message))
 
     # ------------------------------------------------------------------ commands
 
     async def _each(self, chosen: sm.Selection, action) -> sm.SyncAffected:
-        sessions = self._select(chosen)
-        for session in sessions:
-            await action(session)
-        self.index += 1
-        return sm.SyncAffected([s.id for s in sessions])
+        return sm.SyncAffected(await self._act(chosen, action))
 
     async def _restart(self, session: _Session) -> None:
         """Stop the session's supervisor (if any) and supervise it again from its record."""
