@@ -30,6 +30,12 @@ Rules:
 - Data: ``sessions/<id>.json`` (record), ``archives/<id>.archive`` (ancestor),
   ``caches/<id>-<side>.cache``, ``staging/<id>-<side>/``. Terminate deletes all of them and
   leaves the synchronized files alone.
+- Halts survive a daemon restart: a spent restart budget is recorded by the registry
+  (``sessions``); a safety halt (``SAFETY_HALTS``) is recorded here when the reconciler's state
+  shows it (and cleared when it no longer does). A session restored with either starts halted,
+  no actors running, with the same status and last error; ``resume`` starts it afresh (the
+  reconciler then runs its safety checks again on a full scan). A safety halt the daemon never
+  saw before it died is found again by the reconciler's first cycle.
 """
 
 from __future__ import annotations
@@ -85,6 +91,8 @@ STATE_TIMEOUT = 0.5
 CONNECT_TIMEOUT = 30.0
 FLUSH_TIMEOUT = 3600.0
 POLL_INTERVAL = 0.02
+SAFETY_HALTS = tuple(status for status in sm.STATUS_DESCRIPTIONS
+                     if status.startswith("halted-on-") and status != "halted-on-actor-failure")
 HANDLED = (sm.SyncCreate, sm.SyncList, sm.SyncFlush, sm.SyncPause, sm.SyncResume, sm.SyncReset,
            sm.SyncTerminate)
 
@@ -438,7 +446,18 @@ class SyncManager(SessionManagerBase):
         except (RequestTimeout, RemoteError, ConnectionError):
             return None
         session.progress = progress
+        self._record_safety_halt(session, progress)
         return progress
+
+    def _record_safety_halt(self, session: _Session, progress: em.SessionProgress) -> None:
+        """Keep the record's halt in step with a safety halt the reconciler reports."""
+        record = session.record
+        if progress.status in SAFETY_HALTS:
+            if (record.halted, record.halt_reason) != (progress.status, progress.last_error):
+                persistence.save_halt(self.paths.sessions, record, progress.status,
+                                      progress.last_error)
+        elif record.halted in SAFETY_HALTS:
+            persistence.save_halt(self.paths.sessions, record, "")
 
     def _state(self, session: _Session, progress: Optional[em.SessionProgress]) -> sm.SyncSessionState:
         create = session.create
@@ -448,7 +467,10 @@ class SyncManager(SessionManagerBase):
         status, last_error, cycles, conflicts = "disconnected", "", 0, []
         supervisor = self.registry.sessions.get(session.id)
         if supervisor is not None and supervisor.status == "halted":
-            status, last_error = "halted-on-actor-failure", supervisor.halt_reason
+            if record.halted in SAFETY_HALTS:  # restored after a daemon restart
+                status, last_error = record.halted, record.halt_reason
+            else:
+                status, last_error = "halted-on-actor-failure", supervisor.halt_reason
         elif not record.paused:
             progress = progress or session.progress
             if progress is not None:
@@ -520,6 +542,8 @@ class SyncManager(SessionManagerBase):
             await session.client.request(em.ClearHalt(), timeout=5.0)
         except (RequestTimeout, RemoteError, ConnectionError) as error:
             raise Refused("unavailable", f"unable to resume session {session.id}: {error}")
+        if session.record.halted:
+            persistence.save_halt(self.paths.sessions, session.record, "")
 
     async def _reset(self, session: _Session) -> None:
         from mutagen_actors.actors.syncsession import archive
