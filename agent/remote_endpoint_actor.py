@@ -234,6 +234,14 @@ async def probe_endpoint(url, *, cache_directory: str, log=None, steps: list | N
 
 
 class RemoteEndpointActor(Actor):
+    # Staging's relays may overlap (``actors.runtime.admission``): while the agent writes one
+    # StageChunks the next one is relayed (the stager keeps two in flight). Order is kept: a
+    # relay sends before its first await (tunnel writes are FIFO) and the agent's endpoint
+    # handles requests one at a time in arrival order. Everything else (a Transition, a Scan)
+    # still runs alone, after every relay that arrived before it has been answered.
+    CONCURRENT = (m.StageChunks, m.Supply)
+    MAX_CONCURRENT = 2
+
     async def on_start(self) -> None:
         args = self.context.args
         self.side = args["side"]

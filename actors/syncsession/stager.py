@@ -5,8 +5,14 @@ staging store, as one streamed, pipelined flow per cycle.
 1. ``StageBegin`` on the receiver: it reuses content it already has and says what it needs;
 2. ``FileSizes`` on the sender (for progress and batching);
 3. ``Supply`` requests of at most ``BATCH_BYTES`` (1 MiB; bigger files travel in pieces) are
-   pipelined with ``StageChunks`` on the receiver: while batch *n* is written, batch *n+1* is
-   read. Memory stays bounded by two batches; there is no round trip per file.
+   pipelined with ``StageChunks`` on the receiver: ``WRITES_IN_FLIGHT`` (2) writes may be in
+   flight while the next batch is read, so while batch *n* is written, batch *n+1* travels to
+   the receiver and batch *n+2* is read. The receiver handles writes in the order sent (an
+   endpoint handles them one at a time, in arrival order). Memory stays bounded by three
+   batches (3 MiB of content, plus their encoded copies); there is no round trip per file.
+   When an ack asks for a file again whole, pieces of it already sent in the other write in
+   flight are void: the receiver refuses them (they arrive after the discard) and their
+   results are ignored.
 Per-file problems (a file that changed while it was read does not verify and is not staged) are
 not job failures: the transition then reports the file missing and the cycle runs again.
 A failed request (timeout, an endpoint went away) fails the job.
@@ -33,6 +39,10 @@ BATCH_BYTES = 1024 * 1024
 # processes, and what a big decode leaves behind in the allocator stays resident for good.
 BATCH_FILES = 1000
 REQUEST_TIMEOUT = 60.0
+# StageChunks writes in flight: while the receiver writes batch n, batch n+1 is already on its
+# way (a remote endpoint actor relays it meanwhile: ``Actor.CONCURRENT``), and batch n+2 is read.
+WRITES_IN_FLIGHT = 2
+SETTLE_ON_FAILURE = 10.0  # seconds a failed job waits for its writes in flight
 # Test-only: caps a transfer's rate (bytes per second) so tests can watch staging mid-flight
 # without huge trees. Read from the daemon's environment (actors inherit it); unset in real use.
 TEST_RATE_VARIABLE = "MUTAGEN_ACTORS_TEST_STAGING_RATE"
@@ -84,6 +94,16 @@ def refetch_whole(items, current: dict, counts: TransferCounts, queue: deque) ->
     return set(again)
 
 
+@dataclass
+class InFlight:
+    """One ``StageChunks`` write sent: its reply, its chunks, and the digests fetched again whole
+    after it was sent (its pieces of those are void: their results are ignored)."""
+
+    future: asyncio.Future
+    chunks: list
+    superseded: set = field(default_factory=set)
+
+
 class StagerActor(EndpointJobActor):
     START = m.StageStart
 
@@ -102,33 +122,46 @@ class StagerActor(EndpointJobActor):
         tracker = StagingTracker(progress)  # progress accounting: see staging_progress
         tracker.expect(sizes, {item.path: item.offset for item in needs})  # resumed prefixes
         rate, sent, started = _test_rate(), 0, time.monotonic()
-        written: list = []  # the chunks of the write in flight
         # Large files: each item may carry a resume offset and a delta base (see agent.transfer);
         # ``current`` is what to ask for each digest (raw again after a refetch).
         current = {item.digest: item for item in needs}
         counts = TransferCounts(resumed_bytes=sum(item.offset for item in needs))
         queue = deque((item, item.offset) for item in needs)
-        stale: set = set()  # digests refetched whole: drop their pieces already in flight
-        write: asyncio.Future | None = None
+        stale: set = set()  # digests refetched whole: drop their pieces already fetched
+        writes: deque = deque()  # the StageChunks writes in flight, oldest first
         problems: list = []
+
+        async def settle(write: InFlight) -> None:
+            """Account for the oldest write's ack; queue what it asks to fetch again."""
+            nonlocal stale
+            ack = await write.future
+            ignored = set(write.superseded)  # refetched whole after this write was sent
+            refetched = refetch_whole([i for i in ack.refetch if i.digest not in ignored],
+                                      current, counts, queue)
+            for later in writes:  # sent already: their pieces of these digests are void
+                if later is not write:
+                    later.superseded |= refetched
+            stale |= refetched
+            retried = {c.path for c in write.chunks if c.digest in refetched | ignored}
+            tracker.acknowledged([c for c in write.chunks if c.path not in retried],
+                                 (p.path for p in ack.problems if p.path not in retried))
+            for digest in refetched:
+                tracker.restarted(current[digest].path)
+            void = {c.path for c in write.chunks if c.digest in ignored}
+            problems.extend(p for p in ack.problems if p.path not in void)
+
         try:
             while True:
                 batch = take_batch(queue, sizes, BATCH_BYTES, BATCH_FILES) if queue else []
                 fetch = (asyncio.ensure_future(sender.request(m.Supply(batch, BATCH_BYTES),
                                                               timeout=REQUEST_TIMEOUT))
                          if batch else None)
-                if write is not None:
-                    ack = await write
-                    write = None
-                    stale = refetch_whole(ack.refetch, current, counts, queue)
-                    retried = {c.path for c in written if c.digest in stale}
-                    tracker.acknowledged([c for c in written if c.path not in retried],
-                                         (p.path for p in ack.problems if p.path not in retried))
-                    for digest in stale:
-                        tracker.restarted(current[digest].path)
-                    problems.extend(ack.problems)
+                # Keep at most WRITES_IN_FLIGHT - 1 writes while fetching (all settled at the end).
+                while writes and (fetch is None or len(writes) >= WRITES_IN_FLIGHT):
+                    await settle(writes[0])
+                    writes.popleft()
                 if fetch is None:
-                    if queue:  # files to fetch again whole (the ack's refetch)
+                    if queue:  # files to fetch again whole (an ack's refetch)
                         stale = set()  # no fetch was in flight
                         continue
                     break
@@ -144,15 +177,24 @@ class StagerActor(EndpointJobActor):
                     last = chunks[-1]
                     queue.appendleft((current[last.digest], last.offset + last.output))
                 counts.count(chunks)
-                written = chunks
-                write = asyncio.ensure_future(receiver.request(m.StageChunks(chunks),
-                                                               timeout=REQUEST_TIMEOUT))
+                writes.append(InFlight(asyncio.ensure_future(
+                    receiver.request(m.StageChunks(chunks), timeout=REQUEST_TIMEOUT)), chunks))
                 if rate:
                     sent += sum(c.payload for c in chunks)
                     await asyncio.sleep(max(0.0, started + sent / rate - time.monotonic()))
+        except BaseException:
+            # The job fails: the writes already sent are let finish (bounded) so that what the
+            # receiver holds when the failure is reported is what the next attempt resumes from.
+            pending = [w.future for w in writes if not w.future.done()]
+            if pending:
+                await asyncio.wait(pending, timeout=SETTLE_ON_FAILURE)
+            raise
         finally:
-            if write is not None and not write.done():
-                write.cancel()
+            for write in writes:
+                if not write.future.done():
+                    write.future.cancel()
+                elif not write.future.cancelled():
+                    write.future.exception()  # retrieved: a failed write is not logged twice
         tracker.finish()
         self.log.info("staging done", files=len(needs), expected_bytes=sum(max(0, s) for s in
                       sizes.values()), content_bytes=counts.content_bytes,
