@@ -17,7 +17,6 @@ Nothing here raises on unusual values (unknown status words are shown as they ar
 
 from __future__ import annotations
 
-from mutagen_actors.supervisor import urls
 from mutagen_actors.wire.messages.forward import (
     FORWARD_STATUS_DESCRIPTIONS,
     ForwardConfiguration,
@@ -25,9 +24,16 @@ from mutagen_actors.wire.messages.forward import (
     ForwardSessionState,
     SocketConfiguration,
 )
-from mutagen_actors.wire.messages.sync import EndpointUrl
 
-from .sync_output import DELIMITER_LINE, EMPTY_LABEL_VALUE, humanize_bytes, rfc3339
+from .session_output import (
+    delimited,
+    format_url,
+    heading_lines,
+    humanize_bytes,
+    rfc3339,
+    status_text,
+    url_json,
+)
 
 NO_SESSIONS = "No forwarding sessions found"
 DEFAULT_OVERWRITE_MODE = "leave"
@@ -43,18 +49,8 @@ def effective_socket(configuration: ForwardConfiguration, side: str) -> SocketCo
                                   for name in SOCKET_FIELDS})
 
 
-def format_url(url: EndpointUrl, indent: str = "\n\t\t") -> str:
-    """The URL as typed, then captured Docker variables as ``VAR=value`` on indented lines."""
-    text = urls.format_url(urls.Url(url.protocol, url.user, url.host, url.port, url.path))
-    for variable in sorted(url.environment):
-        text += f"{indent}{variable}={url.environment[variable]}"
-    return text
-
-
 def status_description(state: ForwardSessionState) -> str:
-    if state.paused:
-        return "[Paused]"
-    return FORWARD_STATUS_DESCRIPTIONS.get(state.status, state.status)
+    return status_text(state, FORWARD_STATUS_DESCRIPTIONS)
 
 
 def connections_text(state: ForwardSessionState) -> str:
@@ -92,14 +88,7 @@ def _endpoint_lines(title: str, state: ForwardEndpointState, settings: SocketCon
 
 def session_lines(state: ForwardSessionState, mode: str = "list") -> list[str]:
     """One session's block. ``mode``: ``list``, ``long``, ``monitor`` or ``monitor-long``."""
-    lines = []
-    if state.name:
-        lines.append(f"Name: {state.name}")
-    lines.append(f"Identifier: {state.identifier}")
-    if mode in ("long", "monitor-long") and state.labels:
-        lines.append("Labels:")
-        for key in sorted(state.labels):
-            lines.append(f"\t{key}: {state.labels[key] or EMPTY_LABEL_VALUE}")
+    lines = heading_lines(state, labels=mode in ("long", "monitor-long"))
     for title, side in (("Source", "source"), ("Destination", "destination")):
         lines.extend(_endpoint_lines(title, getattr(state, side),
                                      effective_socket(state.configuration, side), mode))
@@ -114,14 +103,8 @@ def session_lines(state: ForwardSessionState, mode: str = "list") -> list[str]:
 
 
 def list_lines(states: list[ForwardSessionState], long: bool = False) -> list[str]:
-    if not states:
-        return [DELIMITER_LINE, NO_SESSIONS, DELIMITER_LINE]
-    lines = []
-    for state in states:
-        lines.append(DELIMITER_LINE)
-        lines.extend(session_lines(state, "long" if long else "list"))
-    lines.append(DELIMITER_LINE)
-    return lines
+    return delimited((session_lines(state, "long" if long else "list") for state in states),
+                     NO_SESSIONS)
 
 
 # ---------------------------------------------------------------------------------- monitor
@@ -160,17 +143,7 @@ def _socket_json(settings: SocketConfiguration) -> dict:
 
 
 def _endpoint_json(state: ForwardEndpointState, settings: SocketConfiguration) -> dict:
-    url = state.url
-    data: dict = {"protocol": url.protocol}
-    if url.user:
-        data["user"] = url.user
-    if url.host:
-        data["host"] = url.host
-    if url.port:
-        data["port"] = url.port
-    data["endpoint"] = url.path
-    if url.environment:
-        data["environment"] = dict(url.environment)
+    data = url_json(state.url, "endpoint")
     socket = _socket_json(settings)
     if socket:
         data["socket"] = socket

@@ -19,7 +19,6 @@ Nothing here raises on unusual values (unknown status or setting words are shown
 
 from __future__ import annotations
 
-import datetime
 import os
 from typing import Optional
 
@@ -30,18 +29,27 @@ from mutagen_actors.wire.messages.sync import (
     STATUS_DESCRIPTIONS,
     EndpointConfiguration,
     EndpointState,
-    EndpointUrl,
     StagingProgress,
     SyncConfiguration,
     SyncSessionState,
 )
 
-DELIMITER_LINE = "-" * 80
+from .session_output import (  # noqa: F401  (DELIMITER_LINE, EMPTY_LABEL_VALUE: re-exported)
+    DELIMITER_LINE,
+    EMPTY_LABEL_VALUE,
+    delimited,
+    format_url,
+    heading_lines,
+    humanize_bytes,
+    rfc3339,
+    status_text,
+    url_json,
+)
+
 NO_SESSIONS = "No synchronization sessions found"
 HUMAN_CAP = 10
 MAX_UINT64 = 2**64 - 1
 MAX_UINT64_DESCRIPTION = "2⁶⁴−1"
-EMPTY_LABEL_VALUE = "<empty>"
 STAGING_STATUSES = ("staging-alpha", "staging-beta")
 
 # Words users type -> what ``list --long`` shows; the first value is the default.
@@ -76,22 +84,6 @@ ENDPOINT_FIELDS = tuple(EndpointConfiguration.__struct_fields__)
 # ------------------------------------------------------------------------------ small formats
 
 
-def humanize_bytes(size: int) -> str:
-    """SI units with one decimal below 10 (``999 B``, ``1.5 kB``, ``18 EB``), like go-humanize."""
-    if size < 10:
-        return f"{size} B"
-    units = ("B", "kB", "MB", "GB", "TB", "PB", "EB", "ZB")
-    exponent = 0
-    value = float(size)
-    while value >= 1000 and exponent < len(units) - 1:
-        value /= 1000
-        exponent += 1
-    rounded = int(value * 10 + 0.5) / 10
-    if rounded < 10:
-        return f"{rounded:.1f} {units[exponent]}"
-    return f"{rounded:.0f} {units[exponent]}"
-
-
 def plural(count: int, singular: str, plural_form: str) -> str:
     return f"1 {singular}" if count == 1 else f"{count} {plural_form}"
 
@@ -119,14 +111,6 @@ def format_entry(entry: Optional[Entry]) -> str:
     return "<unknown>"
 
 
-def format_url(url: EndpointUrl, indent: str = "\n\t\t") -> str:
-    """The URL as typed, then captured Docker variables as ``VAR=value`` on indented lines."""
-    text = urls.format_url(urls.Url(url.protocol, url.user, url.host, url.port, url.path))
-    for variable in sorted(url.environment):
-        text += f"{indent}{variable}={url.environment[variable]}"
-    return text
-
-
 def describe(setting: str, value: str) -> str:
     """``Default (Two Way Safe)`` for "" and ``Two Way Safe`` for a chosen value."""
     words = DESCRIPTIONS[setting]
@@ -137,9 +121,7 @@ def describe(setting: str, value: str) -> str:
 
 
 def status_description(state: SyncSessionState) -> str:
-    if state.paused:
-        return "[Paused]"
-    return STATUS_DESCRIPTIONS.get(state.status, state.status)
+    return status_text(state, STATUS_DESCRIPTIONS)
 
 
 def effective_endpoint(configuration: SyncConfiguration, side: str) -> EndpointConfiguration:
@@ -319,15 +301,8 @@ def format_eta(seconds: float) -> str:
 def session_lines(state: SyncSessionState, mode: str = "list") -> list[str]:
     """One session's block. ``mode``: ``list``, ``long``, ``monitor`` or ``monitor-long``."""
     long = mode in ("long", "monitor-long")
-    lines = []
-    if state.name:
-        lines.append(f"Name: {state.name}")
-    lines.append(f"Identifier: {state.identifier}")
+    lines = heading_lines(state, labels=long)
     if long:
-        if state.labels:
-            lines.append("Labels:")
-            for key in sorted(state.labels):
-                lines.append(f"\t{key}: {state.labels[key] or EMPTY_LABEL_VALUE}")
         lines.extend(_configuration_lines(state.configuration))
     for title, side in (("Alpha", "alpha"), ("Beta", "beta")):
         lines.extend(_endpoint_lines(title, getattr(state, side),
@@ -355,14 +330,8 @@ def session_lines(state: SyncSessionState, mode: str = "list") -> list[str]:
 
 
 def list_lines(states: list[SyncSessionState], long: bool = False) -> list[str]:
-    if not states:
-        return [DELIMITER_LINE, NO_SESSIONS, DELIMITER_LINE]
-    lines = []
-    for state in states:
-        lines.append(DELIMITER_LINE)
-        lines.extend(session_lines(state, "long" if long else "list"))
-    lines.append(DELIMITER_LINE)
-    return lines
+    return delimited((session_lines(state, "long" if long else "list") for state in states),
+                     NO_SESSIONS)
 
 
 # ---------------------------------------------------------------------------------- monitor
@@ -402,15 +371,6 @@ def monitor_line(state: SyncSessionState) -> str:
 
 
 # ------------------------------------------------------------------------------------- JSON
-
-
-def rfc3339(timestamp: float) -> str:
-    """UTC RFC 3339 with fractional seconds (trailing zeros dropped), like Go's RFC3339Nano."""
-    moment = datetime.datetime.fromtimestamp(timestamp, tz=datetime.timezone.utc)
-    text = moment.strftime("%Y-%m-%dT%H:%M:%S")
-    if moment.microsecond:
-        text += f".{moment.microsecond:06d}".rstrip("0")
-    return text + "Z"
 
 
 def entry_json(entry: Optional[Entry]) -> Optional[dict]:
@@ -488,16 +448,7 @@ def _endpoint_configuration_json(configuration: EndpointConfiguration) -> dict:
 def _endpoint_json(state: EndpointState, configuration: EndpointConfiguration) -> dict:
     url = state.url
     data: dict = {"url": urls.format_url(urls.Url(url.protocol, url.user, url.host, url.port, url.path)),
-                  "protocol": url.protocol}
-    if url.user:
-        data["user"] = url.user
-    if url.host:
-        data["host"] = url.host
-    if url.port:
-        data["port"] = url.port
-    data["path"] = url.path
-    if url.environment:
-        data["environment"] = dict(url.environment)
+                  **url_json(url, "path")}
     data.update(_endpoint_configuration_json(configuration))
     data.update({
         "connected": state.connected,
