@@ -180,6 +180,10 @@ async def open_link(url, *, cache_directory: str, progress, on_notice=None,
         transport = await within(for_url(url, connect_timeout=connect_timeout,
                                          **transport_options),
                                  connect_timeout + 1.0, clock)
+        if url.protocol == "ssh" and hasattr(transport, "connection"):
+            from mutagen_actors.actors.forward.remote import lean_send_paths
+
+            lean_send_paths(transport.connection)  # the tunnel's writes: as forwarding's
         agent = await asyncio.wait_for(
             connect_agent(transport, link.on_data, cache_directory=cache_directory,
                           progress=progress, heartbeat_interval=HEARTBEAT_INTERVAL),

@@ -223,6 +223,17 @@ def _cork(connection) -> None:
         connection.send_packet = without_padding_ignores
 
 
+def lean_send_paths(connection) -> None:
+    """The short send paths of ``_cork`` for any asyncssh client connection (also used by the
+    sync tunnel, ``agent.remote_endpoint_actor``): coalesced writes, no IGNORE packets with an
+    AEAD cipher, one ``AESGCM`` per key, CHANNEL_DATA framed with one copy. Applied once per
+    connection; a second call does nothing."""
+    if getattr(connection, "_mutagen_actors_lean", False):
+        return
+    _cork(connection)
+    connection._mutagen_actors_lean = True
+
+
 _MSG_CHANNEL_DATA = 94
 _CONNECTION_STATE = ("_auth_complete", "_kex_complete", "_rekey_bytes_sent", "_rekey_bytes",
                      "_rekey_seconds", "_rekey_time", "_compressor", "_send_encryption",
@@ -277,7 +288,7 @@ class SshSide:
     def __init__(self, transport, cache_directory: str = ""):
         self.transport = transport
         self.connection = transport.connection
-        _cork(self.connection)
+        lean_send_paths(self.connection)
         self.description = transport.description
         self.cache_directory = cache_directory
         self.agent: AgentSide | None = None  # started for the first unix listener
