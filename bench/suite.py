@@ -16,7 +16,8 @@ directory and HOME, and runs the scenarios in order for every tool on the same d
   rename    a directory of 10,000 files renamed: bytes on the wire
   latency   edit-to-visible with watching on, local -> SSH remote, 200 edits (p50, p99)
   memory    peak and steady RSS of every process of the session (daemon, actors, remote
-            agent) holding the tree, and their idle CPU over 10 s
+            agent) holding the tree, and their idle CPU over 10 s; steady = once the on-demand
+            stager and transitioner have hibernated (MUTAGEN_ACTORS_IDLE_EXIT, 30 s by default)
 
 The initial sync is always performed (later scenarios need a synced tree); ``--only`` chooses
 what is reported. Bytes on the wire are counted by the proxy: every tool's ssh connection goes
@@ -55,6 +56,7 @@ sys.path.insert(0, os.path.join(REPO, "tests"))
 from tests.remote import infra  # noqa: E402
 
 try:
+    from mutagen_actors.supervisor.child_spec import idle_exit_setting  # noqa: E402
     from mutagen_actors.wire.messages import control  # noqa: E402
     from mutagen_actors.wire.messages import sync as sm  # noqa: E402
     from mutagen_actors.wire.version import VERSION  # noqa: E402
@@ -531,6 +533,12 @@ class Bench:
         finally:
             client.close()
 
+    def awake_job_actors(self) -> int:
+        """How many on-demand actors (stager, transitioner) are running."""
+        status = self.request(control.GetDaemonStatus())
+        return sum(1 for session in status.sessions for actor in session.actors
+                   if actor.id in ("stager", "transitioner") and actor.state != "hibernating")
+
     def state(self, name: str):
         sessions = self.request(sm.SyncList(sm.Selection([name]))).sessions
         return sessions[0] if sessions else None
@@ -868,6 +876,9 @@ class Bench:
             return
         self.wait(lambda: (s := self.state(self.session)) is not None and s.status == "watching",
                   60, "the session to be idle", 0.1)
+        # Steady state: the on-demand stager and transitioner have hibernated (idle exit).
+        self.wait(lambda: self.awake_job_actors() == 0, idle_exit_setting() + 60,
+                  "the stager and transitioner to hibernate", 0.5)
         pids = self.mutagen_pids()
         table = process_table()
         parts = {}
