@@ -16,28 +16,22 @@ from __future__ import annotations
 import click
 
 from mutagen_actors.wire.messages import forward as messages
-from mutagen_actors.wire.messages.sync import Selection
 
-from . import client, output, selecting
+from . import output
 from .errors import CliError
-from .session_commands import act, create_session, resolve
-from .session_commands import monitor as monitor_session
+from .session_commands import (
+    act,
+    checked_selection,
+    create_session,
+    list_options,
+    monitor_options,
+    show_list,
+    show_monitor,
+)
 from .session_commands import selection_options as _selection_options
 
 CREATE_TIMEOUT = 60.0  # the daemon starts the forwarder and waits until it listens
 CONTROL_TIMEOUT = 60.0  # pause, resume, terminate (per session)
-
-
-def _selection(specifications, label_selector, all_, *, default_all: bool = False) -> Selection:
-    """The validated selection (the same rules and texts as for sync sessions)."""
-    try:
-        return selecting.selection(specifications, label_selector, all_, default_all=default_all)
-    except selecting.ArgumentError as error:
-        raise CliError(str(error)) from None
-
-
-def _resolve(connection: client.Connection, chosen: Selection) -> list:
-    return resolve(connection, messages.ForwardList, chosen)
 
 
 @click.group("forward", invoke_without_command=True)
@@ -100,42 +94,24 @@ def create(source, destination, **options):
 
 
 @forward.command("list")
-@click.argument("sessions", nargs=-1)
-@click.option("-l", "--long", "long", is_flag=True, help="Show detailed session information.")
-@click.option("--json", "as_json", is_flag=True,
-              help="Print a JSON array of session objects (Mutagen's field names).")
-@click.option("--label-selector", metavar="SELECTOR", help="List sessions matching the selector.")
+@list_options
 def list_(sessions, long, as_json, label_selector):
     """List forwarding sessions and their status."""
     from . import forward_output  # here, not at the top: other commands start faster
 
-    chosen = _selection(sessions, label_selector, False, default_all=True)
-    states = _resolve(client.connect(), chosen)
-    if as_json:
-        import json
-
-        output.say(json.dumps(forward_output.list_json(states), indent=2, ensure_ascii=False))
-        return
-    for text in forward_output.list_lines(states, long):
-        output.say(text)
+    show_list(messages.ForwardList, forward_output, sessions, label_selector, long, as_json)
 
 
 # ------------------------------------------------------------------------------------ monitor
 
 
 @forward.command("monitor")
-@click.argument("sessions", nargs=-1)
-@click.option("-l", "--long", "long", is_flag=True, help="Show detailed session information.")
-@click.option("--label-selector", metavar="SELECTOR",
-              help="Monitor the newest session matching the selector.")
+@monitor_options
 def monitor(sessions, long, label_selector):
     """Show the status of the most recently created matching session as it changes (Ctrl-C ends)."""
     from . import forward_output
 
-    chosen = _selection(sessions, label_selector, False, default_all=True)
-    monitor_session(chosen, messages.ForwardList,
-                    lambda state: forward_output.monitor_header_lines(state, long),
-                    forward_output.monitor_line)
+    show_monitor(messages.ForwardList, forward_output, sessions, label_selector, long)
 
 
 # -------------------------------------------------------------------------- session commands
@@ -144,7 +120,7 @@ def monitor(sessions, long, label_selector):
 def _act(sessions, label_selector, all_, prompt: str, make_request, timeout: float,
          prompts: bool = False) -> None:
     """Resolve the selection, then send ``make_request(single selection)`` for each session."""
-    act(_selection(sessions, label_selector, all_), messages.ForwardList, prompt, make_request,
+    act(checked_selection(sessions, label_selector, all_), messages.ForwardList, prompt, make_request,
         timeout, prompts=prompts)
 
 

@@ -1,7 +1,12 @@
 """The lifecycle plumbing shared by ``sync`` and ``forward`` commands (transport-independent).
 
 - ``StatusLine``: Mutagen's prompt / status line (rewritten in place on a terminal).
-- ``selection_options``: the ``SESSIONS... [-a/--all] [--label-selector]`` arguments.
+- ``selection_options``: the ``SESSIONS... [-a/--all] [--label-selector]`` arguments;
+  ``list_options`` / ``monitor_options``: the arguments of ``list`` and ``monitor``.
+- ``checked_selection``: a validated ``Selection``, or ``CliError`` with the one-line reason.
+- ``show_list`` / ``show_monitor``: the bodies of ``list`` and ``monitor`` given the kind's
+  list request type and output module (``list_json``, ``list_lines``, ``monitor_header_lines``,
+  ``monitor_line``).
 - ``create_session(request, timeout)``: send a create request with the ``Creating session...``
   prompt on stderr, print ``Created session <id>``. On a terminal the daemon's questions (an
   unknown SSH host key, a password) are answered there meanwhile (``prompting``); so are those
@@ -27,7 +32,7 @@ import click
 
 from mutagen_actors.wire.messages.sync import Selection
 
-from . import client, output, prompting
+from . import client, output, prompting, selecting
 from .errors import CliError
 
 LIST_TIMEOUT = 10.0
@@ -78,6 +83,57 @@ def selection_options(function):
                             help="Act on sessions matching the label selector.")(function)
     function = click.option("-a", "--all", "all_", is_flag=True, help="Act on all sessions.")(function)
     return click.argument("sessions", nargs=-1)(function)
+
+
+def list_options(function):
+    """``SESSIONS...``, ``-l/--long``, ``--json`` and ``--label-selector`` of ``list``."""
+    function = click.option("--label-selector", metavar="SELECTOR",
+                            help="List sessions matching the selector.")(function)
+    function = click.option("--json", "as_json", is_flag=True,
+                            help="Print a JSON array of session objects (Mutagen's field names)."
+                            )(function)
+    function = click.option("-l", "--long", "long", is_flag=True,
+                            help="Show detailed session information.")(function)
+    return click.argument("sessions", nargs=-1)(function)
+
+
+def monitor_options(function):
+    """``SESSIONS...``, ``-l/--long`` and ``--label-selector`` of ``monitor``."""
+    function = click.option("--label-selector", metavar="SELECTOR",
+                            help="Monitor the newest session matching the selector.")(function)
+    function = click.option("-l", "--long", "long", is_flag=True,
+                            help="Show detailed session information.")(function)
+    return click.argument("sessions", nargs=-1)(function)
+
+
+def checked_selection(specifications, label_selector, all_, *,
+                      default_all: bool = False) -> Selection:
+    """The validated selection (``selecting`` rules), or ``CliError`` with the reason."""
+    try:
+        return selecting.selection(specifications, label_selector, all_, default_all=default_all)
+    except selecting.ArgumentError as error:
+        raise CliError(str(error)) from None
+
+
+def show_list(list_type, formatter, sessions, label_selector, long: bool, as_json: bool) -> None:
+    """Print the selected sessions (all by default): ``formatter.list_json`` as JSON, or
+    ``formatter.list_lines``."""
+    chosen = checked_selection(sessions, label_selector, False, default_all=True)
+    states = resolve(client.connect(), list_type, chosen)
+    if as_json:
+        import json
+
+        output.say(json.dumps(formatter.list_json(states), indent=2, ensure_ascii=False))
+        return
+    for text in formatter.list_lines(states, long):
+        output.say(text)
+
+
+def show_monitor(list_type, formatter, sessions, label_selector, long: bool) -> None:
+    """``monitor`` on the newest selected session with ``formatter``'s header and status line."""
+    chosen = checked_selection(sessions, label_selector, False, default_all=True)
+    monitor(chosen, list_type, lambda state: formatter.monitor_header_lines(state, long),
+            formatter.monitor_line)
 
 
 def create_session(request, timeout: float) -> None:

@@ -18,28 +18,24 @@ import click
 
 from mutagen_actors.wire.messages import sync as messages
 
-from . import client, output, selecting
+from . import output
 from .errors import CliError
-from .session_commands import LIST_TIMEOUT, act, create_session, resolve
+from .session_commands import (
+    LIST_TIMEOUT,
+    act,
+    checked_selection,
+    create_session,
+    list_options,
+    monitor_options,
+    show_list,
+    show_monitor,
+)
 from .session_commands import StatusLine  # noqa: F401  (re-exported: tests and older imports)
-from .session_commands import monitor as monitor_session
 from .session_commands import selection_options as _selection_options
 
 CREATE_TIMEOUT = 120.0  # the daemon starts the session's actors and connects both endpoints
 CONTROL_TIMEOUT = 60.0  # pause, resume, reset, terminate (per session)
 FLUSH_TIMEOUT = 3600.0  # a flush waits for a whole cycle, which may transfer a big tree
-
-
-def _selection(specifications, label_selector, all_, *, default_all: bool = False):
-    """The validated selection, or the one-line error."""
-    try:
-        return selecting.selection(specifications, label_selector, all_, default_all=default_all)
-    except selecting.ArgumentError as error:
-        raise CliError(str(error)) from None
-
-
-def _resolve(connection: client.Connection, chosen: messages.Selection) -> list:
-    return resolve(connection, messages.SyncList, chosen)
 
 
 @click.group("sync", invoke_without_command=True)
@@ -126,41 +122,24 @@ def create(alpha, beta, **options):
 
 
 @sync.command("list")
-@click.argument("sessions", nargs=-1)
-@click.option("-l", "--long", "long", is_flag=True, help="Show detailed session information.")
-@click.option("--json", "as_json", is_flag=True,
-              help="Print a JSON array of session objects (Mutagen's field names).")
-@click.option("--label-selector", metavar="SELECTOR", help="List sessions matching the selector.")
+@list_options
 def list_(sessions, long, as_json, label_selector):
     """List synchronization sessions and their status."""
     from . import sync_output
 
-    chosen = _selection(sessions, label_selector, False, default_all=True)
-    states = _resolve(client.connect(), chosen)
-    if as_json:
-        import json
-
-        output.say(json.dumps(sync_output.list_json(states), indent=2, ensure_ascii=False))
-        return
-    for text in sync_output.list_lines(states, long):
-        output.say(text)
+    show_list(messages.SyncList, sync_output, sessions, label_selector, long, as_json)
 
 
 # ------------------------------------------------------------------------------------ monitor
 
 
 @sync.command("monitor")
-@click.argument("sessions", nargs=-1)
-@click.option("-l", "--long", "long", is_flag=True, help="Show detailed session information.")
-@click.option("--label-selector", metavar="SELECTOR",
-              help="Monitor the newest session matching the selector.")
+@monitor_options
 def monitor(sessions, long, label_selector):
     """Show the status of the most recently created matching session as it changes (Ctrl-C ends)."""
     from . import sync_output
 
-    chosen = _selection(sessions, label_selector, False, default_all=True)
-    monitor_session(chosen, messages.SyncList, lambda state: sync_output.monitor_header_lines(state, long),
-                    sync_output.monitor_line)
+    show_monitor(messages.SyncList, sync_output, sessions, label_selector, long)
 
 
 # -------------------------------------------------------------------------- session commands
@@ -169,7 +148,7 @@ def monitor(sessions, long, label_selector):
 def _act(sessions, label_selector, all_, prompt: str, make_request, timeout: float,
          prompts: bool = False) -> None:
     """Resolve the selection, then send ``make_request(single selection)`` for each session."""
-    act(_selection(sessions, label_selector, all_), messages.SyncList, prompt, make_request, timeout,
+    act(checked_selection(sessions, label_selector, all_), messages.SyncList, prompt, make_request, timeout,
         prompts=prompts)
 
 
