@@ -34,8 +34,10 @@ Rules:
   (``sessions``); a safety halt (``SAFETY_HALTS``) is recorded here when the reconciler's state
   shows it (and cleared when it no longer does). A session restored with either starts halted,
   no actors running, with the same status and last error; ``resume`` starts it afresh (the
-  reconciler then runs its safety checks again on a full scan). A safety halt the daemon never
-  saw before it died is found again by the reconciler's first cycle.
+  reconciler then runs its safety checks again on a full scan). The daemon looks at every
+  running session's state at least every ``HALT_CHECK_INTERVAL`` seconds (and at each command);
+  a safety halt it never saw before it died is found again by the reconciler's first cycle,
+  unless the root changed meanwhile.
 """
 
 from __future__ import annotations
@@ -91,6 +93,7 @@ STATE_TIMEOUT = 0.5
 CONNECT_TIMEOUT = 30.0
 FLUSH_TIMEOUT = 3600.0
 POLL_INTERVAL = 0.02
+HALT_CHECK_INTERVAL = 5.0
 SAFETY_HALTS = tuple(status for status in sm.STATUS_DESCRIPTIONS
                      if status.startswith("halted-on-") and status != "halted-on-actor-failure")
 HANDLED = (sm.SyncCreate, sm.SyncList, sm.SyncFlush, sm.SyncPause, sm.SyncResume, sm.SyncReset,
@@ -309,6 +312,18 @@ class SyncManager(SessionManagerBase):
                 except (KeyError, TypeError, msgspec.ValidationError) as error:
                     log.error("unreadable sync session record", session=record.id,
                               error=str(error))
+        # Ended with the daemon's event loop.
+        self._halt_checks = asyncio.get_running_loop().create_task(self._check_halts())
+
+    async def _check_halts(self) -> None:
+        """Ask each running session's state now and then, so a safety halt is on record soon
+        after it happens even if no command asks (``_progress`` records it)."""
+        while True:
+            await asyncio.sleep(HALT_CHECK_INTERVAL)
+            try:
+                await asyncio.gather(*(self._progress(s) for s in list(self.sessions.values())))
+            except Exception:  # noqa: BLE001 - a bug here must not end the checks
+                log.exception("session state check failed")
 
     async def handle(self, message):
         try:

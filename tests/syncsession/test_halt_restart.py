@@ -3,6 +3,7 @@ restart: ``list`` shows the same status and last error, nothing is synchronized,
 fixes nothing halts it again (the reconciler re-detects the condition) and a resume after fixing
 continues."""
 
+import json
 import os
 import signal
 
@@ -65,3 +66,27 @@ def test_root_emptied_halt_survives_a_daemon_kill_and_resume_continues(sync, roo
     sync.wait_status(identifier, "watching", timeout=30)
     write(alpha, "after-restart.txt", "again")
     wait_until(lambda: "after-restart.txt" in tree(beta), 30, what="sync after the restart")
+
+
+def recorded_halt(sync, identifier: str) -> str:
+    """The halt status in the session's record on disk."""
+    with open(os.path.join(sync.daemon.data_dir, "sessions", f"{identifier}.json"), "rb") as f:
+        return json.load(f).get("halted", "")
+
+
+def test_safety_halt_is_recorded_without_any_command_asking(sync, roots):
+    alpha, beta = roots
+    write(alpha, "one.txt", "one")
+    write(alpha, "two.txt", "two")  # (a root of fewer than two entries may be emptied)
+    identifier = sync.create(alpha, beta)
+    wait_same(alpha, beta)
+    os.unlink(os.path.join(alpha, "one.txt"))
+    os.unlink(os.path.join(alpha, "two.txt"))
+    # No list, no flush: the daemon's own check puts the halt on record.
+    wait_until(lambda: recorded_halt(sync, identifier) == "halted-on-root-emptied", 30,
+               interval=0.2, what="the halt to be recorded")
+    kill_daemon(sync)
+    write(alpha, "while-down.txt", "x")
+    sync.daemon.start()
+    assert sync.state(identifier).status == "halted-on-root-emptied"
+    assert sorted(tree(beta)) == ["one.txt", "two.txt"]
