@@ -1,16 +1,18 @@
 """A halted session stays halted across a daemon crash (``kill -9``) and restart: the same status
 and reason, its actors not started; persisted records and the supervisor hooks, through a real
-daemon. (Sync sessions halted by a safety check: tests/syncsession/test_halt_restart.py.)"""
+daemon (debug and forward sessions halted by the restart budget). (Sync sessions halted by a safety check: tests/syncsession/test_halt_restart.py.)"""
 
 from __future__ import annotations
 
 import os
 import signal
+import socket
 
 import msgspec
 import pytest
 
 from foundation.conftest import alive, daemon, wait_until  # noqa: F401
+from forwardsession.conftest import forward_daemon  # noqa: F401
 from mutagen_actors.supervisor import persistence
 from mutagen_actors.supervisor.persistence import SessionRecord
 
@@ -89,3 +91,35 @@ def test_older_and_newer_records_read(tmp_path, text):
     record = persistence.load_all(str(tmp_path))[0]
     assert (record.halted, record.halt_reason, record.halt_exits) == ("", "", {})
     assert msgspec.json.decode(msgspec.json.encode(record), type=SessionRecord) == record
+
+
+def test_forward_budget_halt_survives_a_daemon_kill(forward_daemon):  # noqa: F811
+    from forward.servers import EchoServer
+    from forwardsession.conftest import echo_once, free_port, listening
+
+    echo = EchoServer("tcp:127.0.0.1:0")
+    port = free_port()
+    try:
+        identifier = forward_daemon.create(f"tcp:127.0.0.1:{port}", echo.endpoint, "-n", "web",
+                                           "--paused")
+        with socket.socket() as squatter:
+            squatter.bind(("127.0.0.1", port))
+            squatter.listen()
+            forward_daemon.forward("resume", "web", check=False)
+            before = forward_daemon.wait_session(
+                "web", lambda s: s["status"] == "halted-on-actor-failure", what="the halt")
+            assert "address already in use" in before["lastError"]
+
+            kill_daemon(forward_daemon)
+            forward_daemon.start()
+            forward_daemon.wait_log(lambda e: e.get("event") == "session restored halted"
+                                    and e.get("session") == identifier, what="the halt restored")
+            after = forward_daemon.session("web")
+            assert (after["status"], after["lastError"]) == (before["status"], before["lastError"])
+            assert "Status: Halted due to repeated forwarder failure" in \
+                forward_daemon.forward("list").stdout
+        assert not listening(port)
+        forward_daemon.forward("resume", "web")  # the address is free again
+        assert echo_once(f"tcp:127.0.0.1:{port}", b"free")
+    finally:
+        echo.close()
