@@ -7,11 +7,15 @@
   ``side`` -- the per-side flag (``--<option>-<side>``), else the session-wide one
   (``--<option>``), else ``"configuration file"``. ``flags`` is the flags' configuration layer:
   it has ``common`` and one attribute per side, each with ``field`` (``None`` when not set).
+- ``name_and_labels(options, error)``: the ``name`` and ``labels`` options of a ``create``,
+  validated (``identity`` rules); a bad one raises ``error("--name: …")`` / ``error("--label: …")``.
 """
 
 from __future__ import annotations
 
 from typing import Any, Mapping, Optional
+
+from mutagen_actors.supervisor import identity
 
 
 def flag(name: str) -> str:
@@ -31,3 +35,16 @@ def flag_origin(flags: Any, field: str, side: str, option: str) -> str:
     if getattr(flags.common, field) is not None:
         return flag(option)
     return "configuration file"
+
+
+def name_and_labels(options: Mapping[str, Any], error: type[Exception]) -> tuple[str, dict]:
+    name = options.get("name") or ""
+    try:
+        identity.validate_name(name)
+    except ValueError as problem:
+        raise error(f"--name: {problem}") from None
+    try:
+        labels = identity.parse_labels(list(options.get("labels") or ()))
+    except ValueError as problem:
+        raise error(f"--label: {problem}") from None
+    return name, labels

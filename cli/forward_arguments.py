@@ -32,11 +32,11 @@ from typing import Any, Callable, Mapping, Optional
 from mutagen_actors.actors.forward.endpoints import ForwardingError, parse_endpoint
 from mutagen_actors.actors.sync import permissions
 from mutagen_actors.supervisor import configuration as config
-from mutagen_actors.supervisor import identity, urls
+from mutagen_actors.supervisor import urls
 from mutagen_actors.wire.messages import forward as messages
 from mutagen_actors.wire.messages.sync import EndpointUrl
 
-from .flag_values import flag, flag_origin, given
+from .flag_values import flag, flag_origin, given, name_and_labels
 
 SIDES = ("source", "destination")
 SOCKET_OPTIONS = ("socket_overwrite_mode", "socket_owner", "socket_group",
@@ -189,15 +189,7 @@ def build_create(options: Mapping[str, Any], *, environment: Optional[Mapping[st
     ``SOCKET_OPTIONS`` with ``_source``/``_destination`` variants. Missing keys mean "not
     given".
     """
-    name = options.get("name") or ""
-    try:
-        identity.validate_name(name)
-    except ValueError as error:
-        raise ArgumentError(f"--name: {error}") from None
-    try:
-        labels = identity.parse_labels(list(options.get("labels") or ()))
-    except ValueError as error:
-        raise ArgumentError(f"--label: {error}") from None
+    name, labels = name_and_labels(options, ArgumentError)
     source, destination = parse_endpoints(options.get("source") or "",
                                           options.get("destination") or "", environment)
     flags = flags_layer(options)

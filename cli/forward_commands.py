@@ -22,11 +22,13 @@ from .errors import CliError
 from .session_commands import (
     act,
     checked_selection,
+    create_options,
     create_session,
     list_options,
     monitor_options,
     show_list,
     show_monitor,
+    side_options,
 )
 from .session_commands import selection_options as _selection_options
 
@@ -54,24 +56,14 @@ def _socket_options(function):
         ("socket-group", "Group (name, number or id:N) of a unix socket", "GROUP"),
         ("socket-permission-mode", "Mode (octal, default 0600) of a unix socket", "MODE"),
     )):
-        for suffix, where in (("-destination", " (destination only)"),
-                              ("-source", " (source only)"), ("", "")):
-            function = click.option(f"--{base}{suffix}", metavar=metavar,
-                                    help=f"{help_text}{where}")(function)
+        function = side_options(function, base, help_text, metavar, ("source", "destination"))
     return function
 
 
 @forward.command("create")
 @click.argument("source")
 @click.argument("destination")
-@click.option("-n", "--name", default="", help="Session name.")
-@click.option("-l", "--label", "labels", multiple=True, metavar="KEY[=VALUE]",
-              help="Label (repeatable; comma-separated lists are split).")
-@click.option("-p", "--paused", is_flag=True, help="Create the session paused.")
-@click.option("--no-global-configuration", is_flag=True,
-              help="Do not read ~/.mutagen-actors.yml.")
-@click.option("-c", "--configuration-file", "configuration_files", multiple=True, metavar="PATH",
-              help="Extra configuration file (repeatable, applied in order).")
+@create_options
 @_socket_options
 def create(source, destination, **options):
     """Create and start a forwarding session: SOURCE listens, DESTINATION is dialed for each

@@ -2,7 +2,9 @@
 
 - ``StatusLine``: Mutagen's prompt / status line (rewritten in place on a terminal).
 - ``selection_options``: the ``SESSIONS... [-a/--all] [--label-selector]`` arguments;
-  ``list_options`` / ``monitor_options``: the arguments of ``list`` and ``monitor``.
+  ``list_options`` / ``monitor_options``: the arguments of ``list`` and ``monitor``;
+  ``create_options``: the options every ``create`` has (name, labels, paused, configuration
+  files); ``side_options``: ``--<base>``, ``--<base>-<first side>``, ``--<base>-<second side>``.
 - ``checked_selection``: a validated ``Selection``, or ``CliError`` with the one-line reason.
 - ``show_list`` / ``show_monitor``: the bodies of ``list`` and ``monitor`` given the kind's
   list request type and output module (``list_json``, ``list_lines``, ``monitor_header_lines``,
@@ -83,6 +85,31 @@ def selection_options(function):
                             help="Act on sessions matching the label selector.")(function)
     function = click.option("-a", "--all", "all_", is_flag=True, help="Act on all sessions.")(function)
     return click.argument("sessions", nargs=-1)(function)
+
+
+def create_options(function):
+    """``-n/--name``, ``-l/--label``, ``-p/--paused``, ``--no-global-configuration`` and
+    ``-c/--configuration-file``."""
+    function = click.option("-c", "--configuration-file", "configuration_files", multiple=True,
+                            metavar="PATH",
+                            help="Extra configuration file (repeatable, applied in order)."
+                            )(function)
+    function = click.option("--no-global-configuration", is_flag=True,
+                            help="Do not read ~/.mutagen-actors.yml.")(function)
+    function = click.option("-p", "--paused", is_flag=True,
+                            help="Create the session paused.")(function)
+    function = click.option("-l", "--label", "labels", multiple=True, metavar="KEY[=VALUE]",
+                            help="Label (repeatable; comma-separated lists are split).")(function)
+    return click.option("-n", "--name", default="", help="Session name.")(function)
+
+
+def side_options(function, base: str, help_text: str, metavar: str, sides: tuple[str, str]):
+    """``--<base>`` and one ``--<base>-<side>`` per side (help ``<help_text> (<side> only)``)."""
+    for suffix, where in ((f"-{sides[1]}", f" ({sides[1]} only)"),
+                          (f"-{sides[0]}", f" ({sides[0]} only)"), ("", "")):
+        function = click.option(f"--{base}{suffix}", metavar=metavar,
+                                help=f"{help_text}{where}")(function)
+    return function
 
 
 def list_options(function):

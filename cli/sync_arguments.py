@@ -42,10 +42,10 @@ from mutagen_actors.actors.sync.settings import (
     WatchMode,
 )
 from mutagen_actors.supervisor import configuration as config
-from mutagen_actors.supervisor import identity, urls
+from mutagen_actors.supervisor import urls
 from mutagen_actors.wire.messages import sync as messages
 
-from .flag_values import flag, flag_origin, given
+from .flag_values import flag, flag_origin, given, name_and_labels
 from .selecting import ArgumentError, selection  # noqa: F401  (re-exported: one error type)
 
 CONFLICTING_VCS = "conflicting VCS ignore behavior specified"
@@ -306,15 +306,7 @@ def build_create(options: Mapping[str, Any], *, environment: Optional[Mapping[st
     ``no_global_configuration``, and each key of ``SESSION_OPTIONS`` / ``ENDPOINT_OPTIONS``
     (plus ``_alpha``/``_beta`` variants of the latter). Missing keys mean "not given".
     """
-    name = options.get("name") or ""
-    try:
-        identity.validate_name(name)
-    except ValueError as error:
-        raise ArgumentError(f"--name: {error}") from None
-    try:
-        labels = identity.parse_labels(list(options.get("labels") or ()))
-    except ValueError as error:
-        raise ArgumentError(f"--label: {error}") from None
+    name, labels = name_and_labels(options, ArgumentError)
     alpha, beta = parse_endpoints(options.get("alpha") or "", options.get("beta") or "", environment)
     flags = flags_layer(options)
     files = config.split_flag_values(tuple(options.get("configuration_files") or ()))

@@ -24,11 +24,13 @@ from .session_commands import (
     LIST_TIMEOUT,
     act,
     checked_selection,
+    create_options,
     create_session,
     list_options,
     monitor_options,
     show_list,
     show_monitor,
+    side_options,
 )
 from .session_commands import StatusLine  # noqa: F401  (re-exported: tests and older imports)
 from .session_commands import selection_options as _selection_options
@@ -49,14 +51,6 @@ def sync(ctx):
 # ------------------------------------------------------------------------------------- create
 
 
-def _side_options(function, base: str, help_text: str, metavar: str):
-    """``--<base>``, ``--<base>-alpha`` and ``--<base>-beta``."""
-    for suffix, where in (("-beta", " (beta only)"), ("-alpha", " (alpha only)"), ("", "")):
-        function = click.option(f"--{base}{suffix}", metavar=metavar,
-                                help=f"{help_text}{where}")(function)
-    return function
-
-
 def _create_options(function):
     for base, help_text, metavar in reversed((
         ("watch-mode", "Watch mode: portable, force-poll, no-watch", "MODE"),
@@ -69,7 +63,7 @@ def _create_options(function):
         ("default-owner", "Owner (name or id:N) of content created", "OWNER"),
         ("default-group", "Group (name or id:N) of content created", "GROUP"),
     )):
-        function = _side_options(function, base, help_text, metavar)
+        function = side_options(function, base, help_text, metavar, ("alpha", "beta"))
     function = click.option("--compression-beta", metavar="ALGORITHM",
                             help="Compression to beta (beta only)")(function)
     function = click.option("--compression-alpha", metavar="ALGORITHM",
@@ -82,14 +76,7 @@ def _create_options(function):
 @sync.command("create")
 @click.argument("alpha")
 @click.argument("beta")
-@click.option("-n", "--name", default="", help="Session name.")
-@click.option("-l", "--label", "labels", multiple=True, metavar="KEY[=VALUE]",
-              help="Label (repeatable; comma-separated lists are split).")
-@click.option("-p", "--paused", is_flag=True, help="Create the session paused.")
-@click.option("--no-global-configuration", is_flag=True,
-              help="Do not read ~/.mutagen-actors.yml.")
-@click.option("-c", "--configuration-file", "configuration_files", multiple=True, metavar="PATH",
-              help="Extra configuration file (repeatable, applied in order).")
+@create_options
 @click.option("-m", "--mode", "--sync-mode", "mode", metavar="MODE",
               help="two-way-safe, two-way-resolved, one-way-safe or one-way-replica.")
 @click.option("-H", "--hash", "hash", metavar="ALGORITHM", help="xxh128, sha1 or sha256.")
