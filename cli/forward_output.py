@@ -31,6 +31,7 @@ from .session_output import (
     heading_lines,
     humanize_bytes,
     rfc3339,
+    set_fields,
     status_text,
     url_json,
 )
@@ -130,16 +131,8 @@ def monitor_line(state: ForwardSessionState) -> str:
 
 
 def _socket_json(settings: SocketConfiguration) -> dict:
-    data: dict = {}
-    if settings.overwrite_mode:
-        data["overwriteMode"] = settings.overwrite_mode
-    if settings.owner:
-        data["owner"] = settings.owner
-    if settings.group:
-        data["group"] = settings.group
-    if settings.permission_mode:
-        data["permissionMode"] = settings.permission_mode
-    return data
+    return set_fields(settings, {"overwriteMode": "overwrite_mode", "owner": "owner",
+                                 "group": "group", "permissionMode": "permission_mode"})
 
 
 def _endpoint_json(state: ForwardEndpointState, settings: SocketConfiguration) -> dict:

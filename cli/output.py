@@ -43,7 +43,11 @@ def print_json(value) -> None:
 
 
 def _duration(seconds: float) -> str:
-    seconds = int(max(seconds, 0))
+    return compact_duration(int(max(seconds, 0)))
+
+
+def compact_duration(seconds: int) -> str:
+    """``1h05m``, ``2m07s`` or ``9s`` for a whole number of seconds (>= 0)."""
     hours, rest = divmod(seconds, 3600)
     minutes, seconds = divmod(rest, 60)
     if hours:

@@ -11,6 +11,9 @@ unusual values).
 - ``format_url(url)``: the URL as typed, then captured Docker variables as indented
   ``VAR=value`` lines. ``url_json(url, path_key)``: the URL's JSON fields (``protocol``, and
   ``user``, ``host``, ``port`` when set, the path under ``path_key``, ``environment`` when set).
+- ``set_fields(value, fields)``: ``{json key: value's attribute}`` for each ``json key ->
+  attribute name`` of ``fields`` whose value is set (truthy), in ``fields``' order (Mutagen's
+  ``omitempty``).
 - ``humanize_bytes(size)`` (SI units like go-humanize), ``rfc3339(timestamp)`` (UTC, like Go's
   RFC3339Nano).
 """
@@ -69,6 +72,15 @@ def url_json(url, path_key: str) -> dict:
     data[path_key] = url.path
     if url.environment:
         data["environment"] = dict(url.environment)
+    return data
+
+
+def set_fields(value, fields: dict[str, str]) -> dict:
+    data: dict = {}
+    for key, attribute in fields.items():
+        item = getattr(value, attribute, None)
+        if item:
+            data[key] = item
     return data
 
 

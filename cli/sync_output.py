@@ -34,6 +34,7 @@ from mutagen_actors.wire.messages.sync import (
     SyncSessionState,
 )
 
+from .output import compact_duration
 from .session_output import (  # noqa: F401  (DELIMITER_LINE, EMPTY_LABEL_VALUE: re-exported)
     DELIMITER_LINE,
     EMPTY_LABEL_VALUE,
@@ -42,6 +43,7 @@ from .session_output import (  # noqa: F401  (DELIMITER_LINE, EMPTY_LABEL_VALUE:
     heading_lines,
     humanize_bytes,
     rfc3339,
+    set_fields,
     status_text,
     url_json,
 )
@@ -288,14 +290,7 @@ def format_eta(seconds: float) -> str:
     """``ETA 1m05s``-style text, or "" when there is no estimate."""
     if seconds < 0:
         return ""
-    seconds = int(seconds + 0.5)
-    hours, rest = divmod(seconds, 3600)
-    minutes, seconds = divmod(rest, 60)
-    if hours:
-        return f"ETA {hours}h{minutes:02d}m"
-    if minutes:
-        return f"ETA {minutes}m{seconds:02d}s"
-    return f"ETA {seconds}s"
+    return "ETA " + compact_duration(int(seconds + 0.5))
 
 
 def session_lines(state: SyncSessionState, mode: str = "list") -> list[str]:
@@ -411,33 +406,16 @@ def _staging_json(progress: Optional[StagingProgress]) -> Optional[dict]:
 
 
 def _endpoint_configuration_json(configuration: EndpointConfiguration) -> dict:
-    data: dict = {}
-    if configuration.max_entry_count:
-        data["maxEntryCount"] = configuration.max_entry_count
-    if configuration.max_staging_file_size:
-        data["maxStagingFileSize"] = configuration.max_staging_file_size
-    if getattr(configuration, "probe_mode", ""):
-        data["probeMode"] = configuration.probe_mode
-    if configuration.scan_mode:
-        data["scanMode"] = configuration.scan_mode
-    if configuration.stage_mode:
-        data["stageMode"] = configuration.stage_mode
-    watch = {}
-    if configuration.watch_mode:
-        watch["mode"] = configuration.watch_mode
-    if configuration.watch_polling_interval:
-        watch["pollingInterval"] = configuration.watch_polling_interval
+    data = set_fields(configuration, {
+        "maxEntryCount": "max_entry_count", "maxStagingFileSize": "max_staging_file_size",
+        "probeMode": "probe_mode", "scanMode": "scan_mode", "stageMode": "stage_mode"})
+    watch = set_fields(configuration, {"mode": "watch_mode",
+                                       "pollingInterval": "watch_polling_interval"})
     if watch:
         data["watch"] = watch
-    permissions = {}
-    if configuration.default_file_mode:
-        permissions["defaultFileMode"] = configuration.default_file_mode
-    if configuration.default_directory_mode:
-        permissions["defaultDirectoryMode"] = configuration.default_directory_mode
-    if configuration.default_owner:
-        permissions["defaultOwner"] = configuration.default_owner
-    if configuration.default_group:
-        permissions["defaultGroup"] = configuration.default_group
+    permissions = set_fields(configuration, {
+        "defaultFileMode": "default_file_mode", "defaultDirectoryMode": "default_directory_mode",
+        "defaultOwner": "default_owner", "defaultGroup": "default_group"})
     if permissions:
         data["permissions"] = permissions
     if configuration.compression:
