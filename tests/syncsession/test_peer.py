@@ -5,6 +5,7 @@ away; ``DealerClient``'s own texts for comparison."""
 from __future__ import annotations
 
 import asyncio
+import os
 import tempfile
 import time
 
@@ -59,6 +60,7 @@ def _run(scenario, client_of, *, answer: bool = True):
             await asyncio.gather(server, return_exceptions=True)
             mailbox.close()
             context.destroy(linger=0)
+            os.rmdir(directory)
 
     return asyncio.run(main())
 
