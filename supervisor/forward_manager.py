@@ -336,10 +336,16 @@ class ForwardManager(SessionManagerBase):
             if supervisor.status == "halted":
                 raise Refused("unavailable", halt_description(supervisor.halt_reason, child))
             if child is not None:
+                # The first incarnation's failure decides, even when the poll only sees the
+                # restarted one (which may already be running: a restart does not connect
+                # first, and may reclaim a socket file the user said to leave alone).
+                if first_failure and (child.restarts > 0
+                                      or child.last_exit.startswith("start failed")):
+                    raise Refused("unavailable", listen_failure(child.last_exit)
+                                  if child.last_exit.startswith("start failed")
+                                  else f"the forwarder {child.last_exit}")
                 if child.state == "running":
                     return
-                if first_failure and child.last_exit.startswith("start failed"):
-                    raise Refused("unavailable", listen_failure(child.last_exit))
             if time.monotonic() > deadline:
                 raise Refused("unavailable", f"the forwarder did not listen within {timeout:g} s")
             await asyncio.sleep(POLL_INTERVAL)
