@@ -55,6 +55,7 @@ HEARTBEAT_INTERVAL = 5.0
 HEARTBEAT_MISSES = 3
 WAKE_TOUCH_TIMEOUT = 1.0  # KeepAwake to a running child (it may be exiting: then start it again)
 WAKE_POLL = 0.005  # while another task starts or restarts the child
+FAILED_EXIT_GRACE = 3.0  # seconds a child that failed to start may take to exit before SIGKILL
 
 
 @dataclass
@@ -242,7 +243,16 @@ class SessionSupervisor:
                 return  # stopped while starting: that was expected
             child.state = "failed"
             if process.pid:
-                await asyncio.shield(process.exited)  # it is exiting or was killed
+                # It reported the failure and is exiting (or was killed). Its exit is bounded:
+                # an interpreter's shutdown can hang (a worker thread stuck in a DNS lookup,
+                # a task that ignores cancellation), and the session must not wait on it.
+                try:
+                    await asyncio.wait_for(asyncio.shield(process.exited), FAILED_EXIT_GRACE)
+                except asyncio.TimeoutError:
+                    self.log.warning("actor did not exit after a failed start; killing it",
+                                     actor=child.spec.id, actor_pid=process.pid)
+                    process.kill()
+                    await asyncio.shield(process.exited)
             self._events.put_nowait((child, incarnation, f"start failed: {failure}"))
             return
         if child.incarnation != incarnation:
