@@ -19,6 +19,7 @@ from mutagen_actors.actors.runtime.actor import Actor
 from mutagen_actors.actors.runtime.admission import admit, is_concurrent
 from mutagen_actors.actors.runtime.launch import ActorLaunch
 from mutagen_actors.wire.messages import endpoint as m
+from mutagen_actors.wire.errors import RequestTimeout
 from mutagen_actors.wire.messages.actor import Stop
 from mutagen_actors.wire.sockets import DealerClient
 
@@ -91,7 +92,10 @@ def _intervals(mailbox: str, bodies: list) -> list[tuple[float, float]]:
         client = DealerClient(context, mailbox)
         try:
             replies = await asyncio.gather(*(client.request(body, timeout=30) for body in bodies))
-            await client.request(Stop(), timeout=30)
+            try:  # the reply to Stop may be lost (the mailbox closes with linger 0)
+                await client.request(Stop(), timeout=5)
+            except RequestTimeout:
+                pass
         finally:
             client.close()
             context.destroy(linger=0)
