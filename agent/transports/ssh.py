@@ -30,6 +30,7 @@ read "unable to connect to H:P: reason".
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import os
 import re
 import shlex
@@ -238,10 +239,33 @@ def proxy_jumps(config: str, host: str, user: str, port: int) -> list[tuple[str,
     return hops
 
 
+async def _check_name(config: str, host: str, user: str, port: int, timeout: float) -> None:
+    """Resolve the host the ssh config names (its ``HostName``) within ``timeout``, in the loop's
+    resolver thread: a name that does not exist, or a resolver that does not answer, is a clear
+    ``TransportError`` within the connect deadline (a lookup stuck elsewhere could outlast it)."""
+    target, target_port = resolve(config, host, user, port)
+    try:
+        ipaddress.ip_address(target)
+        return
+    except ValueError:
+        pass
+    try:
+        await asyncio.wait_for(asyncio.get_running_loop().getaddrinfo(
+            target, target_port, type=socket.SOCK_STREAM), timeout)
+    except (asyncio.TimeoutError, TimeoutError):
+        raise TransportError(f"unable to connect to {target}:{target_port}: the name resolver "
+                             f"did not answer within {timeout:g} s") from None
+    except OSError as error:
+        raise TransportError(f"unable to connect to {target}:{target_port}: "
+                             f"{connect_failure_reason(error)}") from None
+
+
 async def _connect_once(settings: _Settings, host: str, user: str, port: int, tunnel):
     """One SSH connection (over ``tunnel`` when given) with the module's rules."""
     name = describe(user, host, port)
     retried = False
+    if tunnel is None:  # through a ProxyJump the jump host resolves the name
+        await _check_name(settings.config, host, user, port, settings.connect_timeout)
     while True:
         known = _KnownHosts([settings.known_hosts, GLOBAL_KNOWN_HOSTS])
         client = _Client(settings.prompter)
