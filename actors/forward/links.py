@@ -137,10 +137,21 @@ class RemoteLink:
 
 
 async def _close(side) -> None:
+    """Close ``side`` within 2 s. Not ``wait_for``: on its timeout it waits for the cancelled
+    close to finish, and a close stuck where cancellation is not honoured (a child process or a
+    channel that never confirms) would hang the caller — a failed start among them."""
+    task = asyncio.ensure_future(side.close())
     try:
-        await asyncio.wait_for(side.close(), 2)
-    except Exception:  # noqa: BLE001 - best effort: the remote may be gone already
-        pass
+        done, _ = await asyncio.wait({task}, timeout=2)
+    except asyncio.CancelledError:
+        task.cancel()
+        raise
+    if not done:
+        task.cancel()
+        task.add_done_callback(lambda t: t.cancelled() or t.exception())
+        return
+    if not task.cancelled():
+        task.exception()  # best effort: the remote may be gone already
 
 
 def _one_line(error: BaseException) -> str:
