@@ -56,6 +56,7 @@ sys.path.insert(0, os.path.join(REPO, "tests"))
 from tests.remote import infra  # noqa: E402
 
 try:
+    from bench.sync_many import awake_job_actors  # noqa: E402 - one definition of "awake"
     from mutagen_actors.supervisor.child_spec import idle_exit_setting  # noqa: E402
     from mutagen_actors.wire.messages import control  # noqa: E402
     from mutagen_actors.wire.messages import sync as sm  # noqa: E402
@@ -533,12 +534,6 @@ class Bench:
         finally:
             client.close()
 
-    def awake_job_actors(self) -> int:
-        """How many on-demand actors (stager, transitioner) are running."""
-        status = self.request(control.GetDaemonStatus())
-        return sum(1 for session in status.sessions for actor in session.actors
-                   if actor.id in ("stager", "transitioner") and actor.state != "hibernating")
-
     def state(self, name: str):
         sessions = self.request(sm.SyncList(sm.Selection([name]))).sessions
         return sessions[0] if sessions else None
@@ -877,7 +872,7 @@ class Bench:
         self.wait(lambda: (s := self.state(self.session)) is not None and s.status == "watching",
                   60, "the session to be idle", 0.1)
         # Steady state: the on-demand stager and transitioner have hibernated (idle exit).
-        self.wait(lambda: self.awake_job_actors() == 0, idle_exit_setting() + 60,
+        self.wait(lambda: awake_job_actors(self) == 0, idle_exit_setting() + 60,
                   "the stager and transitioner to hibernate", 0.5)
         pids = self.mutagen_pids()
         table = process_table()
