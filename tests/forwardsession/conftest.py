@@ -14,6 +14,7 @@ import tempfile
 
 import pytest
 
+from conftest import keep_log_on_failure
 from foundation.conftest import Daemon, processes_of, wait_until
 
 
@@ -58,7 +59,7 @@ class ForwardDaemon(Daemon):
 
 
 @pytest.fixture
-def forward_daemon():
+def forward_daemon(request):
     root = tempfile.mkdtemp(prefix="ma-", dir="/tmp")  # short: unix socket paths
     handle = ForwardDaemon(os.path.join(root, "data"))
     handle.root = root
@@ -72,6 +73,7 @@ def forward_daemon():
             except ProcessLookupError:
                 pass
     wait_until(lambda: not processes_of(handle.data_dir), 10, what="test processes to die")
+    keep_log_on_failure(request.node, handle.log_path)
     shutil.rmtree(root, ignore_errors=True)
 
 
