@@ -35,6 +35,7 @@ from .hashing import DIGEST_SIZES, new_hasher
 from .settings import TEMPORARY_PREFIX, HashAlgorithm, StageMode
 
 _PARTIAL = ".partial-"
+_STORE_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC
 RESUME_SUFFIX = ".resume"
 
 
@@ -71,6 +72,22 @@ class Staging:
         """Where the verified content for ``digest`` lives (whether or not it is there yet)."""
         text = self._check(digest)
         return os.path.join(self.directory, text[:2], text)
+
+    def relative_name(self, digest: bytes) -> str:
+        """``path_for(digest)`` relative to the store directory (``<2 hex>/<hex>``)."""
+        text = self._check(digest)
+        return f"{text[:2]}/{text}"
+
+    def open_store(self) -> int:
+        """A descriptor of the store directory (created, 0700, if missing), for the
+        ``*_at``-style calls of a receiver that stages many files: names relative to it
+        (``relative_name``) skip resolving the store's whole path per file. The caller closes
+        it, and must not keep it across a ``wipe``."""
+        try:
+            return os.open(self.directory, _STORE_FLAGS)
+        except FileNotFoundError:
+            os.makedirs(self.directory, mode=0o700, exist_ok=True)
+            return os.open(self.directory, _STORE_FLAGS)
 
     def has(self, digest: bytes) -> bool:
         return os.path.isfile(self.path_for(digest))

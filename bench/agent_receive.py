@@ -1,0 +1,186 @@
+"""The remote agent's share of an initial sync, in one process, without SSH (issue 6).
+
+    .venv/bin/python bench/agent_receive.py [--files 20000] [--repeat 3] [--profile OUT.pstats]
+                                            [--internal | --data-directory]
+
+Drives an ``agent.serve_endpoint.EndpointService`` (the object the remote agent serves through
+its tunnel) exactly as the daemon's stager and transitioner drive it during ``sync create`` to an
+empty remote root: ``EndpointOpen``, ``Scan``, ``StageBegin`` (every file), ``StageChunks`` of
+about 1 MiB each (every message encoded and then decoded and validated by ``wire.codec``, as the
+agent's ``RequestServer`` does), ``Transition`` (the root: empty directory -> the whole tree),
+then the next cycle's ``Scan``. The watcher runs (native, as on the remote).
+
+The tree: ``--files`` files of 1-16 KiB of random bytes, 20 per directory, 500 directories per
+top directory (the shape of ``bench/suite.py``'s tree, without its four big files). The root is
+on /dev/shm; the endpoint's data directory is on the disk's /tmp by default, so the staging store
+lands inside the root (``internal``), as it does for the suite's remote (home on disk, target on
+tmpfs); ``--data-directory`` puts the data directory on /dev/shm instead (staging stays there).
+
+Prints, per run, the process CPU seconds and wall seconds of each phase and in total, and the
+CPU per file. ``--profile`` writes a cProfile of the last run (all phases, the event loop's
+thread and the worker threads the endpoint uses are profiled with ``threading.setprofile``-free
+``cProfile`` on the loop thread only: the worker-thread work shows as one call).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import random
+import shutil
+import sys
+import tempfile
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from mutagen_actors.actors.sync.hashing import new_hasher  # noqa: E402
+from mutagen_actors.actors.sync.model import Change, Entry  # noqa: E402
+from mutagen_actors.agent.serve_endpoint import EndpointService  # noqa: E402
+from mutagen_actors.wire import codec  # noqa: E402
+from mutagen_actors.wire.messages import agent as am  # noqa: E402
+from mutagen_actors.wire.messages import endpoint as m  # noqa: E402
+
+PER_DIRECTORY = 20
+DIRECTORIES_PER_TOP = 500
+MESSAGE_BYTES = 1 << 20
+
+
+def make_tree(files: int, seed: int = 6):
+    """(contents by path, Entry of the root) for ``files`` random files (pure but for memory)."""
+    rng = random.Random(seed)
+    contents: dict[str, bytes] = {}
+    tops: dict[str, dict] = {}
+    for index in range(files):
+        directory = index // PER_DIRECTORY
+        top, sub = f"t{directory // DIRECTORIES_PER_TOP:02d}", f"d{directory % DIRECTORIES_PER_TOP:03d}"
+        name = f"f{index % PER_DIRECTORY:02d}.dat"
+        data = rng.randbytes(rng.randint(1024, 16384))
+        hasher = new_hasher("xxh128")
+        hasher.update(data)
+        contents[f"{top}/{sub}/{name}"] = data
+        tops.setdefault(top, {}).setdefault(sub, {})[name] = Entry.file(hasher.digest())
+    root = Entry.directory({top: Entry.directory({sub: Entry.directory(names)
+                                                  for sub, names in subs.items()})
+                            for top, subs in tops.items()})
+    return contents, root
+
+
+def _roundtrip(message):
+    """What the agent's RequestServer hands its handler: the message encoded, then decoded."""
+    return codec.decode(codec.encode(message, id=1)).body
+
+
+async def one_run(contents: dict, tree: Entry, base: str, data_directory: str,
+                  watch: str = "portable") -> dict:
+    root = os.path.join(base, "root")
+    os.makedirs(root)
+    service = EndpointService(_nothing, home=base)
+    phases: dict[str, tuple[float, float]] = {}
+
+    def clock():
+        return time.process_time(), time.perf_counter()
+
+    def done(name, start):
+        cpu, wall = clock()
+        phases[name] = (cpu - start[0], wall - start[1])
+
+    start = clock()
+    opened = await service.handle(_roundtrip(am.EndpointOpen({
+        "root": root, "session": "bench", "side": "beta", "watch_mode": watch})))
+    # The data directory the service chose is under ``home``; point it where asked.
+    if data_directory:
+        await service.close()
+        service = EndpointService(_nothing, home=data_directory)
+        opened = await service.handle(_roundtrip(am.EndpointOpen({
+            "root": root, "session": "bench", "side": "beta", "watch_mode": watch})))
+    epoch = opened.epoch
+    first = await service.handle(_roundtrip(m.Scan(True)))
+    done("open+scan", start)
+
+    start = clock()
+    items = [m.StageItem(path, _digest(tree, path)) for path in contents]
+    needs = await service.handle(_roundtrip(m.StageBegin(epoch, items)))
+    done("needs", start)
+    assert len(needs.items) == len(contents), len(needs.items)
+
+    start = clock()
+    batch, size, completed = [], 0, 0
+    for path, data in contents.items():
+        batch.append(m.Chunk(path, _digest(tree, path), 0, len(data), data, True))
+        size += len(data)
+        if size >= MESSAGE_BYTES:
+            completed += (await service.handle(_roundtrip(m.StageChunks(batch)))).completed
+            batch, size = [], 0
+    if batch:
+        completed += (await service.handle(_roundtrip(m.StageChunks(batch)))).completed
+    done("receive", start)
+    assert completed == len(contents), completed
+
+    start = clock()
+    reply = await service.handle(_roundtrip(m.Transition(epoch, [
+        Change("", first.root, tree)])))
+    done("transition", start)
+    assert not reply.result.problems, reply.result.problems[:3]
+
+    start = clock()
+    await asyncio.sleep(0)  # the watcher's batches arrive while the next cycle starts
+    second = await service.handle(_roundtrip(m.Scan(False, first.generation, epoch)))
+    done("rescan", start)
+    assert second.counts.files == len(contents) if hasattr(second.counts, "files") else True
+    await service.close()
+    return phases
+
+
+def _digest(tree: Entry, path: str) -> bytes:
+    entry = tree
+    for part in path.split("/"):
+        entry = entry.contents[part]
+    return entry.digest
+
+
+async def _nothing(_message) -> None:
+    return None
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--files", type=int, default=20000)
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--profile", default="")
+    parser.add_argument("--data-directory", action="store_true",
+                        help="the endpoint's data directory on /dev/shm (staging not in the root)")
+    parser.add_argument("--watch", default="portable", help="watch mode (no-watch: none)")
+    args = parser.parse_args()
+    contents, tree = make_tree(args.files)
+    print(f"{len(contents)} files, {sum(map(len, contents.values())) / 1e6:.0f} MB; "
+          f"load average {os.getloadavg()[0]:.2f}")
+    for run in range(args.repeat):
+        base = tempfile.mkdtemp(prefix="s14-agent-", dir="/dev/shm")
+        data = tempfile.mkdtemp(prefix="s14-agent-data-", dir="/tmp") \
+            if not args.data_directory else ""
+        try:
+            profiler = None
+            if args.profile and run == args.repeat - 1:
+                import cProfile
+
+                profiler = cProfile.Profile()
+                profiler.enable()
+            phases = asyncio.run(one_run(contents, tree, base, data, args.watch))
+            if profiler is not None:
+                profiler.disable()
+                profiler.dump_stats(args.profile)
+        finally:
+            shutil.rmtree(base, ignore_errors=True)
+            if data:
+                shutil.rmtree(data, ignore_errors=True)
+        cpu = sum(p[0] for p in phases.values())
+        wall = sum(p[1] for p in phases.values())
+        text = "  ".join(f"{name} {c:.2f}/{w:.2f}" for name, (c, w) in phases.items())
+        print(f"run {run + 1}: cpu {cpu:.2f} s wall {wall:.2f} s "
+              f"({1e6 * cpu / len(contents):.0f} us/file cpu)  [cpu/wall] {text}")
+
+
+if __name__ == "__main__":
+    main()
