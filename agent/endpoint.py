@@ -44,10 +44,11 @@ from typing import Callable, Optional
 
 import structlog
 
+from mutagen_actors.actors.sync.apply import apply_changes
 from mutagen_actors.actors.sync.cache import DigestCache
 from mutagen_actors.actors.sync.diff import diff
 from mutagen_actors.actors.sync.ignore import compile_ignores
-from mutagen_actors.actors.sync.model import Change, Counts, Kind, Problem, walk
+from mutagen_actors.actors.sync.model import Change, Counts, Entry, Kind, Problem, walk
 from mutagen_actors.actors.sync.scan import ScanResult, scan
 from mutagen_actors.actors.sync.sharing import share
 from mutagen_actors.actors.sync.settings import (
@@ -170,6 +171,7 @@ class LocalEndpoint:
         self.supplier = Supplier(self)
         self._cache_dirty = False
         self._own_files: dict = {}
+        self._written: Optional[Entry] = None  # the tree the last transition left (see scan)
         self.last_scan_full = True  # whether the last scan walked the whole root
 
     # ------------------------------------------------------------------ lifecycle
@@ -286,10 +288,11 @@ class LocalEndpoint:
                           previous=self.previous if incremental else None,
                           dirty=sorted(dirty) if incremental else None,
                           max_entry_count=self.settings.max_entry_count,
-                          reuse=self.previous.root if self.previous is not None else None)
+                          reuse=self._reuse_tree())
         except BaseException:
             self.dirty = None  # the next scan must be complete
             raise
+        self._written = None
         self._root_identity = identity
         self.last_scan_full = not incremental
         if self.previous is not None:
@@ -304,6 +307,16 @@ class LocalEndpoint:
             self._cache_dirty = True
         self.previous = result
         return result
+
+    def _reuse_tree(self) -> Optional[Entry]:
+        """The tree whose entries the next scan reuses where equal: after a transition, the
+        previous snapshot with the transition's results applied (the scan then holds the
+        written entries, already in memory, instead of building a copy of them and freeing
+        the originals, which left the heap fragmented: ~20 MB after a 100k-file initial
+        sync); otherwise the previous snapshot."""
+        if self._written is not None:
+            return self._written
+        return self.previous.root if self.previous is not None else None
 
     async def scan_async(self, full: bool, fresh: bool = False) -> ScanResult:
         """Scan in a worker thread. ``fresh``: the result must include every change made before
@@ -370,6 +383,7 @@ class LocalEndpoint:
             default_group=settings.default_group or None)
         self._cache_dirty = True
         self._own_files = self._written_files(result.results)
+        self._written = self._written_tree(result.results)
         result = self._refetch_mismatched(changes, result)
         if not result.missing_staged:
             self.staging.wipe()
@@ -389,6 +403,17 @@ class LocalEndpoint:
                 if path in damaged and entry.kind == Kind.FILE:
                     self.staging.discard(entry.digest)
         return result._replace(missing_staged=True)
+
+    def _written_tree(self, results: list[Change]) -> Optional[Entry]:
+        """The previous snapshot with ``results`` applied (memory only: see ``_reuse_tree``);
+        None when they do not apply to it."""
+        if self.previous is None or self.previous.root is None or not results:
+            return None
+        try:
+            return apply_changes(self.previous.root,
+                                 [Change(change.path, None, change.new) for change in results])
+        except (ValueError, AttributeError):
+            return None
 
     def _written_files(self, results: list[Change]) -> dict:
         written = {}

@@ -363,9 +363,12 @@ class _Walker:
             self.out[path] = old_records if new_records == old_records else new_records
         subtotal = (dirs, files, links, size)
         self.subtotals[path] = subtotal
+        kind = Kind.PHANTOM if phantom else Kind.DIRECTORY
         if before_contents is not None and _same_objects(contents, before_contents):
             return before, subtotal
-        return Entry(Kind.PHANTOM if phantom else Kind.DIRECTORY, contents), subtotal
+        if not contents and before is not None and before.kind == kind and not before.contents:
+            return before, subtotal  # an empty directory, as before
+        return Entry(kind, contents), subtotal
 
     # -- incremental ----------------------------------------------------------------------------
 
@@ -401,12 +404,15 @@ class _Walker:
             return (0, 0, 1, 0)
         return _ZERO
 
-    def update(self, dfd: int, path: str, previous: Entry, dirty: dict):
+    def update(self, dfd: int, path: str, previous: Entry, dirty: dict, hint: Optional[Entry] = None):
         """Re-examine the dirty children of a directory; reuse everything else.
 
         ``dirty`` maps child names to ``True`` (re-examine that child, as a whole subtree if
         it is a directory) or to a sub-trie (only some paths below that child are dirty).
+        ``hint``: the entry at ``path`` of a tree expected to equal what this scan finds (the
+        ``reuse`` tree of ``scan``): re-examined children equal to its entries are its objects.
         """
+        hints = hint.contents if hint is not None and hint.kind == previous.kind else None
         contents = dict(previous.contents)
         dirs, files, links, size = self.subtotals.get(path, _ZERO)
         for name, mark in dirty.items():
@@ -434,10 +440,11 @@ class _Walker:
             if mark is not True and old_entry is not None and (
                 old_entry.kind == Kind.DIRECTORY or old_entry.kind == Kind.PHANTOM
             ):
-                entry, sub = self.update_below(dfd, name, child, old_entry, mark)
+                entry, sub = self.update_below(dfd, name, child, old_entry, mark,
+                                               hints.get(name) if hints else None)
             if entry is None:
                 self.forget(child, old_entry)
-                entry, sub = self.examine_name(dfd, name, child)
+                entry, sub = self.examine_name(dfd, name, child, hints.get(name) if hints else None)
             if entry is None:
                 contents.pop(name, None)
             else:
@@ -448,9 +455,12 @@ class _Walker:
             size += sub[3] - old_sub[3]
         subtotal = (dirs, files, links, size)
         self.subtotals[path] = subtotal
+        if hints is not None and _same_objects(contents, hints):
+            return hint, subtotal
         return Entry(previous.kind, contents), subtotal
 
-    def update_below(self, dfd: int, name: str, child: str, old_entry: Entry, mark: dict):
+    def update_below(self, dfd: int, name: str, child: str, old_entry: Entry, mark: dict,
+                     hint: Optional[Entry] = None):
         """Descend into a still-existing directory: ``(entry, subtotal)``, or ``(None, None)``
         when it is no longer the same kind of thing (the caller re-examines it whole)."""
         try:
@@ -460,11 +470,11 @@ class _Walker:
         try:
             if os.fstat(child_fd).st_dev != self.device:
                 return None, None
-            return self.update(child_fd, child, old_entry, mark)
+            return self.update(child_fd, child, old_entry, mark, hint)
         finally:
             os.close(child_fd)
 
-    def examine_name(self, dfd: int, name: str, child: str):
+    def examine_name(self, dfd: int, name: str, child: str, before: Optional[Entry] = None):
         """Examine one child by name (it may have vanished): ``(entry or None, subtotal)``."""
         try:
             st = os.stat(name, dir_fd=dfd, follow_symlinks=False)
@@ -475,7 +485,7 @@ class _Walker:
         parent = split(child)[0]
         new_records = self.out.setdefault(parent, {})
         try:
-            return self.examine(dfd, st, name, child, self.old.get(parent, {}), new_records)
+            return self.examine(dfd, st, name, child, self.old.get(parent, {}), new_records, before)
         finally:
             if not new_records:
                 self.out.pop(parent, None)
@@ -537,9 +547,11 @@ def scan(
     """Scan ``root`` (see the module docstring); incremental when ``previous`` and ``dirty`` are
     given and ``previous`` used the same settings (and the same ignorer object).
 
-    ``reuse``: a previous snapshot of this root (same settings) whose entries a full scan reuses
-    where they equal what it finds (memory: an unchanged tree is not built again). It never
-    changes the result's value, only which objects hold it.
+    ``reuse``: a tree of this root (same settings) whose entries the scan reuses where they equal
+    what it finds (memory: an unchanged tree is not built again): the previous snapshot, or what
+    a transition just wrote (an incremental scan then takes the written entries instead of
+    building a second copy of them). It never changes the result's value, only which objects
+    hold it.
 
     ``logger``: a structlog logger bound with ``session``, ``actor`` and ``side``."""
     logger = logger or log
@@ -593,7 +605,7 @@ def scan(
             )
         fd = _open_root(root)
         try:
-            entry, subtotal = walker.update(fd, "", previous.root, tree)
+            entry, subtotal = walker.update(fd, "", previous.root, tree, reuse)
         finally:
             os.close(fd)
         cache.replace(walker.out)

@@ -100,3 +100,58 @@ def test_full_scan_reusing_a_previous_snapshot_equals_a_fresh_one(root, what, un
         assert lookup(reused.root, path) is lookup(before.root, path), path
     if what != "nothing":
         assert reused.root is not before.root
+
+
+@pytest.mark.parametrize("what,dirty,from_hint,from_previous", [
+    # what the hint (the tree a transition wrote) offers and the disk agrees with: taken from it
+    ("content", ["d/a.txt"], ["d/a.txt"], [".git", "d/b.log"]),
+    ("added", ["d/new.txt"], ["d/new.txt"], [".git", "d/a.txt", "d/b.log"]),
+    ("executable", ["d/a.txt"], ["d/a.txt"], [".git", "d/b.log"]),
+    ("symlink", ["link"], [], [".git", "d"]),  # symlinks are cheap: never taken from a hint
+    ("dir-to-file", ["d"], ["d"], [".git"]),
+    # a whole dirty directory: its unchanged children come from the hint too
+    ("added", ["d"], ["d/new.txt", "d/a.txt", "d/b.log"], [".git"]),
+])
+def test_incremental_scan_takes_the_written_entries_from_the_hint(root, what, dirty, from_hint,
+                                                                   from_previous):
+    before = scan(root)
+    _change(root, what)
+    hint = scan(root).root  # equal to the disk, other objects (as a transition's results are)
+    result = scan(root, cache=before.cache, previous=before, dirty=dirty, reuse=hint)
+    assert result.root == scan(root).root
+    for path in from_hint:
+        assert lookup(result.root, path) is lookup(hint, path), path
+    for path in from_previous:
+        assert lookup(result.root, path) is lookup(before.root, path), path
+
+
+@pytest.mark.parametrize("hint_kind", ["stale-content", "other-kind", "missing"])
+def test_incremental_scan_ignores_a_hint_that_does_not_match_the_disk(root, tmp_path, hint_kind):
+    before = scan(root)
+    other = tmp_path / "other"
+    (other / "d").mkdir(parents=True)
+    if hint_kind == "stale-content":
+        (other / "d" / "a.txt").write_text("not what the disk holds")
+    elif hint_kind == "other-kind":
+        (other / "d" / "a.txt").mkdir()
+    hint = scan(str(other)).root
+    _change(root, "content")
+    result = scan(root, cache=before.cache, previous=before, dirty=["d/a.txt"], reuse=hint)
+    assert result.root == scan(root).root
+    assert lookup(result.root, "d/a.txt").digest != lookup(before.root, "d/a.txt").digest
+
+
+def test_endpoint_scan_after_a_transition_holds_the_written_entries(root, tmp_path):
+    from mutagen_actors.actors.sync.model import Change, Entry
+
+    endpoint = LocalEndpoint(EndpointSettings(root=root, session="s", side="beta",
+                                              data_directory=str(tmp_path / "data")))
+    endpoint.scan(True, None)
+    new = Entry.directory({"x": Entry.directory({"y": Entry.directory()}), "z": Entry.directory()})
+    result = endpoint.transition([Change("new", None, new)])
+    assert not result.problems
+    written = result.results[0].new
+    snapshot = endpoint.scan(False, {"new"}).root
+    assert lookup(snapshot, "new") == new
+    assert lookup(snapshot, "new") is written
+    assert lookup(snapshot, "d") is not None and endpoint._written is None
