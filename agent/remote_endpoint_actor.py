@@ -42,6 +42,7 @@ import zmq
 
 from mutagen_actors.actors.runtime.actor import Actor
 from mutagen_actors.wire import codec
+from mutagen_actors.wire.codec import RawFrame
 from mutagen_actors.wire.errors import ProtocolError
 from mutagen_actors.wire.handling import Refused
 from mutagen_actors.wire.messages import agent as am
@@ -136,6 +137,19 @@ class Link:
         self._pending[request_id] = future
         try:
             await self.agent.tunnel.send(ROUTE, codec.encode(body, id=request_id))
+            return await asyncio.wait_for(future, timeout)
+        finally:
+            self._pending.pop(request_id, None)
+
+    async def relay(self, raw: RawFrame, timeout: float):
+        """``request`` for a message received header-only (``codec.RawFrame``): its encoded body
+        goes to the agent as it came, under this link's request id; the agent decodes and
+        validates it (a body that does not validate is refused there: ``ErrorReply``)."""
+        request_id = next(self._ids)
+        future = asyncio.get_running_loop().create_future()
+        self._pending[request_id] = future
+        try:
+            await self.agent.tunnel.send(ROUTE, raw.body, head=raw.head(id=request_id))
             return await asyncio.wait_for(future, timeout)
         finally:
             self._pending.pop(request_id, None)
@@ -243,8 +257,11 @@ class RemoteEndpointActor(Actor):
     # relay sends before its first await (tunnel writes are FIFO) and the agent's endpoint
     # handles requests one at a time in arrival order. Everything else (a Transition, a Scan)
     # still runs alone, after every relay that arrived before it has been answered.
-    CONCURRENT = (m.StageChunks, m.Supply)
+    CONCURRENT = (m.StageChunks, m.Supply, RawFrame)
     MAX_CONCURRENT = 2
+    # Relayed without decoding (``wire.sockets``: header-only receive): the content of a
+    # StageChunks is only passed on; the agent decodes and validates it (``relay``).
+    RELAY = ("StageChunks",)
 
     async def on_start(self) -> None:
         args = self.context.args
@@ -365,6 +382,8 @@ class RemoteEndpointActor(Actor):
         link = self.link
         if link is None or not self.up.is_set():
             raise Refused("disconnected", self.state)
+        if isinstance(message, RawFrame):
+            return await self._relay(link, message)
         request, message = message, self.compaction.outgoing(message)  # agent.compaction
         try:
             reply = await link.request(message, timeout=REQUEST_TIMEOUT)
@@ -382,3 +401,20 @@ class RemoteEndpointActor(Actor):
             return self.compaction.incoming(request, reply, link)
         except ValueError as error:
             raise Refused("protocol", f"{self.description}: {error}") from None
+
+    async def _relay(self, link: Link, raw: RawFrame):
+        """A message received header-only (``RELAY``): passed on as it came, its reply (or the
+        agent's refusal, e.g. a body that does not validate there) handed back. No compaction
+        applies to these (``agent.compaction`` rewrites only ``Transition`` and its replies)."""
+        if raw.type_name not in self.RELAY:
+            raise Refused("protocol", f"{raw.type_name} is not relayed")
+        try:
+            reply = await link.relay(raw, timeout=REQUEST_TIMEOUT)
+        except TunnelClosed as error:
+            raise Refused("disconnected", f"the link to {self.description} broke: {error}") from None
+        except asyncio.TimeoutError:
+            raise Refused("timeout", f"{raw.type_name} got no answer from "
+                                     f"{self.description}") from None
+        if isinstance(reply, ErrorReply):
+            raise Refused(reply.code, reply.message)
+        return reply

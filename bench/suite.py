@@ -704,7 +704,10 @@ class Bench:
             seen["checked"] = state.successful_cycles
             return tree_summary(self.target("mutagen")) == want
 
+        cpu_before = {}
+
         def create_profiled():
+            cpu_before.update(self.cpu_by_process())  # daemon and agent of the warm-up
             create()
             if self.args.profile:
                 self.profilers = start_profilers(self.mutagen_pids(), self.args.profile)
@@ -713,8 +716,15 @@ class Bench:
         row = self.mutagen("initial", create_profiled, synced, 900)
         stop_profilers(getattr(self, "profilers", []))
         row.extra["cpu_seconds"] = self.cpu_by_process()
+        # What the sync itself cost: minus what the processes of the warm-up had used before.
+        row.extra["cpu_seconds_sync"] = {
+            name: round(seconds - cpu_before.get(name, 0.0), 2)
+            for name, seconds in row.extra["cpu_seconds"].items()}
         print("  CPU seconds by process: " + ", ".join(
             f"{name} {seconds:.1f}" for name, seconds in row.extra["cpu_seconds"].items()),
+            file=sys.stderr)
+        print("  of which during the sync: " + ", ".join(
+            f"{name} {seconds:.1f}" for name, seconds in row.extra["cpu_seconds_sync"].items()),
             file=sys.stderr)
         if "first_cycle" in seen:
             cycles, files, status, error, transition, scan = seen["state"]

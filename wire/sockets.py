@@ -14,6 +14,12 @@ Mailbox (``Mailbox``, ROUTER, bound to an ``ipc://`` path in a private directory
 - ``Ping`` is answered with ``Pong`` by the receive loop itself (heartbeats never queue behind
   work);
 - everything else is returned by ``receive()`` as a ``Request``; ``Request.reply`` answers it.
+- header-only receive: message types named in ``Mailbox.relay`` (set by an actor that only
+  passes them on, ``Actor.RELAY``) are not decoded: their envelope is checked (``codec.peek``:
+  size, msgpack syntax, version, a known type) and ``Request.body`` is a ``codec.RawFrame``
+  holding the encoded body. Whoever finally receives such a message decodes and validates it
+  (and refuses it with a clear error if it does not validate; the relay passes that refusal
+  back as its reply).
 
 Client (``DealerClient``): ``await client.request(body, timeout=...)`` sends with a fresh request
 id and returns the reply body; raises ``RequestTimeout`` past the deadline and ``RemoteError``
@@ -71,6 +77,7 @@ class Mailbox:
         self.log = log or _default_log
         self.protocol_errors = 0
         self.last_activity = time.time()
+        self.relay: frozenset = frozenset()  # message type names received header-only
         self._socket = context.socket(zmq.ROUTER)
         self._socket.setsockopt(zmq.LINGER, 0)
         self._socket.setsockopt(zmq.MAXMSGSIZE, max_frame + ZMQ_SLACK)
@@ -105,6 +112,11 @@ class Mailbox:
                 continue
             peer, frame = parts
             try:
+                if self.relay:
+                    raw = codec.peek(frame, max_size=self.max_frame)
+                    if raw.type_name in self.relay:
+                        return Request(raw, raw.id, peer, self)
+                    del raw
                 envelope = codec.decode(frame, max_size=self.max_frame)
             except ProtocolError as error:
                 self._protocol_error(str(error))
@@ -228,6 +240,9 @@ class DealerClient:
             future = self._pending.get(envelope.reply_to)
             if future is not None and not future.done():
                 future.set_result(envelope.body)
+            # Do not keep the last reply (its raw frame and decoded body: a whole snapshot, a
+            # transition's results) alive while waiting for the next one.
+            del frames, envelope, future
 
     def _fail_pending(self, text: str) -> None:
         for future in self._pending.values():

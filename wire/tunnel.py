@@ -324,13 +324,16 @@ class Tunnel:
 
     # -- sending
 
-    async def send(self, route: bytes, payload: bytes) -> None:
+    async def send(self, route: bytes, payload, head: bytes = b"") -> None:
+        """Write a DATA frame to ``route`` carrying ``head + payload`` (``head``: a relayed
+        message's new envelope, ``codec.RawFrame.head``, so its body is never copied or joined
+        here; ``payload`` may be a memoryview)."""
         if self._closed.done():
             raise self._closed.exception()
-        self.payload_bytes_sent += len(payload)
-        written = await self._write(DATA, payload, route_prefix(route))
+        self.payload_bytes_sent += len(head) + len(payload)
+        written = await self._write(DATA, payload, route_prefix(route) + head)
         if self._traffic is not None:
-            self._account("sent", payload, written)
+            self._account("sent", head + payload if head else payload, written)
 
     async def _write(self, kind: int, body: bytes, prefix: bytes = b"") -> int:
         parts = frame_parts(kind, body, compress=self.compression, prefix=prefix)
@@ -534,7 +537,9 @@ class RequestServer:
     """Agent side: answer each DATA frame through ``handler`` (``wire.handling`` contract).
 
     ``Ping`` is answered with ``Pong`` at once; a frame that does not decode is logged and
-    answered with ``ErrorReply("protocol", ...)``. Requests are handled concurrently, each
+    answered with ``ErrorReply("protocol", ...)``, as a reply to its request id when its
+    envelope is readable (``codec.peek_id``: e.g. a relayed body that does not validate fails
+    that request alone), else with ``reply_to`` 0. Requests are handled concurrently, each
     answered to its route with ``reply_to`` set. ``send(body)`` sends a route-less message
     (e.g. a notification) to the daemon side.
     """
@@ -551,7 +556,8 @@ class RequestServer:
             envelope = codec.decode(payload)
         except ProtocolError as error:
             self.log.warning("protocol error on tunnel", error=str(error))
-            self._spawn(self._reply(route, ErrorReply("protocol", str(error)), 0))
+            self._spawn(self._reply(route, ErrorReply("protocol", str(error)),
+                                    codec.peek_id(payload)))
             return
         if isinstance(envelope.body, Ping):
             self._spawn(self._reply(route, Pong(envelope.body.nonce), envelope.id))

@@ -107,6 +107,8 @@ async def _main(launch: ActorLaunch, ready, log) -> int:
         try:
             module_name, _, class_name = launch.actor_class.partition(":")
             actor_class = getattr(importlib.import_module(module_name), class_name)
+            # Message types the actor only passes on: received header-only (wire.sockets).
+            mailbox.relay = frozenset(getattr(actor_class, "RELAY", ()))
             mailbox.bind()
             actor = actor_class(ActorContext(launch, log, context))
         except Exception as error:  # noqa: BLE001 - reported as the failure reason
