@@ -28,6 +28,12 @@ Rules (design brief invariants 1 and 6):
   first. A reader, or a crash at any point, sees the old file or the new one, never a partial
   one; a crash can leave a temporary name behind, which scans skip and a later removal of its
   directory deletes (or a prepared file in staging, which is emptied after each transition).
+- A new directory below the root is built whole under a ``TEMPORARY_PREFIX`` name beside its
+  final name, then moved there with one rename that never replaces (the root itself, when it is
+  created, is made in place): readers see no directory or the complete one, and a watcher gets
+  one event for the subtree instead of one per entry. A name that appeared meanwhile is left
+  alone ("modification detected") and the subtree built is removed; a crash leaves a temporary
+  directory, which scans skip and a later removal of its parent deletes.
 - A change of the executable bit only is a ``chmod`` in place (after the same verification).
 - New files get ``new_file_mode(default_file_mode, executable, permissions_mode)``, new
   directories ``default_directory_mode``, both the default owner and group if configured.
@@ -51,7 +57,7 @@ import structlog
 
 from .cache import RACY_MTIME, DigestCache
 from .hashing import hash_fd
-from .model import Change, Entry, Kind, Problem, join
+from .model import Change, Entry, Kind, Problem, join, walk
 from .paths import ParentError, UnsafePathError, open_directory, split_path
 from .settings import (
     DEFAULT_DIRECTORY_MODE,
@@ -137,6 +143,11 @@ class _Transition:
         self.staging_device = _device_of(staging.directory)
         self.token = secrets.token_hex(6)  # temporary names: one random part, then a serial
         self.serial = itertools.count()
+        self.devices: dict[int, int] = {}  # open directory descriptor -> its device
+
+    def _device(self, dfd: int) -> int:
+        device = self.devices.get(dfd)
+        return os.fstat(dfd).st_dev if device is None else device
 
     def report(self, path: str, text: str) -> None:
         self.problems.append(Problem(path, text))
@@ -267,7 +278,7 @@ class _Transition:
             return None
         self.uses[digest] -= 1
         last = self.uses[digest] <= 0
-        if last and self.staging_device is not None and os.fstat(pfd).st_dev == self.staging_device:
+        if last and self.staging_device is not None and self._device(pfd) == self.staging_device:
             try:
                 fd = os.open(staged, _READ_FLAGS)
             except FileNotFoundError:
@@ -344,8 +355,9 @@ class _Transition:
 
     # -- creation -------------------------------------------------------------------------------
 
-    def create(self, pfd: int, name: str, path: str, new: Entry) -> Optional[Entry]:
-        """Create ``new`` where nothing is; returns what was created (or None)."""
+    def create(self, pfd: int, name: str, path: str, new: Entry, building: bool = False) -> Optional[Entry]:
+        """Create ``new`` where nothing is; returns what was created (or None). ``building``:
+        ``pfd`` is a directory being built under a temporary name (``build_directory``)."""
         kind = new.kind
         if kind == Kind.FILE:
             placed = self.place(pfd, path, new)
@@ -388,31 +400,71 @@ class _Transition:
                 os.chown(name, self.uid, self.gid, dir_fd=pfd, follow_symlinks=False)
             return new
         if kind == Kind.DIRECTORY:
-            try:
-                os.mkdir(name, self.directory_mode, dir_fd=pfd)
-            except FileExistsError:
-                self.report(path, MODIFICATION_DETECTED)
-                return None
-            dfd = os.open(name, _DIR_FLAGS, dir_fd=pfd)
-            try:
-                os.fchmod(dfd, self.directory_mode)  # exact mode, whatever the umask
-                if self.uid != -1 or self.gid != -1:
-                    os.fchown(dfd, self.uid, self.gid)
-                created: dict[str, Entry] = {}
-                for child_name, child in new.contents.items():
-                    child_path = join(path, child_name)
-                    try:
-                        result = self.create(dfd, child_name, child_path, child)
-                    except OSError as error:
-                        self.report(child_path, _os_problem("unable to create", error))
-                        result = None
-                    if result is not None:
-                        created[child_name] = result
-            finally:
-                os.close(dfd)
-            return Entry(Kind.DIRECTORY, created)
+            if building or not path:
+                try:
+                    os.mkdir(name, self.directory_mode, dir_fd=pfd)
+                except FileExistsError:
+                    self.report(path, MODIFICATION_DETECTED)
+                    return None
+                return self.fill(pfd, name, path, new)
+            return self.build_directory(pfd, name, path, new)
         # Untracked, problematic or phantom content is never created.
         return None
+
+    def fill(self, pfd: int, name: str, path: str, new: Entry) -> Entry:
+        """Give the new (empty) directory ``name`` its mode and owner and create ``new``'s
+        contents in it; returns what was created."""
+        dfd = os.open(name, _DIR_FLAGS, dir_fd=pfd)
+        try:
+            os.fchmod(dfd, self.directory_mode)  # exact mode, whatever the umask
+            if self.uid != -1 or self.gid != -1:
+                os.fchown(dfd, self.uid, self.gid)
+            self.devices[dfd] = os.fstat(dfd).st_dev  # once here, not once per file placed
+            created: dict[str, Entry] = {}
+            for child_name, child in new.contents.items():
+                child_path = join(path, child_name)
+                try:
+                    result = self.create(dfd, child_name, child_path, child, building=True)
+                except OSError as error:
+                    self.report(child_path, _os_problem("unable to create", error))
+                    result = None
+                if result is not None:
+                    created[child_name] = result
+        finally:
+            del self.devices[dfd]
+            os.close(dfd)
+        return Entry(Kind.DIRECTORY, created)
+
+    def build_directory(self, pfd: int, name: str, path: str, new: Entry) -> Optional[Entry]:
+        """A new directory below the root: built whole under a temporary name in ``pfd`` (which
+        scans and watchers skip), then given its name with one rename that never replaces.
+        Readers see no directory or the complete one; the watcher gets one event for the whole
+        subtree instead of one per entry. A name that appeared meanwhile is left alone (the
+        subtree built is removed, its records dropped); a crash leaves a temporary directory
+        that the removal of its parent deletes (``_removed_own_temporary``)."""
+        try:
+            os.stat(name, dir_fd=pfd, follow_symlinks=False)
+        except FileNotFoundError:
+            pass
+        else:
+            self.report(path, MODIFICATION_DETECTED)
+            return None
+        temporary = f"{_OWN_TEMPORARY}{self.token}{next(self.serial)}"
+        os.mkdir(temporary, self.directory_mode, dir_fd=pfd)
+        try:
+            created = self.fill(pfd, temporary, path, new)
+            moved = _move_no_replace(pfd, temporary, pfd, name)
+        except BaseException:
+            _remove_tree_quietly(pfd, temporary)
+            raise
+        if not moved:
+            _remove_tree_quietly(pfd, temporary)
+            for child_path, entry in walk(created, path):
+                if entry.kind == Kind.FILE:
+                    self.cache.discard(child_path)
+            self.report(path, MODIFICATION_DETECTED)
+            return None
+        return created
 
     # -- changes --------------------------------------------------------------------------------
 
@@ -509,18 +561,49 @@ class _Transition:
 
 
 def _removed_own_temporary(dfd: int, name: str) -> bool:
-    """Delete ``name`` if it is a regular file left behind by an interrupted transition."""
+    """Delete ``name`` if it is a regular file or a directory (being built) left behind by an
+    interrupted transition."""
     if not name.startswith(_OWN_TEMPORARY):
         return False
     try:
-        if not _stat.S_ISREG(os.stat(name, dir_fd=dfd, follow_symlinks=False).st_mode):
+        mode = os.stat(name, dir_fd=dfd, follow_symlinks=False).st_mode
+        if _stat.S_ISDIR(mode):
+            _remove_tree(dfd, name)
+        elif _stat.S_ISREG(mode):
+            os.unlink(name, dir_fd=dfd)
+        else:
             return False
-        os.unlink(name, dir_fd=dfd)
     except FileNotFoundError:
         return True
     except OSError:
         return False
     return True
+
+
+def _remove_tree(dfd: int, name: str) -> None:
+    """Remove directory ``name`` in ``dfd`` and everything below it, through directory
+    descriptors (never following a symbolic link). OSError propagates."""
+    fd = os.open(name, _DIR_FLAGS, dir_fd=dfd)
+    try:
+        with os.scandir(fd) as items:
+            children = [(item.name, item.is_dir(follow_symlinks=False)) for item in items]
+        for child, is_dir in children:
+            if is_dir:
+                _remove_tree(fd, child)
+            else:
+                os.unlink(child, dir_fd=fd)
+    finally:
+        os.close(fd)
+    os.rmdir(name, dir_fd=dfd)
+
+
+def _remove_tree_quietly(dfd: int, name: str) -> None:
+    try:
+        _remove_tree(dfd, name)
+    except FileNotFoundError:
+        pass
+    except OSError as error:
+        log.warning("unable to remove temporary directory", name=name, error=str(error))
 
 
 def _identity(st: os.stat_result) -> tuple:
