@@ -25,7 +25,7 @@ from mutagen_actors.wire.messages.base import Ok
 from mutagen_actors.wire.stream import StreamServer
 from mutagen_actors.wire.version import VERSION
 
-from . import datadir, prompt_relay
+from . import datadir, diagnostics, prompt_relay
 from .actor_process import fork_server_context, fork_server_pid, stop_fork_server
 from .forward_manager import HANDLED as FORWARD_MESSAGES, ForwardManager
 from .lock import DaemonLock
@@ -69,6 +69,7 @@ class Daemon:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self._stop.set)
+        diagnostics.install(loop, os.path.join(os.path.dirname(self.paths.log), "stacks.txt"))
         mp_context = fork_server_context()
         from multiprocessing import forkserver
 

@@ -38,3 +38,10 @@ def keep_log_on_failure(item, log_path: str) -> str | None:
     shutil.copyfile(log_path, target)
     print(f"\ndaemon log of the failed test kept in {target}")
     return target
+
+
+def append_file(source: str, target: str, title: str) -> None:
+    """Append ``source`` (if it exists) to ``target`` under a ``title`` line."""
+    if os.path.exists(source) and target:
+        with open(source) as stream, open(target, "a") as out:
+            out.write(f"\n===== {title} =====\n{stream.read()}")

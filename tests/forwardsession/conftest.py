@@ -14,7 +14,7 @@ import tempfile
 
 import pytest
 
-from conftest import keep_log_on_failure
+from conftest import append_file, keep_log_on_failure
 from foundation.conftest import Daemon, processes_of, wait_until
 
 
@@ -73,7 +73,9 @@ def forward_daemon(request):
             except ProcessLookupError:
                 pass
     wait_until(lambda: not processes_of(handle.data_dir), 10, what="test processes to die")
-    keep_log_on_failure(request.node, handle.log_path)
+    kept = keep_log_on_failure(request.node, handle.log_path)
+    if kept:
+        append_file(os.path.join(handle.data_dir, "daemon", "stacks.txt"), kept, "thread stacks")
     shutil.rmtree(root, ignore_errors=True)
 
 

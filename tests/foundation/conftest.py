@@ -76,11 +76,33 @@ class Daemon:
         return os.path.join(self.data_dir, "daemon", "daemon.log")
 
     def cli(self, *args: str, timeout: float = 60.0, check: bool = False):
-        result = subprocess.run([sys.executable, "-m", "mutagen_actors.cli", *args],
-                                env=self.env, capture_output=True, text=True, timeout=timeout)
+        try:
+            result = subprocess.run([sys.executable, "-m", "mutagen_actors.cli", *args],
+                                    env=self.env, capture_output=True, text=True,
+                                    timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.dump_stacks()  # what the daemon was doing meanwhile, into its log
+            raise
         if check:
             assert result.returncode == 0, (args, result.stdout, result.stderr)
         return result
+
+    def dump_stacks(self, timeout: float = 5.0) -> bool:
+        """Ask the running daemon (if any) for its thread and task stacks (SIGUSR1, see
+        ``supervisor/diagnostics.py``); True once its log says they are written."""
+        try:
+            with open(os.path.join(self.data_dir, "daemon", "daemon.lock")) as stream:
+                pid = int(stream.read().strip() or 0)
+            os.kill(pid, signal.SIGUSR1)
+        except (OSError, ValueError):
+            return False
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            with open(self.log_path) as stream:
+                if '"task stacks logged"' in stream.read():
+                    return True
+            time.sleep(0.05)
+        return False
 
     def status(self) -> dict:
         result = self.cli("daemon", "status", "--json", check=True)
