@@ -294,6 +294,8 @@ class ReconcilerActor(Actor):
                 trim()
         updated = next_ancestor(ancestor, result.ancestor_changes, results["alpha"].results,
                                 results["beta"].results)
+        if updated is not ancestor:
+            updated = self._keep_scanned_objects(updated, alpha, beta)
         if updated != ancestor:
             self._set(status="saving")
             self.ancestor = updated
@@ -302,6 +304,21 @@ class ReconcilerActor(Actor):
         self.log.debug("cycle done", full=full, **{f"{k}_ms": round((v - times["start"]) * 1000, 1)
                                                    for k, v in times.items() if k != "start"})
         return results["alpha"].missing_staged or results["beta"].missing_staged
+
+    @staticmethod
+    def _keep_scanned_objects(updated: Optional[Entry], alpha: Optional[Entry],
+                              beta: Optional[Entry]) -> Optional[Entry]:
+        """The new ancestor with its subtrees equal to this cycle's snapshots replaced by the
+        snapshots' objects (``sharing.share``; values unchanged). The transition results come
+        decoded from the transitioner: a second copy of everything that was synchronized (the
+        whole tree after an initial sync). Keeping the snapshots' objects frees that copy at
+        once, in the arenas it was just decoded into, instead of keeping it and freeing the
+        older snapshot objects scattered through the heap (which stayed resident as
+        fragmentation)."""
+        shared = share(updated, beta)
+        if shared is updated:  # not wholly beta's: alpha's objects where equal (they win)
+            shared = share(updated, alpha)
+        return shared
 
     def _share_structure(self) -> None:
         """Make the stored snapshots and the ancestor share objects where they are equal, so the
