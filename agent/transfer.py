@@ -418,6 +418,34 @@ class _Stream:
         self.handle.close()
 
 
+class _Parents:
+    """Opens files for one ``Supply`` as ``open_in_root`` does (no ``..``, no symbolic link in any
+    component), keeping the last parent directory open: requests come in path order, many files
+    per directory, so each directory is walked to once per batch instead of once per file.
+    ``close`` closes it."""
+
+    __slots__ = ("root_fd", "key", "fd")
+
+    def __init__(self, root_fd: int):
+        self.root_fd, self.key, self.fd = root_fd, None, -1
+
+    def open_file(self, path: str) -> int:
+        components = split_path(path)
+        if not components:
+            raise ValueError("the root is not a file")
+        key = components[:-1]
+        if key != self.key:
+            self.close()
+            self.fd = open_directory(self.root_fd, key)
+            self.key = key
+        return os.open(components[-1], _READ_FLAGS, dir_fd=self.fd)
+
+    def close(self) -> None:
+        if self.fd >= 0:
+            os.close(self.fd)
+        self.key, self.fd = None, -1
+
+
 class Supplier:
     """The sending side's supply for ``endpoint`` (its ``root`` and ``cache``)."""
 
@@ -443,6 +471,7 @@ class Supplier:
             return [Chunk(r.path, r.digest, r.offset, 0, b"", True,
                           f"unable to open synchronization root: {error.strerror}")
                     for r in requests]
+        parents = _Parents(root_fd)
         try:
             for request in requests:
                 if budget <= 0:
@@ -451,16 +480,17 @@ class Supplier:
                 if request.signature is not None or request.base:
                     chunk = self._delta(root_fd, request, budget)
                 if chunk is None:
-                    chunk = self._read(root_fd, request, budget)
+                    chunk = self._read(parents, request, budget)
                 budget -= chunk.payload + OPERATION_COST * len(chunk.delta or ())
                 chunks.append(chunk)
         finally:
+            parents.close()
             os.close(root_fd)
         return chunks
 
-    def _read(self, root_fd: int, request: SupplyRequest, budget: int) -> Chunk:
+    def _read(self, parents: "_Parents", request: SupplyRequest, budget: int) -> Chunk:
         try:
-            fd = open_in_root(self.endpoint.root, request.path, root_fd)
+            fd = parents.open_file(request.path)
             try:
                 size = os.fstat(fd).st_size
                 data = os.pread(fd, min(budget, max(0, size - request.offset)), request.offset)
