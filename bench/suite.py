@@ -393,7 +393,7 @@ def print_table(rows: list[Row]) -> None:
         print("  ".join(str(v).ljust(w) for v, w in zip(line, widths)) + "  " + line[-1])
 
 
-def start_profilers(pids: list[int], directory: str) -> list[subprocess.Popen]:
+def start_profilers(pids: list[int], directory: str, rate: int = 50) -> list[subprocess.Popen]:
     """py-spy (``pip install py-spy``) on each pid, raw folded stacks in
     ``<directory>/<pid>-<name>.txt`` (the name from the process's ``comm``)."""
     os.makedirs(directory, exist_ok=True)
@@ -408,10 +408,40 @@ def start_profilers(pids: list[int], directory: str) -> list[subprocess.Popen]:
         if not name.startswith("python"):
             continue
         started.append(subprocess.Popen(
-            [spy, "record", "-p", str(pid), "-r", "50", "-f", "raw", "-o",
+            [spy, "record", "-p", str(pid), "-r", str(rate), "-f", "raw", "-o",
              os.path.join(directory, f"{pid}-{name}.txt")],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
     return started
+
+
+class LateProfilers:
+    """``start_profilers`` for processes that start later (the on-demand stager and
+    transitioner): every 200 ms in a thread, ``pids()`` not seen yet get a py-spy. ``stop()``
+    ends the thread and returns every profiler started (for ``stop_profilers``)."""
+
+    def __init__(self, pids: Callable[[], list[int]], directory: str, rate: int):
+        self.pids, self.directory, self.rate = pids, directory, rate
+        self.seen: set = set()
+        self.started: list = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                new = [pid for pid in self.pids() if pid not in self.seen]
+            except Exception:  # a process table read racing exits: look again
+                new = []
+            self.seen.update(new)
+            if new:
+                self.started.extend(start_profilers(new, self.directory, self.rate))
+            self._stop.wait(0.2)
+
+    def stop(self) -> list:
+        self._stop.set()
+        self._thread.join(5)
+        return self.started
 
 
 def stop_profilers(profilers: list[subprocess.Popen]) -> None:
@@ -575,6 +605,14 @@ class Bench:
     def cpu_by_process(self) -> dict:
         """CPU seconds (user + system, since start) of each process of the session, named by
         the actor it runs (from the daemon's log), ``agent`` for the remote ones."""
+        found = {}
+        for pid, name in self.process_names().items():
+            key = name if name not in found else f"{name} ({pid})"
+            found[key] = round(cpu_seconds([pid]), 2)
+        return found
+
+    def process_names(self) -> dict:
+        """pid -> the actor it runs (from the daemon's log), ``agent`` for the remote ones."""
         names = {}
         try:
             with open(os.path.join(self.data_dir, "daemon", "daemon.log")) as handle:
@@ -585,12 +623,8 @@ class Bench:
         except (OSError, ValueError):
             pass
         agents = set(self.remote_pids(agent=True))
-        found = {}
-        for pid in self.mutagen_pids():
-            name = "agent" if pid in agents else names.get(pid, cmdline(pid)[:20] or str(pid))
-            key = name if name not in found else f"{name} ({pid})"
-            found[key] = round(cpu_seconds([pid]), 2)
-        return found
+        return {pid: "agent" if pid in agents else names.get(pid, cmdline(pid)[:20] or str(pid))
+                for pid in self.mutagen_pids()}
 
     def run_peer(self, scenario: str, tool: str, argv: list[str], timeout: float) -> Row:
         up0, down0 = self.proxy.read()
@@ -710,11 +744,15 @@ class Bench:
             cpu_before.update(self.cpu_by_process())  # daemon and agent of the warm-up
             create()
             if self.args.profile:
-                self.profilers = start_profilers(self.mutagen_pids(), self.args.profile)
+                self.profilers = LateProfilers(self.mutagen_pids, self.args.profile,
+                                               getattr(self.args, "profile_rate", 50))
 
         t0 = time.perf_counter()
         row = self.mutagen("initial", create_profiled, synced, 900)
-        stop_profilers(getattr(self, "profilers", []))
+        if getattr(self, "profilers", None) is not None:
+            stop_profilers(self.profilers.stop())
+            with open(os.path.join(self.args.profile, "names.json"), "w") as handle:
+                json.dump(self.process_names(), handle)  # which file is which actor
         row.extra["cpu_seconds"] = self.cpu_by_process()
         # What the sync itself cost: minus what the processes of the warm-up had used before.
         row.extra["cpu_seconds_sync"] = {
@@ -950,6 +988,8 @@ def main(argv=None) -> int:
                         default=["rsync", "unison"], help="peer tools to run (default: both)")
     parser.add_argument("--profile", metavar="DIRECTORY",
                         help="py-spy every process of the session during the initial sync")
+    parser.add_argument("--profile-rate", type=int, default=50, metavar="HZ",
+                        help="samples per second of --profile (default 50)")
     parser.add_argument("--keep-log", metavar="PATH", help="copy the daemon's log here at the end")
     args = parser.parse_args(argv)
     if os.geteuid() != 0:
