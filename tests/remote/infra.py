@@ -38,6 +38,13 @@ IMAGE_TARBALL = "bookworm-minbase-python3-sshd-1.tar"
 LOGIN_USER = "mutagen-test"
 
 
+def own_login_user() -> str:
+    """The login user of this process's servers: one per test or benchmark process, so two runs
+    on one machine never share a home (an agent install or a harness cleanup of one run used to
+    delete the other's agents mid-test)."""
+    return f"{LOGIN_USER}-{os.getpid()}"
+
+
 class InfraError(RuntimeError):
     """A test server could not be provided; the text says why."""
 
@@ -139,15 +146,23 @@ def generate_key(path: str, comment: str = "mutagen-actors-test") -> str:
         return handle.read().strip()
 
 
-def ensure_login_user(name: str = LOGIN_USER) -> pwd.struct_passwd:
-    """A non-root user that can log in with a key (password field ``*``, not locked)."""
+def ensure_login_user(name: str = LOGIN_USER) -> tuple[pwd.struct_passwd, bool]:
+    """A non-root user that can log in with a key (password field ``*``, not locked), and
+    whether it was created here."""
+    created = False
     try:
         entry = pwd.getpwnam(name)
     except KeyError:
         run(["useradd", "-m", "-s", "/bin/sh", name])
-        entry = pwd.getpwnam(name)
+        entry, created = pwd.getpwnam(name), True
     run(["usermod", "-p", "*", name])
-    return entry
+    return entry, created
+
+
+def remove_login_user(name: str) -> None:
+    """Delete ``name`` and its home (best effort: processes it still runs are not waited for)."""
+    subprocess.run(["userdel", "-f", "-r", name], stdin=subprocess.DEVNULL,
+                   capture_output=True, timeout=30, check=False)
 
 
 @dataclass
@@ -173,15 +188,16 @@ class PrivateSshd:
 
     root: str
     port: int = 0
-    user: str = LOGIN_USER
+    user: str = field(default_factory=own_login_user)
     process: subprocess.Popen | None = None
+    created_user: bool = False
     host_public_key: str = ""
     client: SshClientFiles | None = None
     extra_config: list[str] = field(default_factory=list)
 
     def start(self, timeout: float = 10) -> "PrivateSshd":
         ensure_packages({"/usr/sbin/sshd": "openssh-server", "/usr/bin/ssh-keygen": "openssh-client"})
-        entry = ensure_login_user(self.user)
+        entry, self.created_user = ensure_login_user(self.user)
         os.makedirs("/run/sshd", mode=0o755, exist_ok=True)
         os.chmod(self.root, 0o755)  # the login user reads authorized_keys here
         self.port = self.port or free_port()
@@ -251,6 +267,9 @@ class PrivateSshd:
     def stop(self) -> None:
         if self.process is not None:
             stop_process(self.process)
+        if self.created_user:
+            remove_login_user(self.user)
+            self.created_user = False
 
 
 def children_of(pid: int) -> list[int]:

@@ -1,5 +1,5 @@
 """Unix-socket options of a remote source (reverse forwarding) through the real CLI and daemon:
-on the private sshd's host (our agent listens there as the login user ``mutagen-test``; sshd's
+on the private sshd's host (our agent listens there as the sshd fixture's login user; sshd's
 streamlocal-forward could not carry the options) and in the container (the agent runs as root).
 Permission mode, owner and group end up on the socket file; an option the remote cannot honour
 and an existing file in overwrite mode ``leave`` are clear errors at create, with no session."""
@@ -15,8 +15,9 @@ import pytest
 
 from forward.servers import EchoServer
 from forwardsession.conftest import echo_once, free_port
+from remote import infra
 
-LOGIN = "mutagen-test"
+LOGIN = infra.own_login_user()
 
 
 def _path(tag: str) -> str:
@@ -42,12 +43,15 @@ def echo():
     ((), 0o600, LOGIN, LOGIN),
     (("--socket-permission-mode", "0660", "--socket-owner", LOGIN, "--socket-group", LOGIN),
      0o660, LOGIN, LOGIN),
-    (("--socket-permission-mode-source", "0644", "--socket-group-source", f"id:{grp.getgrnam(LOGIN).gr_gid}"),
+    (("--socket-permission-mode-source", "0644", "--socket-group-source", "id:LOGIN_GID"),
      0o644, LOGIN, LOGIN),
 ])
 def test_ssh_reverse_unix_socket_gets_the_mode_owner_and_group(ssh_daemon, echo, flags, mode,
                                                                owner, group):
     path = _path("ssh")
+    # the login user exists once the sshd fixture ran (one per test process)
+    flags = tuple(f"id:{grp.getgrnam(LOGIN).gr_gid}" if flag == "id:LOGIN_GID" else flag
+                  for flag in flags)
     try:
         ssh_daemon.create(f"testhost:unix:{path}", echo.endpoint, "-n", "opts", *flags)
         info = os.lstat(path)

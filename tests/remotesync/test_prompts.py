@@ -221,7 +221,7 @@ def test_an_unanswered_question_or_ctrl_c_ends_the_create_and_leaves_nothing(imp
 def password_sshd(sshd):
     """A private sshd allowing password logins for ``PASSWORD_USER`` (password ``PASSWORD``);
     a daemon whose ssh directory knows its key and has no identity for it (alias ``pwhost``)."""
-    entry = infra.ensure_login_user(PASSWORD_USER)
+    entry, _ = infra.ensure_login_user(PASSWORD_USER)
     infra.run(["chpasswd"], input=f"{PASSWORD_USER}:{PASSWORD}".encode())
     root = tempfile.mkdtemp(prefix="h9-pwsshd-", dir="/tmp")
     os.chmod(root, 0o755)
