@@ -153,16 +153,13 @@ class Receiver:
         self.close()
         self._bases.clear()
         candidates: list[StageItem] = []
-        seen: set[bytes] = set()
+        # One listing of the store instead of a stat per item (an initial sync asks for every
+        # file of the tree; the store is then empty or absent).
+        seen: set[bytes] = set(staging.digests())
         for item in items:
             if item.digest in seen:
                 continue
             seen.add(item.digest)
-            try:
-                if staging.has(item.digest):
-                    continue
-            except StagingError:
-                pass  # an invalid digest: the transfer reports it
             candidates.append(item)
         if len(candidates) >= REUSE_MIN_ITEMS:
             candidates = [item for item in candidates if not self._reuse_local(item.digest)]

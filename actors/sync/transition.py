@@ -96,12 +96,15 @@ class TransitionResult(NamedTuple):
 
 
 class _Placed(NamedTuple):
-    """A verified file ready to take its name: ``name`` relative to ``dir_fd`` (a temporary in
-    the target directory) or, with ``dir_fd`` None, the staged file's own path."""
+    """A verified file ready to take its name: ``name`` relative to ``dir_fd`` (None: a path).
+    ``staged``: the staged file's own path when it is the staged file itself (``name`` is then
+    that path, or its name relative to the open store directory ``dir_fd``); None for a
+    temporary in the target directory, which the caller removes if it is still there."""
 
     dir_fd: Optional[int]
     name: str
     stat: os.stat_result
+    staged: Optional[str] = None
 
 
 class _Failed(Exception):
@@ -144,6 +147,9 @@ class _Transition:
         self.token = secrets.token_hex(6)  # temporary names: one random part, then a serial
         self.serial = itertools.count()
         self.devices: dict[int, int] = {}  # open directory descriptor -> its device
+        self.store_fd: Optional[int] = None  # the staging store's directory, once opened
+        self.file_modes = {executable: new_file_mode(file_mode, executable, self.permissions_mode)
+                           for executable in (False, True)}
 
     def _device(self, dfd: int) -> int:
         device = self.devices.get(dfd)
@@ -264,12 +270,14 @@ class _Transition:
 
     # -- staged content -------------------------------------------------------------------------
 
-    def place(self, pfd: int, path: str, new: Entry) -> Optional["_Placed"]:
+    def place(self, pfd: int, path: str, new: Entry, building: bool = False) -> Optional["_Placed"]:
         """Make the staged content of ``new`` ready to take its name in directory ``pfd``: final
         mode and ownership set, content verified against the digest. None (and a problem) if
         not. When this is the digest's last use and the staging store is on the directory's
         filesystem, the staged file itself is prepared (it then moves into place with one
-        rename); otherwise a copy (or the moved file) under a temporary name in ``pfd``."""
+        rename); otherwise a copy (or the moved file) under a temporary name in ``pfd``.
+        ``building`` (``pfd`` is being built, ``create``): the staged file is named relative to
+        the open store directory when there is one (no path resolution of the store)."""
         digest = new.digest
         try:
             staged = self.staging.path_for(digest)
@@ -279,8 +287,10 @@ class _Transition:
         self.uses[digest] -= 1
         last = self.uses[digest] <= 0
         if last and self.staging_device is not None and self._device(pfd) == self.staging_device:
+            store = self.store_fd if building else None
+            name = staged if store is None else self.staging.relative_name(digest)
             try:
-                fd = os.open(staged, _READ_FLAGS)
+                fd = os.open(name, _READ_FLAGS, dir_fd=store)
             except FileNotFoundError:
                 self.missing_staged = True
                 self.report(path, STAGED_MISSING)
@@ -293,7 +303,7 @@ class _Transition:
                 _unlink_path_quietly(staged)  # damaged: the next cycle fetches it again
                 self.report(path, STAGED_MISMATCH)
                 return None
-            return _Placed(None, staged, st)
+            return _Placed(store, name, st, staged)
         return self.via_temporary(pfd, path, new, staged, last)
 
     def via_temporary(self, pfd: int, path: str, new: Entry, staged: str,
@@ -344,10 +354,13 @@ class _Transition:
     def finish(self, fd: int, new: Entry) -> Optional[os.stat_result]:
         """Give the open file its final mode (and owner), then verify its content against
         ``new.digest``: its stat afterwards, or None if the content does not match."""
-        os.fchmod(fd, new_file_mode(self.file_mode, new.executable, self.permissions_mode))
-        if self.uid != -1 or self.gid != -1:
-            os.fchown(fd, self.uid, self.gid)
         st = os.fstat(fd)
+        mode = self.file_modes[new.executable]
+        if _stat.S_IMODE(st.st_mode) != mode or self.uid != -1 or self.gid != -1:
+            os.fchmod(fd, mode)
+            if self.uid != -1 or self.gid != -1:
+                os.fchown(fd, self.uid, self.gid)
+            st = os.fstat(fd)
         actual, read = hash_fd(fd, self.algorithm, st.st_size)
         if actual != new.digest or read != st.st_size:
             return None
@@ -360,25 +373,28 @@ class _Transition:
         ``pfd`` is a directory being built under a temporary name (``build_directory``)."""
         kind = new.kind
         if kind == Kind.FILE:
-            placed = self.place(pfd, path, new)
+            placed = self.place(pfd, path, new, building)
             if placed is None:
                 return None
+            # In a directory being built nothing but this transition's own names can be there:
+            # a plain rename (cheaper than renameat2 through ctypes) cannot replace anyone's.
+            move = _move_into_built if building else _move_no_replace
             try:
                 try:
-                    done = _move_no_replace(placed.dir_fd, placed.name, pfd, name)
+                    done = move(placed.dir_fd, placed.name, pfd, name)
                 except OSError as error:
-                    if error.errno != errno.EXDEV or placed.dir_fd is not None:
+                    if error.errno != errno.EXDEV or placed.staged is None:
                         raise
                     # Same filesystem, another mount (a bind-mounted root): copy it in instead.
-                    placed = self.via_temporary(pfd, path, new, placed.name, last=False)
+                    placed = self.via_temporary(pfd, path, new, placed.staged, last=False)
                     if placed is None:
                         return None
-                    done = _move_no_replace(placed.dir_fd, placed.name, pfd, name)
+                    done = move(placed.dir_fd, placed.name, pfd, name)
                 if not done:
                     self.report(path, MODIFICATION_DETECTED)
                     return None
             finally:
-                if placed is not None and placed.dir_fd is not None:
+                if placed is not None and placed.staged is None:
                     _unlink_quietly(pfd, placed.name)
             # The stat taken before the move: a rename keeps inode, size, mtime and mode.
             self.cache.put_stat(path, placed.stat, new.digest)
@@ -505,14 +521,14 @@ class _Transition:
                     os.rename(placed.name, name, src_dir_fd=placed.dir_fd, dst_dir_fd=pfd)
                     break
                 except OSError as error:
-                    if attempt == 2 or error.errno != errno.EXDEV or placed.dir_fd is not None:
+                    if attempt == 2 or error.errno != errno.EXDEV or placed.staged is None:
                         raise
                 # Same filesystem, another mount (a bind-mounted root): copy it in instead.
-                placed = self.via_temporary(pfd, path, new, placed.name, last=False)
+                placed = self.via_temporary(pfd, path, new, placed.staged, last=False)
                 if placed is None:
                     return old
         finally:
-            if placed is not None and placed.dir_fd is not None:
+            if placed is not None and placed.staged is None:
                 _unlink_quietly(pfd, placed.name)
         self.cache.put_stat(path, placed.stat, new.digest)
         return new
@@ -683,6 +699,13 @@ def _move_no_replace(src_dir_fd: Optional[int], source: str, dfd: int, name: str
     return True
 
 
+def _move_into_built(src_dir_fd: Optional[int], source: str, dfd: int, name: str) -> bool:
+    """``_move_no_replace`` into a directory this transition is building under its own temporary
+    name (``build_directory``): one plain rename."""
+    os.rename(source, name, src_dir_fd=src_dir_fd, dst_dir_fd=dfd)
+    return True
+
+
 def _unlink_path_quietly(path: str) -> None:
     try:
         os.unlink(path)
@@ -746,6 +769,10 @@ def transition(
     results: list[Change] = []
     root_fd: Optional[int] = None
     try:
+        try:
+            state.store_fd = os.open(staging.directory, _DIR_FLAGS)
+        except OSError:
+            pass  # nothing staged (or not reachable so): staged paths are used as they are
         for change in changes:
             path = change.path
             try:
@@ -778,6 +805,8 @@ def transition(
     finally:
         if root_fd is not None:
             os.close(root_fd)
+        if state.store_fd is not None:
+            os.close(state.store_fd)
     return TransitionResult(results, state.problems, state.missing_staged)
 
 

@@ -6,6 +6,8 @@ does not block removing its parent."""
 from __future__ import annotations
 
 import os
+import shutil
+import subprocess
 
 import pytest
 
@@ -162,3 +164,54 @@ def test_a_temporary_name_of_someone_else_is_still_unknown_content(side):
                         staging=staging)
     assert [p.path for p in result.problems] == ["p"]
     assert os.path.isdir(os.path.join(root, "p", f"{TEMPORARY_PREFIX}other"))
+
+
+@pytest.fixture
+def bind_mounted(tmp_path):
+    """(root, staging): the root a bind mount of a directory on the staging's filesystem, so a
+    rename between them fails with EXDEV although both report the same device."""
+    source, root = tmp_path / "source", tmp_path / "root"
+    source.mkdir()
+    root.mkdir()
+    if shutil.which("mount") is None or os.geteuid() != 0:
+        pytest.skip("needs root to bind-mount")
+    done = subprocess.run(["mount", "--bind", str(source), str(root)], capture_output=True)
+    if done.returncode != 0:
+        pytest.skip(f"bind mount not possible here: {done.stderr.decode().strip()}")
+    try:
+        yield str(root), Staging(str(tmp_path / "staging"), XXH)
+    finally:
+        subprocess.run(["umount", str(root)], check=True, timeout=30)
+
+
+def test_a_tree_built_in_a_bind_mounted_root_gets_copies(bind_mounted):
+    root, staging = bind_mounted
+    cache = DigestCache(XXH)
+    new = tree(staging, "d")
+    result = transition(root, [Change("d", None, new)], cache=cache, staging=staging)
+    assert result.problems == [] and result.results == [Change("d", None, new)]
+    assert scan(root, cache=cache).root == Entry.directory({"d": new})
+    assert not [p for p in everything(root) if TEMPORARY_PREFIX in p]
+
+
+@pytest.mark.parametrize("file_mode, executable, expected", [
+    (0o600, False, 0o600),  # what staging gives: no chmod needed
+    (0o600, True, 0o700),
+    (0o644, False, 0o644),
+    (0o644, True, 0o755),
+    (0o400, False, 0o400),
+])
+@pytest.mark.parametrize("where", ["new-dir/f", "f"])
+def test_placed_files_get_exactly_their_mode(side, file_mode, executable, expected, where):
+    root, staging, cache = side
+    digest = digest_bytes(b"content", XXH)
+    staging.receive(digest, [b"content"])
+    entry = Entry(Kind.FILE, digest=digest, executable=executable)
+    parent, _, name = where.rpartition("/")
+    change = Change(parent, None, Entry.directory({name: entry})) if parent else \
+        Change(where, None, entry)
+    result = transition(root, [change], cache=cache, staging=staging, default_file_mode=file_mode)
+    assert result.problems == []
+    st = os.stat(os.path.join(root, where))
+    assert st.st_mode & 0o7777 == expected
+    assert cache.record(where)[3] == st.st_mode
