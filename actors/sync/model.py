@@ -15,6 +15,7 @@ import enum
 from typing import Optional
 
 import msgspec
+from msgspec.structs import force_setattr
 
 
 class Kind(enum.IntEnum):
@@ -36,6 +37,32 @@ KIND_NAMES = {
 }
 
 
+class _NoContents(dict):
+    """The ``contents`` of every entry that is not a directory: one shared empty mapping.
+
+    Memory: a file entry used to carry an empty dict of its own (64 bytes, as much as the entry
+    itself), ~6 MB per 100k-file snapshot in every process holding one. It compares, encodes
+    and reads like ``{}``; mutating it raises ``TypeError`` (it is shared by every such entry).
+    """
+
+    __slots__ = ()
+
+    def _immutable(self, *args, **kwargs):
+        raise TypeError("the contents of an entry that is not a directory cannot change")
+
+    __setitem__ = __delitem__ = __ior__ = clear = pop = popitem = setdefault = update = _immutable
+
+    def __reduce__(self):
+        return (_no_contents, ())
+
+
+def _no_contents() -> "_NoContents":
+    return NO_CONTENTS
+
+
+NO_CONTENTS = _NoContents()
+
+
 class Entry(msgspec.Struct, frozen=True, array_like=True, gc=False):
     """One node of a snapshot.
 
@@ -47,11 +74,21 @@ class Entry(msgspec.Struct, frozen=True, array_like=True, gc=False):
     """
 
     kind: Kind
-    contents: dict[str, Entry] = {}  # unquoted: msgspec on Python 3.10 needs it so
+    contents: dict[str, Entry] = NO_CONTENTS  # unquoted: msgspec on Python 3.10 needs it so
     digest: bytes = b""
     executable: bool = False
     target: str = ""
     problem: str = ""
+
+    def __post_init__(self) -> None:
+        # Directories own a dict (a fresh one when built without contents); every other entry
+        # shares NO_CONTENTS, also when decoded (the decoder builds an empty dict for each).
+        contents = self.contents
+        if self.kind in _CONTAINER_KINDS:
+            if contents is NO_CONTENTS:
+                force_setattr(self, "contents", {})
+        elif not contents and contents is not NO_CONTENTS:
+            force_setattr(self, "contents", NO_CONTENTS)
 
     # Convenience constructors: read better in tests and in the core.
     @staticmethod
@@ -97,6 +134,7 @@ class Entry(msgspec.Struct, frozen=True, array_like=True, gc=False):
         return self
 
 
+_CONTAINER_KINDS = (Kind.DIRECTORY, Kind.PHANTOM)
 UNTRACKED = Entry(Kind.UNTRACKED)
 
 
