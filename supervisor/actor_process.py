@@ -22,6 +22,8 @@ from dataclasses import dataclass
 from mutagen_actors.actors.runtime.launch import ActorLaunch
 from mutagen_actors.wire.messages.actor import Stop
 
+from .waiting import done_within
+
 PROCESS_MODULE = "mutagen_actors.actors.runtime.process"
 # Modules the fork server imports before forking actors (shared copy-on-write by every actor).
 # Session kinds append their actor modules at import time, before the daemon starts the server.
@@ -125,14 +127,15 @@ class ActorProcess:
 
         loop.add_reader(reader.fileno(), on_ready_pipe)
         try:
-            kind, detail = await asyncio.wait_for(asyncio.shield(answer), timeout)
-        except asyncio.TimeoutError:
-            self.kill()
-            raise StartFailed(f"not ready within {timeout:g} s") from None
+            ready = await done_within(answer, timeout)
         finally:
             if not answer.done():
                 loop.remove_reader(reader.fileno())
             reader.close()
+        if not ready:
+            self.kill()
+            raise StartFailed(f"not ready within {timeout:g} s")
+        kind, detail = answer.result()
         if kind == "ready":
             return self.pid
         if kind == "failed":
@@ -191,10 +194,8 @@ class ActorProcess:
         for sig, grace in ((None, shutdown), (signal.SIGTERM, 1.0), (signal.SIGKILL, 5.0)):
             if sig is not None:
                 self.kill(sig)
-            try:
-                return await asyncio.wait_for(asyncio.shield(self.exited), grace)
-            except asyncio.TimeoutError:
-                continue
+            if await done_within(self.exited, grace):
+                return self.exited.result()
         return await self.exited
 
 

@@ -31,11 +31,25 @@ def install(loop: asyncio.AbstractEventLoop, stacks_path: str) -> None:
 
 
 def task_stacks() -> list[tuple[str, str]]:
-    """(task name, its stack as text) of every unfinished task of the running loop."""
+    """(task name, its stack as text) of every unfinished task of the running loop: the whole
+    chain of coroutines it is suspended in (``Task.print_stack`` shows only the outermost),
+    down to what it waits for."""
     found = []
     for task in asyncio.all_tasks():
         text = io.StringIO()
-        task.print_stack(file=text)
+        state = "cancelling" if getattr(task, "cancelling", lambda: 0)() else "pending"
+        text.write(f"{task!r} ({state})\n")
+        awaited = task.get_coro()
+        for _ in range(64):  # bounded: a chain is never this deep
+            frame = getattr(awaited, "cr_frame", None) or getattr(awaited, "gi_frame", None)
+            if frame is None:
+                text.write(f"  waiting for {awaited!r}\n")
+                break
+            code = frame.f_code
+            text.write(f"  {code.co_filename}:{frame.f_lineno} in {code.co_name}\n")
+            awaited = getattr(awaited, "cr_await", None) or getattr(awaited, "gi_yieldfrom", None)
+            if awaited is None:
+                break
         found.append((task.get_name(), text.getvalue()))
     return found
 

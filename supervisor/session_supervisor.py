@@ -50,6 +50,7 @@ from mutagen_actors.wire.sockets import DealerClient
 from .actor_process import ActorProcess, Exit, StartFailed
 from .child_spec import ChildSpec
 from .restart import RestartBudget, Strategy, children_to_restart, should_restart
+from .waiting import cancel_and_wait, done_within
 
 HEARTBEAT_INTERVAL = 5.0
 HEARTBEAT_MISSES = 3
@@ -148,8 +149,7 @@ class SessionSupervisor:
         self._stopping = True
         for task in (self._task, self._heartbeat):
             if task is not None:
-                task.cancel()
-                await asyncio.gather(task, return_exceptions=True)
+                await cancel_and_wait(task)
         await asyncio.gather(*self._starts, return_exceptions=True)  # bounded by start_timeout
         await self._stop_children(list(reversed(self.order)))
         if self.status != "halted":
@@ -246,9 +246,7 @@ class SessionSupervisor:
                 # It reported the failure and is exiting (or was killed). Its exit is bounded:
                 # an interpreter's shutdown can hang (a worker thread stuck in a DNS lookup,
                 # a task that ignores cancellation), and the session must not wait on it.
-                try:
-                    await asyncio.wait_for(asyncio.shield(process.exited), FAILED_EXIT_GRACE)
-                except asyncio.TimeoutError:
+                if not await done_within(process.exited, FAILED_EXIT_GRACE):
                     self.log.warning("actor did not exit after a failed start; killing it",
                                      actor=child.spec.id, actor_pid=process.pid)
                     process.kill()

@@ -40,6 +40,7 @@ import zmq
 import zmq.asyncio
 
 from . import codec
+from .deadline import within
 from .errors import ProtocolError, RemoteError, RequestTimeout
 from .messages.base import ErrorReply, Ping, Pong
 from .version import MAX_FRAME_SIZE
@@ -194,7 +195,7 @@ class DealerClient:
         future = asyncio.get_running_loop().create_future()
         self._pending[request_id] = future
         try:
-            return await asyncio.wait_for(self._exchange(body, request_id, future), timeout)
+            return await within(self._exchange(body, request_id, future), timeout)
         except asyncio.TimeoutError:
             raise RequestTimeout(self._timeout_text(body, timeout)) from None
         except zmq.ZMQError as error:
