@@ -32,8 +32,10 @@ from .session_commands import (
 )
 from .session_commands import selection_options as _selection_options
 
-CREATE_TIMEOUT = 60.0  # the daemon starts the forwarder and waits until it listens
-CONTROL_TIMEOUT = 60.0  # pause, resume, terminate (per session)
+# The daemon bounds its own waits (a remote forwarder: 90 s to listen, then stopping a failed
+# one); the CLI waits longer, so it always prints the daemon's answer, never a guess.
+CREATE_TIMEOUT = 120.0  # the daemon starts the forwarder and waits until it listens
+CONTROL_TIMEOUT = 120.0  # pause, resume (waits for the listener again), terminate
 
 
 @click.group("forward", invoke_without_command=True)

@@ -26,7 +26,8 @@ class ForwardDaemon(Daemon):
     def env(self) -> dict:
         return {**super().env, "HOME": self.home, "MUTAGEN_ACTORS_LOG_LEVEL": "info"}
 
-    def forward(self, *args: str, timeout: float = 60.0, check: bool = True):
+    def forward(self, *args: str, timeout: float = 150.0, check: bool = True):
+        # longer than the CLI's own deadlines (120 s): a test sees the CLI's answer
         return self.cli("forward", *args, timeout=timeout, check=check)
 
     def sessions(self, *args: str) -> list[dict]:
