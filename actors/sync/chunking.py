@@ -29,6 +29,8 @@ lengths and the digests concatenated (16 bytes each), ~19 bytes a chunk on the w
 
 from __future__ import annotations
 
+import importlib.machinery
+import importlib.util
 import os
 from contextlib import contextmanager
 from typing import BinaryIO, Iterator, Optional, Union
@@ -36,12 +38,26 @@ from typing import BinaryIO, Iterator, Optional, Union
 import msgspec
 import xxhash
 
-try:  # The compiled chunker; the pure-Python fallback runs at ~8 MB/s, which is no use here.
-    from pyfastcdc.cy import FastCDC as _FastCDC
-except ImportError as error:  # pragma: no cover - depends on the installed wheel
+# The compiled chunker; the pure-Python fallback runs at ~8 MB/s, which is no use here. Its
+# presence is checked now, but it is loaded on first use (``_chunker``): ~2.4 MB resident in every
+# process that imports this module (all actors, through the fork server) and never chunks.
+def _compiled_chunker_present() -> bool:
+    """Whether pyfastcdc's compiled extension is installed (without importing the package, whose
+    ``__init__`` loads it)."""
+    spec = importlib.util.find_spec("pyfastcdc")
+    for location in (spec.submodule_search_locations or ()) if spec is not None else ():
+        compiled = os.path.join(location, "cy")
+        if os.path.isdir(compiled) and any(
+                name.endswith(tuple(importlib.machinery.EXTENSION_SUFFIXES))
+                for name in os.listdir(compiled)):
+            return True
+    return False
+
+
+if not _compiled_chunker_present():  # pragma: no cover - depends on the installed wheel
     raise ImportError(
         "pyfastcdc's compiled extension (pyfastcdc.cy) is missing; install the binary wheel of pyfastcdc>=0.3"
-    ) from error
+    )
 
 # The one chunker this build speaks: algorithm, normalization level, gear seed, chunk digest.
 CHUNKER_ID = "fastcdc2020-nc1-seed0/xxh3-128"
@@ -135,9 +151,11 @@ def chunker_parameters(avg_size: int) -> tuple[int, int, int]:
     return avg_size // 4, avg_size, avg_size * 4
 
 
-def _chunker(avg_size: int) -> _FastCDC:
+def _chunker(avg_size: int):
+    from pyfastcdc.cy import FastCDC  # loaded on first use (see the import check above)
+
     minimum, average, maximum = chunker_parameters(avg_size)
-    return _FastCDC(average, min_size=minimum, max_size=maximum, normalized_chunking=1, seed=0)
+    return FastCDC(average, min_size=minimum, max_size=maximum, normalized_chunking=1, seed=0)
 
 
 @contextmanager

@@ -58,10 +58,20 @@ from enum import IntEnum
 
 from .settings import IgnoreSyntax
 
-try:  # optional accelerator, see _LastMatch
-    import re2 as _re2
-except ImportError:  # pragma: no cover - depends on the environment
-    _re2 = None
+_re2 = False  # optional accelerator (see _LastMatch): loaded when patterns are first compiled
+
+
+def _load_re2():
+    """The ``re2`` module, or None without google-re2. Imported on first use: it costs ~2.5 MB
+    resident in every process importing this module, most of which never compile a pattern."""
+    global _re2
+    if _re2 is False:
+        try:
+            import re2
+        except ImportError:  # pragma: no cover - depends on the environment
+            re2 = None
+        _re2 = re2
+    return _re2
 
 VCS_DIRECTORIES = (".git", ".svn", ".hg", ".bzr", "_darcs")
 _VCS_SET = frozenset(VCS_DIRECTORIES)
@@ -137,12 +147,13 @@ class _LastMatch:
         order = list(range(len(regexes)))[::-1]
         self._order = [-1] + order
         self._regex = re.compile("(?s)" + "|".join(f"({regexes[k]})" for k in order))
-        if _re2 is not None:
+        re2 = _load_re2()
+        if re2 is not None:
             try:
-                options = _re2.Options()
+                options = re2.Options()
                 options.log_errors = False
                 options.never_capture = True
-                regex_set = _re2.Set.FullMatchSet(options)
+                regex_set = re2.Set.FullMatchSet(options)
                 for rx in regexes:
                     regex_set.Add("(?s)" + rx)
                 regex_set.Compile()

@@ -27,7 +27,7 @@ def engine(request, monkeypatch):
     """Every test runs with both regex engines (google-re2 sets and the stdlib fallback)."""
     if request.param == "re":
         monkeypatch.setattr(ignore, "_re2", None)
-    elif ignore._re2 is None:
+    elif ignore._load_re2() is None:
         pytest.fail("google-re2 is a dependency and must be installed")
     return request.param
 
