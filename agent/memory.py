@@ -12,12 +12,20 @@ calls it at start; the daemon's actors get the same from the fork server's set-u
 thread that allocates (asyncio worker threads: scans, transitions, staging) would otherwise get
 an arena of its own, and memory freed in one is never reused by another. Returns whether it
 took effect; never raises.
+
+``tidy_when_quiet()``: a task for a process without the actor runtime's tidy (the daemon): every
+``tick`` seconds, once the process has used ``after_cpu`` seconds of CPU since the last tidy and
+the last tick was quiet (under ``quiet_cpu``), a full collection then ``trim()``. Idle, a tick
+costs one clock read. ``trim_due`` is its decision (pure).
 """
 
 from __future__ import annotations
 
+import asyncio
 import ctypes
 import ctypes.util
+import gc
+import time
 
 _M_ARENA_MAX = -8  # glibc malloc.h
 
@@ -41,3 +49,24 @@ def limit_arenas(count: int = 2) -> bool:
         return bool(_mallopt(_M_ARENA_MAX, count))
     except (OSError, ValueError):
         return False
+
+
+def trim_due(cpu: float, cpu_at_trim: float, cpu_at_tick: float, *, after_cpu: float,
+             quiet_cpu: float) -> bool:
+    """Whether to tidy now: the process worked since the last tidy (more than ``after_cpu``
+    seconds of CPU) and the last tick was quiet (less than ``quiet_cpu``)."""
+    return cpu - cpu_at_trim > after_cpu and cpu - cpu_at_tick < quiet_cpu
+
+
+async def tidy_when_quiet(*, tick: float = 1.0, after_cpu: float = 0.2,
+                          quiet_cpu: float = 0.05) -> None:
+    """Runs until cancelled (see the module docstring)."""
+    cpu_at_trim = cpu_at_tick = time.process_time()
+    while True:
+        await asyncio.sleep(tick)
+        cpu = time.process_time()
+        if trim_due(cpu, cpu_at_trim, cpu_at_tick, after_cpu=after_cpu, quiet_cpu=quiet_cpu):
+            gc.collect()
+            trim()
+            cpu = cpu_at_trim = time.process_time()
+        cpu_at_tick = cpu

@@ -19,6 +19,7 @@ import structlog
 import zmq.asyncio
 
 from mutagen_actors.actors.runtime import logs
+from mutagen_actors.agent.memory import tidy_when_quiet
 from mutagen_actors.wire.handling import NotHandled
 from mutagen_actors.wire.messages import control
 from mutagen_actors.wire.messages.base import Ok
@@ -87,11 +88,15 @@ class Daemon:
         await server.start()
         log.info("daemon started", version=VERSION, data_directory=self.paths.root,
                  forkserver_pid=fork_server_pid())
+        # Freed memory back to the system after work (a sync create's remote probe, SSH, the
+        # agent bundle: ~12 MB of free heap stayed resident after a 100k-file session's start).
+        tidy = loop.create_task(tidy_when_quiet())
         try:
             self.registry.load()
             await self._stop.wait()
             log.info("daemon stopping")
         finally:
+            tidy.cancel()
             await server.close()
             await self.registry.stop_all()
             await wakes.aclose()
