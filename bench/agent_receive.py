@@ -133,6 +133,123 @@ async def one_run(contents: dict, tree: Entry, base: str, data_directory: str,
     return phases
 
 
+AGENT_PROGRAM = ("import sys; from mutagen_actors.agent.remote_main import main; "
+                 "sys.exit(main(['serve']))")
+PACKET = 32 * 1024  # what an SSH channel hands the agent's stdin at a time
+
+
+class _AgentProcess:
+    """The real agent program (``agent.remote_main serve``) on pipes, as under sshd: the
+    handshake, then requests as tunnel DATA frames written in ``PACKET``-sized pieces, one
+    request in flight at a time (replies awaited)."""
+
+    async def start(self, home: str):
+        from mutagen_actors.wire import handshake, tunnel
+
+        env = dict(os.environ, HOME=home)
+        self.process = await asyncio.create_subprocess_exec(
+            sys.executable, "-c", AGENT_PROGRAM, stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.PIPE, env=env, limit=1 << 22)
+        features = await handshake.exchange(self.process.stdout, self.process.stdin,
+                                            handshake.FEATURE_LZ4, timeout=30, peer="agent")
+        self.compress = bool(features & handshake.FEATURE_LZ4)
+        self.decoder = tunnel.FrameDecoder(compression=self.compress)
+        self.tunnel = tunnel
+        self.next_id = 0
+        return self
+
+    async def request(self, message):
+        tunnel = self.tunnel
+        self.next_id += 1
+        payload = codec.encode(message, id=self.next_id)
+        frame = b"".join(tunnel.frame_parts(tunnel.DATA, payload, compress=self.compress,
+                                            prefix=tunnel.route_prefix(b"r")))
+        stdin = self.process.stdin
+        for at in range(0, len(frame), PACKET):
+            stdin.write(frame[at:at + PACKET])
+        await stdin.drain()
+        while True:
+            data = await self.process.stdout.read(1 << 20)
+            if not data:
+                raise RuntimeError("the agent closed its stdout")
+            for kind, body in self.decoder.feed(data):
+                if kind == tunnel.PING:
+                    stdin.write(b"".join(tunnel.frame_parts(tunnel.PONG, body)))
+                    continue
+                if kind != tunnel.DATA or not body[0]:
+                    continue  # a notification (route-less) or a pong
+                envelope = codec.decode(tunnel.split_data(body)[1])
+                if envelope.reply_to == self.next_id:
+                    return envelope.body
+
+    def cpu(self) -> float:
+        with open(f"/proc/{self.process.pid}/stat") as handle:
+            fields = handle.read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+    async def stop(self) -> None:
+        self.process.stdin.close()
+        try:
+            await asyncio.wait_for(self.process.wait(), 30)
+        except asyncio.TimeoutError:
+            self.process.kill()
+            await self.process.wait()
+
+
+async def process_run(contents: dict, tree: Entry, base: str, home: str, watch: str) -> dict:
+    """``one_run`` against the real agent program (``HOME`` = ``home``, its data directory
+    under it); CPU is the agent process's (from /proc)."""
+    root = os.path.join(base, "root")
+    os.makedirs(root)
+    agent = await _AgentProcess().start(home or base)
+    phases: dict[str, tuple[float, float]] = {}
+
+    def clock():
+        return agent.cpu(), time.perf_counter()
+
+    def done(name, start):
+        cpu, wall = clock()
+        phases[name] = (cpu - start[0], wall - start[1])
+
+    try:
+        start = clock()
+        opened = await agent.request(am.EndpointOpen({
+            "root": root, "session": "bench", "side": "beta", "watch_mode": watch}))
+        epoch = opened.epoch
+        first = await agent.request(m.Scan(True))
+        done("open+scan", start)
+        start = clock()
+        needs = await agent.request(m.StageBegin(epoch, [m.StageItem(path, _digest(tree, path))
+                                                         for path in contents]))
+        done("needs", start)
+        assert len(needs.items) == len(contents), needs
+        messages, batch, size = [], [], 0
+        for path, data in contents.items():
+            batch.append(m.Chunk(path, _digest(tree, path), 0, len(data), data, True))
+            size += len(data)
+            if size >= MESSAGE_BYTES:
+                messages.append(m.StageChunks(batch))
+                batch, size = [], 0
+        if batch:
+            messages.append(m.StageChunks(batch))
+        start = clock()
+        completed = 0
+        for message in messages:
+            completed += (await agent.request(message)).completed
+        done("receive", start)
+        assert completed == len(contents), completed
+        start = clock()
+        reply = await agent.request(m.Transition(epoch, [Change("", first.root, tree)]))
+        done("transition", start)
+        assert not reply.result.problems, reply.result.problems[:3]
+        start = clock()
+        await agent.request(m.Scan(False, first.generation, epoch))
+        done("rescan", start)
+    finally:
+        await agent.stop()
+    return phases
+
+
 def _digest(tree: Entry, path: str) -> bytes:
     entry = tree
     for part in path.split("/"):
@@ -152,6 +269,9 @@ def main() -> None:
     parser.add_argument("--data-directory", action="store_true",
                         help="the endpoint's data directory on /dev/shm (staging not in the root)")
     parser.add_argument("--watch", default="portable", help="watch mode (no-watch: none)")
+    parser.add_argument("--process", action="store_true",
+                        help="run the real agent program on pipes (its CPU from /proc), "
+                             "HOME in the data directory's place")
     args = parser.parse_args()
     contents, tree = make_tree(args.files)
     print(f"{len(contents)} files, {sum(map(len, contents.values())) / 1e6:.0f} MB; "
@@ -167,7 +287,10 @@ def main() -> None:
 
                 profiler = cProfile.Profile()
                 profiler.enable()
-            phases = asyncio.run(one_run(contents, tree, base, data, args.watch))
+            if args.process:
+                phases = asyncio.run(process_run(contents, tree, base, data, args.watch))
+            else:
+                phases = asyncio.run(one_run(contents, tree, base, data, args.watch))
             if profiler is not None:
                 profiler.disable()
                 profiler.dump_stats(args.profile)

@@ -144,6 +144,7 @@ class _Transition:
         self.log = logger
         self.missing_staged = False
         self.staging_device = _device_of(staging.directory)
+        self.staging_prefix = os.path.join(staging.directory, "")
         self.token = secrets.token_hex(6)  # temporary names: one random part, then a serial
         self.serial = itertools.count()
         self.devices: dict[int, int] = {}  # open directory descriptor -> its device
@@ -280,15 +281,16 @@ class _Transition:
         the open store directory when there is one (no path resolution of the store)."""
         digest = new.digest
         try:
-            staged = self.staging.path_for(digest)
+            relative = self.staging.relative_name(digest)
         except ValueError as error:
             self.report(path, str(error))
             return None
+        staged = self.staging_prefix + relative  # == self.staging.path_for(digest)
         self.uses[digest] -= 1
         last = self.uses[digest] <= 0
         if last and self.staging_device is not None and self._device(pfd) == self.staging_device:
             store = self.store_fd if building else None
-            name = staged if store is None else self.staging.relative_name(digest)
+            name = staged if store is None else relative
             try:
                 fd = os.open(name, _READ_FLAGS, dir_fd=store)
             except FileNotFoundError:
