@@ -33,7 +33,8 @@ Rules (design brief invariants 1 and 6):
   created, is made in place): readers see no directory or the complete one, and a watcher gets
   one event for the subtree instead of one per entry. A name that appeared meanwhile is left
   alone ("modification detected") and the subtree built is removed; a crash leaves a temporary
-  directory, which scans skip and a later removal of its parent deletes.
+  directory (named with the builder's process id), which scans skip and which the next build in
+  the same parent (once that process is gone) or a later removal of the parent deletes.
 - A change of the executable bit only is a ``chmod`` in place (after the same verification).
 - New files get ``new_file_mode(default_file_mode, executable, permissions_mode)``, new
   directories ``default_directory_mode``, both the default owner and group if configured.
@@ -86,6 +87,9 @@ _COPY_BLOCK = 1 << 20
 # Names of the files this module writes before they get their real names. One left behind by a
 # crash is garbage: removing a directory deletes those (and only those) unknown names.
 _OWN_TEMPORARY = f"{TEMPORARY_PREFIX}new-"
+# Directories being built (``build_directory``) carry the builder's process id:
+# ``<_OWN_BUILD><pid>-<token><serial>``; one whose process is gone is a crash's leftover.
+_OWN_BUILD = f"{_OWN_TEMPORARY}dir-"
 _TRACKED = (Kind.DIRECTORY, Kind.FILE, Kind.SYMLINK)
 
 
@@ -148,6 +152,7 @@ class _Transition:
         self.token = secrets.token_hex(6)  # temporary names: one random part, then a serial
         self.serial = itertools.count()
         self.devices: dict[int, int] = {}  # open directory descriptor -> its device
+        self.cleaned: set[str] = set()  # parents whose leftover builds were removed
         self.store_fd: Optional[int] = None  # the staging store's directory, once opened
         self.file_modes = {executable: new_file_mode(file_mode, executable, self.permissions_mode)
                            for executable in (False, True)}
@@ -467,22 +472,31 @@ class _Transition:
         else:
             self.report(path, MODIFICATION_DETECTED)
             return None
-        temporary = f"{_OWN_TEMPORARY}{self.token}{next(self.serial)}"
+        parent = path.rpartition("/")[0]
+        if parent not in self.cleaned:
+            self.cleaned.add(parent)
+            _remove_leftover_builds(pfd, self.token)
+        temporary = f"{_OWN_BUILD}{os.getpid()}-{self.token}{next(self.serial)}"
         os.mkdir(temporary, self.directory_mode, dir_fd=pfd)
         try:
             created = self.fill(pfd, temporary, path, new)
             moved = _move_no_replace(pfd, temporary, pfd, name)
         except BaseException:
             _remove_tree_quietly(pfd, temporary)
+            self.forget(path, new)
             raise
         if not moved:
             _remove_tree_quietly(pfd, temporary)
-            for child_path, entry in walk(created, path):
-                if entry.kind == Kind.FILE:
-                    self.cache.discard(child_path)
+            self.forget(path, created)
             self.report(path, MODIFICATION_DETECTED)
             return None
         return created
+
+    def forget(self, path: str, entry: Entry) -> None:
+        """Drop the cache records of the files of a subtree that never took its name."""
+        for child_path, child in walk(entry, path):
+            if child.kind == Kind.FILE:
+                self.cache.discard(child_path)
 
     # -- changes --------------------------------------------------------------------------------
 
@@ -596,6 +610,38 @@ def _removed_own_temporary(dfd: int, name: str) -> bool:
     except OSError:
         return False
     return True
+
+
+def _remove_leftover_builds(dfd: int, token: str) -> None:
+    """Remove the directories in ``dfd`` that an interrupted build left (``_OWN_BUILD`` names
+    of a process that is gone, or of this process but an earlier transition). A build of a
+    live process (another session on the same root) is left alone. Never raises."""
+    try:
+        with os.scandir(dfd) as items:
+            names = [item.name for item in items if item.name.startswith(_OWN_BUILD)]
+    except OSError:
+        return
+    for name in names:
+        if _leftover_build(name, token):
+            _remove_tree_quietly(dfd, name)
+
+
+def _leftover_build(name: str, token: str, pid: Optional[int] = None) -> bool:
+    """Whether build directory ``name`` (``_OWN_BUILD`` + ``<pid>-<token><serial>``) is a
+    leftover for a transition of this process (``pid``, default ours) using ``token``."""
+    owner, _, rest = name[len(_OWN_BUILD):].partition("-")
+    if not owner.isdigit() or not rest:
+        return False  # not a name this module makes: never touched here
+    owner_pid = int(owner)
+    if owner_pid == (os.getpid() if pid is None else pid):
+        return not rest.startswith(token)
+    try:
+        os.kill(owner_pid, 0)
+    except ProcessLookupError:
+        return True
+    except OSError:
+        return False  # it exists (another user's, or not ours to signal)
+    return False
 
 
 def _remove_tree(dfd: int, name: str) -> None:

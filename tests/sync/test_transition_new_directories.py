@@ -215,3 +215,38 @@ def test_placed_files_get_exactly_their_mode(side, file_mode, executable, expect
     st = os.stat(os.path.join(root, where))
     assert st.st_mode & 0o7777 == expected
     assert cache.record(where)[3] == st.st_mode
+
+
+@pytest.fixture(scope="module")
+def dead_pid():
+    process = subprocess.Popen(["true"])
+    process.wait(timeout=30)
+    return process.pid
+
+
+@pytest.mark.parametrize("name, token, mine, expected", [
+    ("{prefix}{dead}-abc0", "abc", False, True),     # its process is gone
+    ("{prefix}{live}-abc0", "abc", False, False),    # another live process is building it
+    ("{prefix}{me}-old7", "new", True, True),        # this process, an earlier transition
+    ("{prefix}{me}-new7", "new", True, False),       # this very transition
+    ("{prefix}x-abc0", "abc", False, False),         # not a name the transition makes
+    ("{prefix}{dead}", "abc", False, False),
+])
+def test_which_build_directories_are_leftovers(dead_pid, name, token, mine, expected):
+    text = name.format(prefix=transition_module._OWN_BUILD, dead=dead_pid, live=os.getppid(),
+                       me=os.getpid())
+    assert transition_module._leftover_build(text, token) is expected
+
+
+def test_a_crashed_build_is_removed_by_the_next_build_in_its_parent(side, dead_pid):
+    root, staging, cache = side
+    crashed = os.path.join(root, f"{transition_module._OWN_BUILD}{dead_pid}-abc0")
+    running = os.path.join(root, f"{transition_module._OWN_BUILD}{os.getppid()}-abc0")
+    for leftover in (crashed, running):
+        os.makedirs(os.path.join(leftover, "sub"))
+        with open(os.path.join(leftover, "sub", "half"), "wb") as handle:
+            handle.write(b"moved out of staging before the crash")
+    new = tree(staging, "d")
+    result = transition(root, [Change("d", None, new)], cache=cache, staging=staging)
+    assert result.problems == []
+    assert sorted(os.listdir(root)) == sorted(["d", os.path.basename(running)])
