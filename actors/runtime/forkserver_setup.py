@@ -11,6 +11,9 @@ that all actors then share copy-on-write.
   this idle fragmentation is a large part of their resident memory. Set here with ``mallopt``
   (inherited by every fork) rather than ``MALLOC_ARENA_MAX`` in the environment, so the daemon's
   other children (ssh, docker, agents) are left alone.
+- ``malloc_trim(0)`` last: the imports freed ~1.4 MB of C heap (file buffers, compiler
+  temporaries) that would otherwise stay resident in the fork server and, inherited, in the RSS
+  of every actor it forks.
 
 Importing it anywhere else is harmless: both calls are idempotent. Failures (not glibc) are
 silently skipped: they cost memory, never correctness.
@@ -26,14 +29,28 @@ ARENA_MAX = 2
 _M_ARENA_MAX = -8  # glibc malloc.h
 
 
+def _libc():
+    try:
+        return ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+    except OSError:
+        return None
+
+
 def _limit_arenas() -> bool:
     try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-        return bool(libc.mallopt(_M_ARENA_MAX, ARENA_MAX))
-    except (OSError, AttributeError):  # not glibc
+        return bool(_libc().mallopt(_M_ARENA_MAX, ARENA_MAX))
+    except AttributeError:  # not glibc
         return False
+
+
+def _trim() -> None:
+    try:
+        _libc().malloc_trim(0)
+    except AttributeError:  # not glibc
+        pass
 
 
 ARENAS_LIMITED = _limit_arenas()
 gc.collect()
 gc.freeze()
+_trim()
