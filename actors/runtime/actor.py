@@ -53,6 +53,9 @@ class Actor:
     # Message types whose requests may overlap each other (see ``admission``); () = none.
     CONCURRENT: tuple = ()
     MAX_CONCURRENT: int = 1
+    # Names of message types the actor only passes on: its mailbox hands them to ``handle`` as
+    # ``wire.codec.RawFrame`` (envelope checked, body not decoded; see ``wire.sockets``).
+    RELAY: tuple = ()
 
     def __init__(self, context: ActorContext):
         self.context = context
