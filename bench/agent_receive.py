@@ -1,7 +1,7 @@
-"""The remote agent's share of an initial sync, in one process, without SSH (issue 6).
+"""The remote agent's share of an initial sync, without SSH (issue 6).
 
-    .venv/bin/python bench/agent_receive.py [--files 20000] [--repeat 3] [--profile OUT.pstats]
-                                            [--internal | --data-directory]
+    .venv/bin/python bench/agent_receive.py [--files 20000] [--repeat 3] [--process]
+                                            [--watch no-watch] [--data-directory] [--profile F]
 
 Drives an ``agent.serve_endpoint.EndpointService`` (the object the remote agent serves through
 its tunnel) exactly as the daemon's stager and transitioner drive it during ``sync create`` to an
@@ -17,9 +17,12 @@ lands inside the root (``internal``), as it does for the suite's remote (home on
 tmpfs); ``--data-directory`` puts the data directory on /dev/shm instead (staging stays there).
 
 Prints, per run, the process CPU seconds and wall seconds of each phase and in total, and the
-CPU per file. ``--profile`` writes a cProfile of the last run (all phases, the event loop's
-thread and the worker threads the endpoint uses are profiled with ``threading.setprofile``-free
-``cProfile`` on the loop thread only: the worker-thread work shows as one call).
+CPU per file. ``--profile FILE`` writes a cProfile of the last run (in process: the event
+loop's thread only; the endpoint's worker threads show as single calls).
+
+``--process`` runs the real agent program (``agent.remote_main serve``) on pipes instead: the
+handshake, then tunnel frames written in 32 KiB pieces (what an SSH channel hands the agent),
+one request in flight; the CPU is the agent process's, from ``/proc``.
 """
 
 from __future__ import annotations
@@ -76,7 +79,7 @@ async def one_run(contents: dict, tree: Entry, base: str, data_directory: str,
                   watch: str = "portable") -> dict:
     root = os.path.join(base, "root")
     os.makedirs(root)
-    service = EndpointService(_nothing, home=base)
+    service = EndpointService(_nothing, home=data_directory or base)  # its data under HOME
     phases: dict[str, tuple[float, float]] = {}
 
     def clock():
@@ -89,12 +92,6 @@ async def one_run(contents: dict, tree: Entry, base: str, data_directory: str,
     start = clock()
     opened = await service.handle(_roundtrip(am.EndpointOpen({
         "root": root, "session": "bench", "side": "beta", "watch_mode": watch})))
-    # The data directory the service chose is under ``home``; point it where asked.
-    if data_directory:
-        await service.close()
-        service = EndpointService(_nothing, home=data_directory)
-        opened = await service.handle(_roundtrip(am.EndpointOpen({
-            "root": root, "session": "bench", "side": "beta", "watch_mode": watch})))
     epoch = opened.epoch
     first = await service.handle(_roundtrip(m.Scan(True)))
     done("open+scan", start)
