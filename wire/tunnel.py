@@ -516,6 +516,8 @@ class TunnelBridge:
                     await self.tunnel.send(parts[0], parts[1])
                 except TunnelClosed:
                     return  # requests now go unanswered; requesters time out (deadlines)
+                # Not kept while waiting for the next request (a relayed batch is ~1 MiB).
+                del parts
         except asyncio.CancelledError:
             pass
 
