@@ -74,6 +74,9 @@ REMOTE_LISTEN_TIMEOUT = 90.0
 POLL_INTERVAL = 0.02
 FORWARDER_SHUTDOWN = 1.0  # an orderly stop only closes sockets
 DIAL_TIMEOUT = 10.0
+# agent.transports.ssh.DEFAULT_CONNECT_TIMEOUT, not imported from there: that module loads
+# asyncssh, which the daemon does not keep (the connect runs in ``remote_probe``'s child).
+SSH_CONNECT_TIMEOUT = 5.0
 HANDLED = (fm.ForwardCreate, fm.ForwardList, fm.ForwardPause, fm.ForwardResume,
            fm.ForwardTerminate)
 SOCKET_FIELDS = ("overwrite_mode", "owner", "group", "permission_mode")
@@ -298,10 +301,8 @@ class ForwardManager(SessionManagerBase):
                                  relay: prompt_relay.TerminalRelay) -> None:
         """Connect once to each SSH side with ``relay`` as the prompter (see the module rules);
         ``Refused`` naming the side and the reason when that fails."""
-        from mutagen_actors.agent.transports import TransportError, for_url
-        from mutagen_actors.agent.transports.prompt_time import within
-        from mutagen_actors.agent.transports.ssh import DEFAULT_CONNECT_TIMEOUT
-
+        # In a child process (``remote_probe``): the daemon never loads asyncssh itself.
+        from .remote_probe import ProbeFailed, run_probe
         from .urls import Url
 
         for side in ("source", "destination"):
@@ -311,15 +312,14 @@ class ForwardManager(SessionManagerBase):
             target = Url(url.protocol, url.user, url.host, url.port, url.path,
                          dict(url.environment))
             try:
-                transport = await within(for_url(target, prompter=relay.clock),
-                                         DEFAULT_CONNECT_TIMEOUT + 1, relay.clock)
-            except TransportError as error:
+                await run_probe("ssh", target, log_path=self.paths.log, side=side,
+                                prompter=relay.clock, timeout=SSH_CONNECT_TIMEOUT + 1)
+            except ProbeFailed as error:
                 raise Refused("unavailable", f"{side}: {relay.explain(str(error))}") from None
             except asyncio.TimeoutError:
                 raise Refused("unavailable", f"{side}: unable to connect to {url.host}: no "
-                                             f"answer within {DEFAULT_CONNECT_TIMEOUT:g} s"
+                                             f"answer within {SSH_CONNECT_TIMEOUT:g} s"
                               ) from None
-            await transport.close()
 
     async def _wait_listening(self, session: _Session, timeout: float, *,
                               first_failure: bool = True) -> None:

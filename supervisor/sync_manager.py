@@ -382,12 +382,9 @@ class SyncManager(SessionManagerBase):
         session exists, so a bad host key, an unreachable host or a remote without python3 is
         a clear refusal and no session is left behind. ``relay``: the waiting command's
         terminal, asked the connect's questions."""
-        from mutagen_actors.agent.transports.prompt_time import within
-        from mutagen_actors.agent.remote_endpoint_actor import (
-            RemoteUnavailable,
-            agents_cache,
-            probe_endpoint,
-        )
+        # In a child process (``remote_probe``): the daemon never loads asyncssh itself.
+        from mutagen_actors.agent.remote_endpoint_actor import agents_cache
+        from .remote_probe import ProbeFailed, run_probe
         from .urls import Url
 
         async def probe(side: str, url: sm.EndpointUrl) -> None:
@@ -396,10 +393,10 @@ class SyncManager(SessionManagerBase):
             steps: list[str] = []
             clock = relay.clock if relay is not None else None
             try:
-                await within(probe_endpoint(target, cache_directory=agents_cache(
-                    self.paths.root), log=log.bind(side=side), steps=steps, prompter=clock),
-                    PROBE_TIMEOUT, clock)
-            except RemoteUnavailable as error:
+                await run_probe("endpoint", target, cache_directory=agents_cache(
+                    self.paths.root), log_path=self.paths.log, side=side, steps=steps,
+                    prompter=clock, timeout=PROBE_TIMEOUT)
+            except ProbeFailed as error:
                 text = relay.explain(str(error)) if relay is not None else str(error)
                 raise Refused("unavailable", f"{side}: {text}") from None
             except asyncio.TimeoutError:

@@ -1,0 +1,41 @@
+"""The create-time connect to a remote runs in a child process (``supervisor.remote_probe``):
+after creating a session with an SSH endpoint the daemon has not loaded asyncssh or
+cryptography (issue 6, memory), and the probe's progress is in the daemon log."""
+
+from __future__ import annotations
+
+import os
+import shutil
+
+from mutagen_actors.wire.messages import sync as sm
+
+from .conftest import ssh_url, wait_same, write
+
+
+def _daemon_pid(data_dir: str) -> int:
+    with open(os.path.join(data_dir, "daemon", "daemon.lock")) as stream:
+        return int(stream.read().strip())
+
+
+def _mapped(pid: int) -> str:
+    with open(f"/proc/{pid}/maps") as maps:
+        return maps.read()
+
+
+def test_the_daemon_does_not_load_asyncssh_for_a_remote_create(remote_sync, sshd, local_root):
+    remote_root = os.path.join(sshd.home, "project-probe-child")
+    shutil.rmtree(remote_root, ignore_errors=True)
+    write(local_root, "one.txt", "one")
+    identifier = remote_sync.create_urls(sm.EndpointUrl(path=local_root),
+                                         ssh_url("project-probe-child"))
+    try:
+        wait_same(local_root, remote_root)
+        maps = _mapped(_daemon_pid(remote_sync.daemon.data_dir))
+        assert "cryptography" not in maps and "asyncssh" not in maps
+        probe_lines = [line for line in remote_sync.daemon.log_lines()
+                       if line.get("actor") == "probe" and line.get("side") == "beta"]
+        assert probe_lines, "the probe child logged nothing"
+        assert all(line["pid"] != _daemon_pid(remote_sync.daemon.data_dir)
+                   for line in probe_lines)
+    finally:
+        remote_sync.command(sm.SyncTerminate, identifier)
