@@ -39,3 +39,32 @@ def test_the_daemon_does_not_load_asyncssh_for_a_remote_create(remote_sync, sshd
                    for line in probe_lines)
     finally:
         remote_sync.command(sm.SyncTerminate, identifier)
+
+
+def _closed_port() -> int:
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def test_a_refused_connect_is_the_childs_clear_error(tmp_path):
+    import asyncio
+
+    import pytest
+
+    from mutagen_actors.supervisor.remote_probe import ProbeFailed, run_probe
+    from mutagen_actors.supervisor.urls import Url
+
+    port = _closed_port()
+    steps: list[str] = []
+    with pytest.raises(ProbeFailed) as failure:
+        asyncio.run(run_probe("endpoint", Url("ssh", "", "127.0.0.1", port, "x"),
+                              cache_directory=str(tmp_path), steps=steps, timeout=20))
+    assert not failure.value.internal
+    assert "127.0.0.1" in str(failure.value) and str(port) in str(failure.value)
+    with pytest.raises(ProbeFailed) as failure:
+        asyncio.run(run_probe("no-such-operation", Url("ssh", "", "127.0.0.1", port, "x"),
+                              timeout=20))
+    assert failure.value.internal and "no-such-operation" in str(failure.value)
