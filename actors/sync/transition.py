@@ -33,8 +33,8 @@ Rules (design brief invariants 1 and 6):
   created, is made in place): readers see no directory or the complete one, and a watcher gets
   one event for the subtree instead of one per entry. A name that appeared meanwhile is left
   alone ("modification detected") and the subtree built is removed; a crash leaves a temporary
-  directory (named with the builder's process id), which scans skip and which the next build in
-  the same parent (once that process is gone) or a later removal of the parent deletes.
+  directory (named with the builder's process id), which scans skip and which, once that
+  process is gone, the next build in the same parent or a removal of the parent deletes.
 - A change of the executable bit only is a ``chmod`` in place (after the same verification).
 - New files get ``new_file_mode(default_file_mode, executable, permissions_mode)``, new
   directories ``default_directory_mode``, both the default owner and group if configured.
@@ -593,13 +593,15 @@ class _Transition:
 
 
 def _removed_own_temporary(dfd: int, name: str) -> bool:
-    """Delete ``name`` if it is a regular file or a directory (being built) left behind by an
-    interrupted transition."""
+    """Delete ``name`` if it is a regular file or a directory (a build) left behind by an
+    interrupted transition. A build of another live process is not touched."""
     if not name.startswith(_OWN_TEMPORARY):
         return False
     try:
         mode = os.stat(name, dir_fd=dfd, follow_symlinks=False).st_mode
         if _stat.S_ISDIR(mode):
+            if not _leftover_build(name, ""):  # this process: never building in what it removes
+                return False
             _remove_tree(dfd, name)
         elif _stat.S_ISREG(mode):
             os.unlink(name, dir_fd=dfd)
@@ -628,13 +630,14 @@ def _remove_leftover_builds(dfd: int, token: str) -> None:
 
 def _leftover_build(name: str, token: str, pid: Optional[int] = None) -> bool:
     """Whether build directory ``name`` (``_OWN_BUILD`` + ``<pid>-<token><serial>``) is a
-    leftover for a transition of this process (``pid``, default ours) using ``token``."""
+    leftover for a transition of this process (``pid``, default ours) using ``token`` (empty:
+    any build of this process is one)."""
     owner, _, rest = name[len(_OWN_BUILD):].partition("-")
     if not owner.isdigit() or not rest:
         return False  # not a name this module makes: never touched here
     owner_pid = int(owner)
     if owner_pid == (os.getpid() if pid is None else pid):
-        return not rest.startswith(token)
+        return not token or not rest.startswith(token)
     try:
         os.kill(owner_pid, 0)
     except ProcessLookupError:

@@ -18,7 +18,7 @@ from mutagen_actors.actors.sync.model import Change, Entry, Kind, Problem
 from mutagen_actors.actors.sync.scan import scan
 from mutagen_actors.actors.sync.settings import TEMPORARY_PREFIX, HashAlgorithm
 from mutagen_actors.actors.sync.staging import Staging
-from mutagen_actors.actors.sync.transition import MODIFICATION_DETECTED, transition
+from mutagen_actors.actors.sync.transition import MODIFICATION_DETECTED, UNKNOWN_CONTENT, transition
 
 XXH = HashAlgorithm.XXH128
 
@@ -138,22 +138,31 @@ def test_the_final_rename_never_replaces_a_directory_that_appeared(tmp_path, ren
         os.close(fd)
 
 
-def test_a_temporary_directory_left_by_a_crash_does_not_block_removing_its_parent(side):
+@pytest.mark.parametrize("builder, removed", [("dead", True), ("live", False)])
+def test_a_build_left_by_a_crash_does_not_block_removing_its_parent(side, dead_pid, builder,
+                                                                      removed):
     root, staging, cache = side
     os.makedirs(os.path.join(root, "p"))
     with open(os.path.join(root, "p", "f"), "wb") as handle:
         handle.write(b"tracked")
     snapshot = scan(root, cache=cache).root
-    # What an interrupted build leaves: a temporary directory with content below it.
-    leftover = os.path.join(root, "p", f"{TEMPORARY_PREFIX}new-abc1230", "sub")
+    # What an interrupted build leaves: a temporary directory with content below it; one of a
+    # live process (another session on this root) is not touched.
+    pid = dead_pid if builder == "dead" else os.getppid()
+    leftover = os.path.join(root, "p", f"{transition_module._OWN_BUILD}{pid}-abc0", "sub")
     os.makedirs(leftover)
     with open(os.path.join(leftover, "half"), "wb") as handle:
         handle.write(b"staged content")
     assert scan(root, cache=cache).root == snapshot  # scans never see it
     result = transition(root, [Change("p", snapshot.contents["p"], None)], cache=cache,
                         staging=staging)
-    assert result.problems == []
-    assert os.listdir(root) == []
+    if removed:
+        assert result.problems == []
+        assert os.listdir(root) == []
+    else:
+        assert result.problems == [Problem("p", UNKNOWN_CONTENT)]
+        assert os.path.isfile(os.path.join(leftover, "half"))
+        assert not os.path.exists(os.path.join(root, "p", "f"))  # the tracked file went
 
 
 def test_a_temporary_name_of_someone_else_is_still_unknown_content(side):
@@ -229,6 +238,8 @@ def dead_pid():
     ("{prefix}{live}-abc0", "abc", False, False),    # another live process is building it
     ("{prefix}{me}-old7", "new", True, True),        # this process, an earlier transition
     ("{prefix}{me}-new7", "new", True, False),       # this very transition
+    ("{prefix}{me}-new7", "", True, True),           # no token: any build of this process
+    ("{prefix}{live}-abc0", "", False, False),
     ("{prefix}x-abc0", "abc", False, False),         # not a name the transition makes
     ("{prefix}{dead}", "abc", False, False),
 ])
