@@ -186,32 +186,48 @@ class FrameDecoder:
     def __init__(self, *, compression: bool, max_body: int = MAX_BODY):
         self.compression = compression
         self.max_body = max_body
-        self._buffer = bytearray()
+        # Pieces received but not yet returned, and how many bytes they hold: a large frame
+        # arrives in many small reads (32 KiB SSH packets), and growing one buffer by each of
+        # them re-copied it again and again (~1.2 ms per MiB); the pieces are joined once, when
+        # the frame they carry is complete.
+        self._pieces: list[bytes] = []
+        self._held = 0
+        self._need = HEADER_SIZE  # bytes needed before anything more can be decoded
         self.sizes: list[int] = []
 
     def feed(self, data: bytes) -> list[tuple[int, bytes]]:
-        self._buffer += data
-        frames = []
+        if data:
+            self._pieces.append(bytes(data))
+            self._held += len(data)
         self.sizes = sizes = []
+        if self._held < self._need:
+            return []
+        pieces = self._pieces
+        buffer = pieces[0] if len(pieces) == 1 else b"".join(pieces)
+        frames = []
         offset = 0
-        buffer = self._buffer
-        while len(buffer) - offset >= HEADER_SIZE:
+        end = len(buffer)
+        need = HEADER_SIZE
+        while end - offset >= HEADER_SIZE:
             first, size = _HEADER.unpack_from(buffer, offset)
             kind, flags = first & _KIND_MASK, first & ~_KIND_MASK
             if kind not in KINDS or flags & ~COMPRESSED:
                 raise ProtocolError(f"unknown tunnel frame type 0x{first:02x}")
             if size > self.max_body:
                 raise ProtocolError(f"oversized tunnel frame: {size} bytes (limit {self.max_body})")
-            if len(buffer) - offset - HEADER_SIZE < size:
+            if end - offset - HEADER_SIZE < size:
+                need = HEADER_SIZE + size
                 break
-            with memoryview(buffer) as view:  # one copy, and the view is released at once
-                body = bytes(view[offset + HEADER_SIZE: offset + HEADER_SIZE + size])
+            body = buffer[offset + HEADER_SIZE: offset + HEADER_SIZE + size]
             offset += HEADER_SIZE + size
             if flags & COMPRESSED:
                 body = self._decompress(body)
             frames.append((kind, body))
             sizes.append(HEADER_SIZE + size)
-        del buffer[:offset]
+        rest = buffer[offset:] if offset else buffer
+        self._pieces = [rest] if rest else []
+        self._held = len(rest)
+        self._need = need
         return frames
 
     def _decompress(self, body: bytes) -> bytes:
