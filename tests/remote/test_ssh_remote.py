@@ -17,10 +17,12 @@ from mutagen_actors.supervisor.urls import parse_url
 from mutagen_actors.wire.messages.agent import AgentEcho, AgentEchoed, AgentInfo, AgentInfoReply
 
 from . import infra
-from .harness import AgentSession
+from .harness import AgentSession, remove_agents
 
 
 def test_first_connect_installs_and_the_second_reuses_it(sshd, ssh_url, cache_directory):
+    remove_agents(sshd.home)  # whatever ran before on this sshd: the first connect installs
+
     async def main():
         transport = await SshTransport.connect(ssh_url, ssh_directory=sshd.client.directory)
         try:
