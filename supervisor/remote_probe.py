@@ -55,15 +55,16 @@ def _url_fields(url) -> dict:
             "path": url.path, "environment": dict(url.environment)}
 
 
-async def run_probe(operation: str, url, *, cache_directory: str = "", log_path: str = "",
+async def run_probe(operation: str, url, *, data_directory: str = "", log_path: str = "",
                     side: str = "", prompter=None, steps: Optional[list] = None,
                     timeout: float, start_timeout: float = START_TIMEOUT) -> None:
     """Run ``operation`` on ``url`` (a ``supervisor.urls.Url``) in a child process (see the
     module rules). ``prompter``: a ``prompt_time.PromptClock`` (or None: no questions can be
-    answered); ``steps`` gets the progress texts as they come."""
+    answered); ``steps`` gets the progress texts as they come. ``data_directory``: the
+    daemon's (the agent bundles are cached under it, ``agents_cache``)."""
     from mutagen_actors.agent.transports.prompt_time import within
 
-    request = {"operation": operation, "url": _url_fields(url), "cache_directory": cache_directory,
+    request = {"operation": operation, "url": _url_fields(url), "data_directory": data_directory,
                "log_path": log_path, "side": side, "prompting": prompter is not None}
     child = await asyncio.create_subprocess_exec(
         sys.executable, "-m", MODULE, stdin=asyncio.subprocess.PIPE,
@@ -155,7 +156,11 @@ async def _child(out) -> None:
     import structlog
 
     from mutagen_actors.actors.runtime import logs
-    from mutagen_actors.agent.remote_endpoint_actor import RemoteUnavailable, probe_endpoint
+    from mutagen_actors.agent.remote_endpoint_actor import (
+        RemoteUnavailable,
+        agents_cache,
+        probe_endpoint,
+    )
     from mutagen_actors.agent.transports import TransportError, for_url
 
     from .urls import Url
@@ -175,7 +180,8 @@ async def _child(out) -> None:
     send({"ready": True})
     try:
         if request["operation"] == "endpoint":
-            await probe_endpoint(url, cache_directory=request["cache_directory"], log=log,
+            await probe_endpoint(url, cache_directory=agents_cache(request["data_directory"]),
+                                 log=log,
                                  steps=_Steps(send),
                                  prompter=prompter if request["prompting"] else None)
         elif request["operation"] == "ssh":

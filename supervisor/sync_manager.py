@@ -383,7 +383,6 @@ class SyncManager(SessionManagerBase):
         a clear refusal and no session is left behind. ``relay``: the waiting command's
         terminal, asked the connect's questions."""
         # In a child process (``remote_probe``): the daemon never loads asyncssh itself.
-        from mutagen_actors.agent.remote_endpoint_actor import agents_cache
         from .remote_probe import ProbeFailed, run_probe
         from .urls import Url
 
@@ -393,9 +392,9 @@ class SyncManager(SessionManagerBase):
             steps: list[str] = []
             clock = relay.clock if relay is not None else None
             try:
-                await run_probe("endpoint", target, cache_directory=agents_cache(
-                    self.paths.root), log_path=self.paths.log, side=side, steps=steps,
-                    prompter=clock, timeout=PROBE_TIMEOUT)
+                await run_probe("endpoint", target, data_directory=self.paths.root,
+                                log_path=self.paths.log, side=side, steps=steps,
+                                prompter=clock, timeout=PROBE_TIMEOUT)
             except ProbeFailed as error:
                 text = relay.explain(str(error)) if relay is not None else str(error)
                 raise Refused("unavailable", f"{side}: {text}") from None

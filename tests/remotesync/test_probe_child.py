@@ -23,6 +23,8 @@ def _mapped(pid: int) -> str:
 
 
 def test_the_daemon_does_not_load_asyncssh_for_a_remote_create(remote_sync, sshd, local_root):
+    """Nor the remote endpoint actor's module (the tunnel, lz4): the child computes the agent
+    cache directory."""
     remote_root = os.path.join(sshd.home, "project-probe-child")
     shutil.rmtree(remote_root, ignore_errors=True)
     write(local_root, "one.txt", "one")
@@ -31,7 +33,7 @@ def test_the_daemon_does_not_load_asyncssh_for_a_remote_create(remote_sync, sshd
     try:
         wait_same(local_root, remote_root)
         maps = _mapped(_daemon_pid(remote_sync.daemon.data_dir))
-        assert "cryptography" not in maps and "asyncssh" not in maps
+        assert "cryptography" not in maps and "asyncssh" not in maps and "lz4" not in maps
         probe_lines = [line for line in remote_sync.daemon.log_lines()
                        if line.get("actor") == "probe" and line.get("side") == "beta"]
         assert probe_lines, "the probe child logged nothing"
@@ -61,7 +63,7 @@ def test_a_refused_connect_is_the_childs_clear_error(tmp_path):
     steps: list[str] = []
     with pytest.raises(ProbeFailed) as failure:
         asyncio.run(run_probe("endpoint", Url("ssh", "", "127.0.0.1", port, "x"),
-                              cache_directory=str(tmp_path), steps=steps, timeout=20))
+                              data_directory=str(tmp_path), steps=steps, timeout=20))
     assert not failure.value.internal
     assert "127.0.0.1" in str(failure.value) and str(port) in str(failure.value)
     with pytest.raises(ProbeFailed) as failure:
