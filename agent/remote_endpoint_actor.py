@@ -53,7 +53,7 @@ from mutagen_actors.wire.tunnel import TunnelClosed
 from .compaction import REFERENCE_MISS, DaemonSide
 
 URL_FIELDS = ("protocol", "user", "host", "port", "environment")
-NOT_SETTINGS = ("notify", "data_directory", "prompts", *URL_FIELDS)
+NOT_SETTINGS = ("notify", "data_directory", "prompts", "compression", *URL_FIELDS)
 CONNECT_TIMEOUT = 5.0  # the SSH connect (TCP, key exchange, authentication), as Mutagen
 AGENT_TIMEOUT = 180.0  # probe, install and start of the agent
 OPEN_TIMEOUT = 60.0
@@ -175,9 +175,11 @@ class Link:
 
 async def open_link(url, *, cache_directory: str, progress, on_notice=None,
                     connect_timeout: float = CONNECT_TIMEOUT,
-                    agent_timeout: float = AGENT_TIMEOUT, **transport_options) -> Link:
+                    agent_timeout: float = AGENT_TIMEOUT, compression: bool = True,
+                    **transport_options) -> Link:
     """Connect the transport and the agent (installing it if needed); ``RemoteUnavailable``
-    (one line naming the remote and the reason) on any failure."""
+    (one line naming the remote and the reason) on any failure. ``compression``: offer lz4 on
+    the tunnel (used when the agent accepts it; the session's ``--compression``)."""
     from .bundle import BundleError
     from .install import AgentError, connect_agent
     from .transports import TransportError, for_url
@@ -200,7 +202,8 @@ async def open_link(url, *, cache_directory: str, progress, on_notice=None,
             lean_send_paths(transport.connection)  # the tunnel's writes: as forwarding's
         agent = await asyncio.wait_for(
             connect_agent(transport, link.on_data, cache_directory=cache_directory,
-                          progress=progress, heartbeat_interval=HEARTBEAT_INTERVAL),
+                          progress=progress, heartbeat_interval=HEARTBEAT_INTERVAL,
+                          compression=compression),
             agent_timeout)
     except asyncio.TimeoutError:
         await _close_quietly(transport)
@@ -270,6 +273,7 @@ class RemoteEndpointActor(Actor):
         self.url = url_from_args(args)
         self.description = describe(self.url)
         self.settings = {k: v for k, v in args.items() if k not in NOT_SETTINGS}
+        self.compression = args.get("compression") or "lz4"
         self.cache_directory = agents_cache(args["data_directory"])
         self._notify = None
         if args.get("notify"):
@@ -310,6 +314,7 @@ class RemoteEndpointActor(Actor):
             link = None
             try:
                 link = await open_link(self.url, cache_directory=self.cache_directory,
+                                       compression=self.compression != "none",
                                        progress=self._progress, on_notice=self._notice,
                                        prompter=self._ask_daemon if self.prompts else None)
                 reply = await link.request(am.EndpointOpen(self.settings), timeout=OPEN_TIMEOUT)

@@ -69,7 +69,7 @@ def _create_options(function):
     function = click.option("--compression-alpha", metavar="ALGORITHM",
                             help="Compression to alpha (alpha only)")(function)
     function = click.option("-C", "--compression", metavar="ALGORITHM",
-                            help="Compression to remote endpoints: none, deflate, zstandard")(function)
+                            help="Compression to remote endpoints: lz4 (default), none")(function)
     return function
 
 

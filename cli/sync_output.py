@@ -66,7 +66,7 @@ DESCRIPTIONS = {
     "probe_mode": {"probe": "Probe", "assume": "Assume"},
     "scan_mode": {"accelerated": "Accelerated", "full": "Full"},
     "stage_mode": {"mutagen": "Data Directory", "neighboring": "Neighboring", "internal": "Internal"},
-    "compression": {"deflate": "DEFLATE", "none": "None", "zstandard": "Zstandard"},
+    "compression": {"lz4": "LZ4", "none": "None"},
 }
 DEFAULTS = {
     "mode": settings.Mode.TWO_WAY_SAFE.value,
@@ -78,7 +78,7 @@ DEFAULTS = {
     "probe_mode": "probe",
     "scan_mode": settings.ScanMode.ACCELERATED.value,
     "stage_mode": settings.StageMode.DATA_DIRECTORY.value,
-    "compression": "deflate",
+    "compression": "lz4",
 }
 ENDPOINT_FIELDS = tuple(EndpointConfiguration.__struct_fields__)
 

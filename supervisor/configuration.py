@@ -41,7 +41,8 @@ import yaml
 
 from ..actors.sync.ignore import validate_pattern
 from ..actors.sync.permissions import parse_mode, validate_default_directory_mode, validate_default_file_mode
-from ..actors.sync.settings import (
+from ..actors.sync.settings import (  # noqa: F401 - COMPRESSION_ALGORITHMS: config.* for the CLI
+    COMPRESSION_ALGORITHMS,
     DEFAULT_DIRECTORY_MODE,
     DEFAULT_FILE_MODE,
     DEFAULT_WATCH_POLLING_INTERVAL,
@@ -57,7 +58,6 @@ from ..actors.sync.settings import (
 
 GLOBAL_CONFIGURATION_NAME = ".mutagen-actors.yml"
 PROBE_MODES = ("probe", "assume")
-COMPRESSION_ALGORITHMS = ("none", "deflate", "zstandard")
 SOCKET_OVERWRITE_MODES = ("leave", "overwrite")
 MAXIMUM_UINT64 = 2**64 - 1
 MAXIMUM_UINT32 = 2**32 - 1

@@ -54,6 +54,7 @@ import structlog
 
 from mutagen_actors.actors.sync.ignore import compile_ignores
 from mutagen_actors.actors.sync.settings import (
+    DEFAULT_COMPRESSION,
     HashAlgorithm,
     IgnoreSyntax,
     Mode,
@@ -152,6 +153,13 @@ def endpoint_settings(configuration: sm.SyncConfiguration, side: str) -> dict:
     }
 
 
+def compression_setting(configuration: sm.SyncConfiguration, side: str) -> str:
+    """The tunnel compression to a remote ``side``: its own setting, else the session-wide one,
+    else lz4 (``none`` or ``lz4``; local endpoints have no tunnel and are never compressed)."""
+    return (getattr(configuration, side).compression or configuration.endpoint.compression
+            or DEFAULT_COMPRESSION)
+
+
 def validate_configuration(configuration: sm.SyncConfiguration) -> None:
     """Raise ValueError naming the first bad setting."""
     _choice(Mode, configuration.mode, "synchronization mode", Mode.TWO_WAY_SAFE)
@@ -244,7 +252,8 @@ def sync_specs(record: SessionRecord) -> list[ChildSpec]:
             actor = REMOTE_ENDPOINT_ACTOR
             args.update(protocol=url.protocol, user=url.user, host=url.host, port=url.port,
                         environment=dict(url.environment),
-                        prompts=paths.mailbox(prompt_relay.MAILBOX_TOKEN))
+                        prompts=paths.mailbox(prompt_relay.MAILBOX_TOKEN),
+                        compression=compression_setting(configuration, side))
         specs.append(ChildSpec(side, actor, args, start_timeout=120.0,
                                mailbox=mailbox_token(record.id, side)))
     peers = {"alpha": mailbox["alpha"], "beta": mailbox["beta"]}

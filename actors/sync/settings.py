@@ -74,3 +74,8 @@ DEFAULT_DIRECTORY_MODE = 0o700
 DEFAULT_WATCH_POLLING_INTERVAL = 10
 # Names that belong to the tool itself: never scanned, never synchronized.
 TEMPORARY_PREFIX = ".mutagen-temporary-"
+
+# Compression of a remote endpoint's tunnel (negotiated with the agent; local endpoints have no
+# tunnel). Mutagen's "deflate" and "zstandard" are not offered: asking for them is an error.
+COMPRESSION_ALGORITHMS = ("none", "lz4")
+DEFAULT_COMPRESSION = "lz4"

@@ -171,7 +171,7 @@ def test_long_list_golden():
         "\t\tDirectory mode: Default (0700)",
         "\t\tDefault file/directory owner: id:33",
         "\t\tDefault file/directory group: Default",
-        "\t\tCompression: Default (DEFLATE)",
+        "\t\tCompression: Default (LZ4)",
         "\tConnected: No",
         "Status: Watching for changes",
         D,
