@@ -40,7 +40,10 @@ from __future__ import annotations
 
 from typing import Optional
 
-import hashlib
+try:  # the builtin module: importing hashlib would load OpenSSL's libcrypto (~3.5 MB resident)
+    from _blake2 import blake2b
+except ImportError:  # an interpreter built without it
+    from hashlib import blake2b
 
 import msgspec
 from msgspec.structs import replace
@@ -181,7 +184,7 @@ def expand_delta(delta: Optional[list[Change]], references: list[int],
 
 
 def fingerprint(entry: Entry) -> bytes:
-    return hashlib.blake2b(_encoder.encode(entry), digest_size=16).digest()
+    return blake2b(_encoder.encode(entry), digest_size=16).digest()
 
 
 def compact_olds(changes: list[Change]) -> tuple[list[Change], list[tuple[int, bytes]]]:

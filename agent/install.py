@@ -69,6 +69,12 @@ BOOT = (
     "except OSError:\n"
     " pass\n"
     "sys.path.insert(0,d)\n"
+    # asyncio and secrets without loading OpenSSL, as in the fork server (the reasons and
+    # the rules: actors/runtime/without_openssl.py); hashlib is then imported afresh when used.
+    "sys.modules['ssl']=sys.modules['_hashlib']=None\n"
+    "import asyncio,secrets\n"
+    "del sys.modules['ssl'],sys.modules['_hashlib']\n"
+    "sys.modules.pop('hashlib',None)\n"
     "from mutagen_actors.agent.remote_main import main\n"
     "sys.exit(main(sys.argv[2:]))\n"
 )

@@ -27,7 +27,8 @@ from .waiting import done_within
 PROCESS_MODULE = "mutagen_actors.actors.runtime.process"
 # Modules the fork server imports before forking actors (shared copy-on-write by every actor).
 # Session kinds append their actor modules at import time, before the daemon starts the server.
-PRELOAD_MODULES: list = [PROCESS_MODULE]
+# without_openssl first: asyncio and secrets without loading OpenSSL (see that module).
+PRELOAD_MODULES: list = ["mutagen_actors.actors.runtime.without_openssl", PROCESS_MODULE]
 # Imported after every preload: freezes the preloaded heap for the GC and limits glibc's malloc
 # arenas (see that module; measured effect in docs/architecture.md "Memory of many sessions").
 SETUP_MODULE = "mutagen_actors.actors.runtime.forkserver_setup"

@@ -43,7 +43,10 @@ Rules:
 from __future__ import annotations
 
 import asyncio
-import hashlib
+try:  # the builtin module: importing hashlib would load OpenSSL's libcrypto (~3.5 MB resident)
+    from _blake2 import blake2b
+except ImportError:  # an interpreter built without it
+    from hashlib import blake2b
 import os
 import shutil
 import time
@@ -110,7 +113,7 @@ _paths = None  # datadir.Paths of this daemon, set by SyncManager (child specs n
 
 def mailbox_token(session: str, child: str) -> str:
     """A stable 16-hex-character mailbox name for one child of one session."""
-    return hashlib.blake2b(f"{session}/{child}".encode(), digest_size=8).hexdigest()
+    return blake2b(f"{session}/{child}".encode(), digest_size=8).hexdigest()
 
 
 def _choice(kind, text: str, what: str, default):

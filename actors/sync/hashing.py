@@ -16,7 +16,6 @@ Contract:
 
 from __future__ import annotations
 
-import hashlib
 import os
 from typing import Callable, Optional
 
@@ -27,16 +26,33 @@ from .settings import HashAlgorithm
 # Files up to this size are read in one ``read`` call; bigger ones stream in blocks of this size.
 BLOCK_SIZE = 1 << 20
 
+# hashlib is imported on first use of sha1/sha256, not with this module: importing it loads
+# OpenSSL's libcrypto (~3.5 MB resident), which a session hashing with xxh128 never needs
+# (docs/architecture.md, memory of one 100k-file session).
+
+
+def _sha1(data: bytes = b""):
+    import hashlib
+
+    return hashlib.sha1(data)
+
+
+def _sha256(data: bytes = b""):
+    import hashlib
+
+    return hashlib.sha256(data)
+
+
 _ONE_SHOT: dict[HashAlgorithm, Callable[[bytes], bytes]] = {
     HashAlgorithm.XXH128: xxhash.xxh3_128_digest,
-    HashAlgorithm.SHA1: lambda data: hashlib.sha1(data).digest(),
-    HashAlgorithm.SHA256: lambda data: hashlib.sha256(data).digest(),
+    HashAlgorithm.SHA1: lambda data: _sha1(data).digest(),
+    HashAlgorithm.SHA256: lambda data: _sha256(data).digest(),
 }
 
 _FACTORIES: dict[HashAlgorithm, Callable[[], object]] = {
     HashAlgorithm.XXH128: xxhash.xxh3_128,
-    HashAlgorithm.SHA1: hashlib.sha1,
-    HashAlgorithm.SHA256: hashlib.sha256,
+    HashAlgorithm.SHA1: _sha1,
+    HashAlgorithm.SHA256: _sha256,
 }
 
 DIGEST_SIZES = {HashAlgorithm.XXH128: 16, HashAlgorithm.SHA1: 20, HashAlgorithm.SHA256: 32}

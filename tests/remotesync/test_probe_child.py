@@ -34,6 +34,7 @@ def test_the_daemon_does_not_load_asyncssh_for_a_remote_create(remote_sync, sshd
         wait_same(local_root, remote_root)
         maps = _mapped(_daemon_pid(remote_sync.daemon.data_dir))
         assert "cryptography" not in maps and "asyncssh" not in maps and "lz4" not in maps
+        assert "libcrypto" not in maps and "libssl" not in maps  # cli/__main__: without_openssl
         probe_lines = [line for line in remote_sync.daemon.log_lines()
                        if line.get("actor") == "probe" and line.get("side") == "beta"]
         assert probe_lines, "the probe child logged nothing"
