@@ -26,7 +26,7 @@ from typing import Optional
 
 from mutagen_actors.actors.sync.apply import apply_changes, validate_ancestor
 from mutagen_actors.actors.sync.chunking import fingerprint
-from mutagen_actors.actors.sync.model import Change, Entry, Kind, join
+from mutagen_actors.actors.sync.model import Change, Entry, Kind, Problem, join
 from mutagen_actors.actors.sync.reconcile import synchronizable
 from mutagen_actors.wire.messages.endpoint import StageItem, SupplyRequest
 
@@ -98,3 +98,32 @@ def next_ancestor(ancestor: Optional[Entry], ancestor_changes: list[Change],
                 name = change.path.rsplit("/", 1)[-1]
                 validate_ancestor(Entry.directory({name: change.new}) if name else change.new)
     return updated
+
+
+STAGED_MISSING = "staged file missing"  # actors.sync.transition's text (not imported: its weight)
+
+
+def explain_missing(transition: list[Problem], staging: list[Problem]) -> list[Problem]:
+    """The transition's problems, where a file was missing because staging refused it saying
+    why (``staged file missing: <the staging problem>``, e.g. above the maximum staging file
+    size); the other problems as they are, in their order (pure)."""
+    if not staging:
+        return transition
+    reasons: dict[str, str] = {}
+    for problem in staging:  # the first problem of a path is the cause; later ones follow it
+        reasons.setdefault(problem.path, problem.error)
+    return [Problem(p.path, f"{p.error}: {reasons[p.path]}")
+            if p.error == STAGED_MISSING and p.path in reasons else p for p in transition]
+
+
+def run_again_at_once(missing_staged: bool, transition: list[Problem],
+                      staging: list[Problem]) -> bool:
+    """Whether a side's cycle should be followed by another at once: staged content was missing
+    at the transition (a file changed while it was staged: the next cycle picks up the change),
+    unless every missing file was one staging refused for good (above the maximum staging file
+    size, unreadable on the sender): running again would only send it again, in a loop (pure)."""
+    if not missing_staged:
+        return False
+    refused = {problem.path for problem in staging}
+    missing = [p.path for p in transition if p.error == STAGED_MISSING]
+    return not missing or any(path not in refused for path in missing)

@@ -59,7 +59,7 @@ from mutagen_actors.wire.messages.sync import STATUS_DESCRIPTIONS, EndpointState
 from . import archive
 from .archive import ArchiveError
 from .peer import Peer
-from .plan import files_to_stage, next_ancestor
+from .plan import explain_missing, files_to_stage, next_ancestor, run_again_at_once
 from .wakeup import OnDemandChildren
 
 SIDES = ("alpha", "beta")
@@ -242,7 +242,8 @@ class ReconcilerActor(Actor):
                     return reply
 
     async def _cycle(self, full: bool, fresh: bool = False) -> bool:
-        """One cycle; True if another should run at once (staged content was missing).
+        """One cycle; True if another should run at once (staged content was missing, and not
+        because staging refused it: ``run_again_at_once``).
         ``full``: both sides walk their whole root (first cycle, after a failure or a halt).
         ``fresh`` (a flush): each side's snapshot must hold every change made before the scan
         request; a natively watching side drains its watcher and scans only the dirty paths,
@@ -270,6 +271,7 @@ class ReconcilerActor(Actor):
         times["reconciled"] = clock()
         results = {"alpha": m.SideResult(), "beta": m.SideResult()}
         changes = {"alpha": result.alpha_changes, "beta": result.beta_changes}
+        refused = {side: [] for side in SIDES}  # staging problems: why a file will be missing
         if changes["alpha"] or changes["beta"]:
             self.on_demand.kick(*JOB_CHILDREN)  # (nothing to do if already awake)
             for side in SIDES:
@@ -281,6 +283,7 @@ class ReconcilerActor(Actor):
                     finally:
                         self._set_side(side, staging_progress=None)
                     self._set_side(side, last_staging=staged.progress)  # its final numbers
+                    refused[side] = staged.problems
             times["staged"] = clock()
             await self._settle_archive()  # never transition past an unsaved ancestor
             self._set(status="transitioning")
@@ -288,7 +291,8 @@ class ReconcilerActor(Actor):
                 alpha_epoch, beta_epoch, changes["alpha"], changes["beta"]))
             results = {"alpha": reply.alpha, "beta": reply.beta}
             for side in SIDES:
-                self._set_side(side, transition_problems=results[side].problems)
+                self._set_side(side, transition_problems=explain_missing(results[side].problems,
+                                                                         refused[side]))
             times["transitioned"] = clock()
             if len(changes["alpha"]) + len(changes["beta"]) > 100:
                 trim()
@@ -303,7 +307,8 @@ class ReconcilerActor(Actor):
         self._share_structure()
         self.log.debug("cycle done", full=full, **{f"{k}_ms": round((v - times["start"]) * 1000, 1)
                                                    for k, v in times.items() if k != "start"})
-        return results["alpha"].missing_staged or results["beta"].missing_staged
+        return any(run_again_at_once(results[side].missing_staged, results[side].problems,
+                                     refused[side]) for side in SIDES)
 
     @staticmethod
     def _keep_scanned_objects(updated: Optional[Entry], alpha: Optional[Entry],

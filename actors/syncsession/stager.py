@@ -202,4 +202,5 @@ class StagerActor(EndpointJobActor):
                       refetched=len(counts.refetched))
         if problems:
             self.log.info("staging problems", count=len(problems), first=problems[0].error)
+            reply.problems = problems  # the reconciler says why those files are missing
         return reply

@@ -6,7 +6,7 @@ from collections import deque
 
 import pytest
 
-from mutagen_actors.actors.sync.model import Change, Entry
+from mutagen_actors.actors.sync.model import Change, Entry, Problem
 from mutagen_actors.actors.syncsession import archive
 from mutagen_actors.actors.syncsession.plan import files_to_stage, next_ancestor, take_batch
 from mutagen_actors.supervisor import sync_manager
@@ -171,3 +171,49 @@ def test_mailbox_tokens_are_stable_and_distinct():
     assert len(tokens) == 5 and all(len(t) == 16 for t in tokens)
     assert sync_manager.mailbox_token("sync_x", "alpha") == sync_manager.mailbox_token("sync_x",
                                                                                         "alpha")
+
+
+# ------------------------------------------------------------ why a file is missing
+
+from mutagen_actors.actors.sync import transition as _transition  # noqa: E402
+from mutagen_actors.actors.syncsession.plan import STAGED_MISSING, explain_missing  # noqa: E402
+
+_LIMIT = "staged file exceeds the maximum staging file size (1048576 bytes)"
+
+
+@pytest.mark.parametrize("transition, staging, expected", [
+    ([], [], []),
+    ([Problem("a", STAGED_MISSING)], [], [Problem("a", STAGED_MISSING)]),
+    ([Problem("a", STAGED_MISSING)], [Problem("a", _LIMIT)],
+     [Problem("a", f"{STAGED_MISSING}: {_LIMIT}")]),
+    # another path's refusal explains nothing here; other problems stay as they are, in order
+    ([Problem("b", "modification detected"), Problem("a", STAGED_MISSING)],
+     [Problem("c", _LIMIT)],
+     [Problem("b", "modification detected"), Problem("a", STAGED_MISSING)]),
+    ([Problem("a", "modification detected")], [Problem("a", _LIMIT)],
+     [Problem("a", "modification detected")]),
+    # the first refusal of a path is the cause (later pieces arrive "out of order")
+    ([Problem("a", STAGED_MISSING)], [Problem("a", _LIMIT), Problem("a", "out of order")],
+     [Problem("a", f"{STAGED_MISSING}: {_LIMIT}")]),
+])
+def test_explain_missing(transition, staging, expected):
+    assert explain_missing(transition, staging) == expected
+
+
+def test_the_missing_text_is_the_transitions():
+    assert STAGED_MISSING == _transition.STAGED_MISSING
+
+
+from mutagen_actors.actors.syncsession.plan import run_again_at_once  # noqa: E402
+
+
+@pytest.mark.parametrize("missing, transition, staging, expected", [
+    (False, [], [], False),
+    (True, [Problem("a", STAGED_MISSING)], [], True),  # changed while staged: go again
+    (True, [Problem("a", STAGED_MISSING)], [Problem("a", _LIMIT)], False),  # refused for good
+    (True, [Problem("a", STAGED_MISSING), Problem("b", STAGED_MISSING)],
+     [Problem("a", _LIMIT)], True),  # b was not refused
+    (True, [], [Problem("a", _LIMIT)], True),  # missing, but no problem says which: go again
+])
+def test_run_again_at_once(missing, transition, staging, expected):
+    assert run_again_at_once(missing, transition, staging) is expected

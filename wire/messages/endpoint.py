@@ -262,6 +262,7 @@ class JobReply(Message):
     progress: Optional[StagingProgress] = None
     alpha: Optional[SideResult] = None
     beta: Optional[SideResult] = None
+    problems: list[Problem] = []  # a staging job's per-file refusals (why a file is missing)
 
 
 MESSAGES: tuple = (
