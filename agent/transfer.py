@@ -355,6 +355,7 @@ class Receiver:
             return False
         del self._partials[chunk.digest]
         partial.close()
+        self._forget_base(chunk.digest)
         if partial.hasher.digest() != chunk.digest:
             _unlink(partial.path)
             raise _Refetch("received content does not match its digest "
@@ -409,6 +410,17 @@ class Receiver:
         partial.rebuilder = Rebuilder(lambda offset, length: os.pread(base_fd, length, offset),
                                       sig, partial.write, partial.offset)
         partial.rebuilder.check_start(start)
+
+    def _forget_base(self, digest: bytes) -> None:
+        """The whole of ``digest`` arrived: its base's signature is not needed again (the file is
+        staged, so the next ``needs`` skips it; the transition replaces the base). A signature
+        of a 100 MiB base is ~11k objects, 0.6 MB, kept for good otherwise."""
+        offered = self._bases.pop(digest, None)
+        if offered is None:
+            return
+        sig = offered[1]
+        for key in [key for key, kept in self._signatures.items() if kept is sig]:
+            del self._signatures[key]
 
     def _drop(self, digest: bytes, *, discard: bool) -> None:
         partial = self._partials.pop(digest, None)
@@ -590,6 +602,10 @@ class Supplier:
         stream.position += span
         if eof:
             stream.close()
+            # The receiver has the whole file: its signature is not needed again (a later request
+            # naming it would be answered raw bytes). Others' open streams may share it.
+            if not any(other[2] == base for other in self._streams):
+                self._signatures.pop(base, None)
         else:
             self._streams[key] = stream
             while len(self._streams) > MAX_STREAMS:

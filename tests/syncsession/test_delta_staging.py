@@ -11,6 +11,7 @@ import random
 
 import pytest
 
+from mutagen_actors.actors.sync.chunking import fingerprint, signature
 from mutagen_actors.actors.sync.delta import Literal
 from mutagen_actors.actors.sync.model import Change
 from mutagen_actors.agent.transfer import DELTA_MIN_SIZE
@@ -241,3 +242,19 @@ def test_a_staged_file_damaged_on_disk_is_not_used_and_is_fetched_again(pair):
     assert not result.problems and not result.missing_staged
     with open(os.path.join(pair.beta.root, "f.bin"), "rb") as stream:
         assert stream.read() == new
+
+
+def test_a_completed_delta_leaves_no_signature_held(pair):
+    """Memory: once the file is staged, neither end keeps the base's signature (a 100 MiB base
+    is ~11k objects); a later request naming that base is answered with raw bytes, still right."""
+    new = edit(BASE)
+    write_file(pair.beta.root, "f.bin", BASE)
+    write_file(pair.alpha.root, "f.bin", new)
+    done = stage(pair, "f.bin", new)
+    assert done["delta_files"] == 1 and pair.staged(new) == new
+    assert not pair.beta.receiver._signatures and not pair.beta.receiver._bases
+    assert not pair.alpha.supplier._signatures
+    base = signature(os.path.join(pair.beta.root, "f.bin"))
+    chunks = pair.alpha.supply([m.SupplyRequest("f.bin", digest(new), 0, base=fingerprint(base))],
+                               8 * MIB)
+    assert chunks[0].delta is None and chunks[0].data == new and chunks[0].eof
