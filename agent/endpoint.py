@@ -68,7 +68,7 @@ from mutagen_actors.actors.sync.transition import STAGED_MISMATCH, TransitionRes
 from mutagen_actors.actors.sync.watching import Watcher
 from mutagen_actors.wire.messages.endpoint import Chunk, StageItem, SupplyRequest
 
-from .memory import trim
+from .memory import keep_trimmable, trim
 from .transfer import REUSE_MIN_ITEMS, Receiver, Supplier  # noqa: F401 - REUSE_MIN_ITEMS: API
 
 CACHE_SAVE_INTERVAL = 10.0
@@ -177,6 +177,7 @@ class LocalEndpoint:
     # ------------------------------------------------------------------ lifecycle
 
     async def start(self) -> None:
+        keep_trimmable()  # before the first scan's worker thread allocates: see agent.memory
         os.makedirs(os.path.dirname(self.cache_file), mode=0o700, exist_ok=True)
         self.cache = await asyncio.to_thread(DigestCache.load, self.cache_file, self.settings.hash)
         self.watcher = Watcher(self.root, mode=self.settings.watch_mode,

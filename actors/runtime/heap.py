@@ -6,6 +6,11 @@ freed tuples, lists and dicts kept for reuse, scattered over the small-object ar
 keeps a whole 1 MiB arena resident), then glibc's ``malloc_trim(0)`` (gives free heap pages back;
 a no-op without glibc). Cheap in an actor: the fork server froze the preloaded objects, so the
 collection walks only the actor's own (snapshot entries are not tracked at all). Never raises.
+
+Importing this module fixes glibc's mmap and trim thresholds for the process
+(``agent.memory.keep_trimmable``): the fork server imports it, so every actor inherits them and
+the top of its worker threads' arena is given back after a big job (``malloc_trim`` does not do
+that part). ``THRESHOLDS_FIXED`` says whether glibc took them.
 """
 
 from __future__ import annotations
@@ -14,7 +19,10 @@ import ctypes
 import ctypes.util
 import gc
 
+from mutagen_actors.agent.memory import keep_trimmable
+
 QUIET_SECONDS = 1.0
+THRESHOLDS_FIXED = keep_trimmable()
 
 try:
     _malloc_trim = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").malloc_trim
