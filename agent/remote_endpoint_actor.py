@@ -395,11 +395,8 @@ class RemoteEndpointActor(Actor):
             if message is not request and isinstance(reply, ErrorReply) \
                     and reply.code == REFERENCE_MISS:
                 reply = await link.request(request, timeout=REQUEST_TIMEOUT)  # whole, once
-        except TunnelClosed as error:
-            raise Refused("disconnected", f"the link to {self.description} broke: {error}") from None
-        except asyncio.TimeoutError:
-            raise Refused("timeout", f"{type(message).__name__} got no answer from "
-                                     f"{self.description}") from None
+        except (TunnelClosed, asyncio.TimeoutError) as error:
+            raise self._link_failure(error, type(message).__name__) from None
         if isinstance(reply, ErrorReply):
             raise Refused(reply.code, reply.message)
         try:
@@ -415,11 +412,14 @@ class RemoteEndpointActor(Actor):
             raise Refused("protocol", f"{raw.type_name} is not relayed")
         try:
             reply = await link.relay(raw, timeout=REQUEST_TIMEOUT)
-        except TunnelClosed as error:
-            raise Refused("disconnected", f"the link to {self.description} broke: {error}") from None
-        except asyncio.TimeoutError:
-            raise Refused("timeout", f"{raw.type_name} got no answer from "
-                                     f"{self.description}") from None
+        except (TunnelClosed, asyncio.TimeoutError) as error:
+            raise self._link_failure(error, raw.type_name) from None
         if isinstance(reply, ErrorReply):
             raise Refused(reply.code, reply.message)
         return reply
+
+    def _link_failure(self, error: BaseException, what: str) -> Refused:
+        """The refusal for a request ``what`` whose link broke or timed out."""
+        if isinstance(error, TunnelClosed):
+            return Refused("disconnected", f"the link to {self.description} broke: {error}")
+        return Refused("timeout", f"{what} got no answer from {self.description}")

@@ -10,7 +10,7 @@ implementation is ``wire.framing.FrameCodec``, here over the whole schema (``wir
 
 from __future__ import annotations
 
-from .framing import FrameCodec
+from .framing import FrameCodec, check_size
 from .schema import Envelope
 
 _codec = FrameCodec(Envelope)
@@ -80,11 +80,8 @@ def peek(frame, *, max_size: int = MAX_FRAME_SIZE) -> RawFrame:
     ``ProtocolError`` naming what was wrong (size, msgpack syntax anywhere in the frame, shape of
     the envelope, protocol version, an unknown message type)."""
     frame = bytes(frame)
+    check_size(frame, max_size)
     size = len(frame)
-    if size > max_size:
-        raise ProtocolError(f"oversized frame: {size} bytes (limit {max_size})")
-    if size == 0:
-        raise ProtocolError("empty frame")
     try:
         header = _header_decoder.decode(frame)
     except msgspec.ValidationError as error:

@@ -50,11 +50,7 @@ class FrameCodec:
 
     def decode(self, frame, *, max_size: int = MAX_FRAME_SIZE):
         """Decode and validate one frame; raise ``ProtocolError`` naming what was wrong."""
-        size = len(frame)
-        if size > max_size:
-            raise ProtocolError(f"oversized frame: {size} bytes (limit {max_size})")
-        if size == 0:
-            raise ProtocolError("empty frame")
+        check_size(frame, max_size)
         try:
             envelope = self._decoder.decode(frame)
         except msgspec.ValidationError as error:
@@ -68,6 +64,15 @@ class FrameCodec:
         if envelope.version != PROTOCOL_VERSION:
             raise ProtocolError(_version_text(envelope.version))
         return envelope
+
+
+def check_size(frame, max_size: int) -> None:
+    """``ProtocolError`` for an empty frame or one above ``max_size`` bytes."""
+    size = len(frame)
+    if size > max_size:
+        raise ProtocolError(f"oversized frame: {size} bytes (limit {max_size})")
+    if size == 0:
+        raise ProtocolError("empty frame")
 
 
 def _version_text(version) -> str:

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import subprocess
 import tempfile
 
 import pytest
@@ -141,23 +140,6 @@ def test_a_swap_replaces_the_old_file_atomically(setup, rename_kind):
         assert handle.read() == b"new content"
     assert os.listdir(root) == ["f"]
 
-
-@pytest.fixture
-def bind_mounted(tmp_path):
-    """(root, staging): the root a bind mount of a directory on the staging's filesystem, so a
-    rename between them fails with EXDEV although both report the same device."""
-    source, root = tmp_path / "source", tmp_path / "root"
-    source.mkdir()
-    root.mkdir()
-    if shutil.which("mount") is None or os.geteuid() != 0:
-        pytest.skip("needs root to bind-mount")
-    done = subprocess.run(["mount", "--bind", str(source), str(root)], capture_output=True)
-    if done.returncode != 0:
-        pytest.skip(f"bind mount not possible here: {done.stderr.decode().strip()}")
-    try:
-        yield str(root), Staging(str(tmp_path / "staging"), XXH)
-    finally:
-        subprocess.run(["umount", str(root)], check=True, timeout=30)
 
 
 def test_a_bind_mounted_root_gets_copies_when_a_rename_cannot_reach_it(bind_mounted):

@@ -6,7 +6,6 @@ does not block removing its parent."""
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 
 import pytest
@@ -174,23 +173,6 @@ def test_a_temporary_name_of_someone_else_is_still_unknown_content(side):
     assert [p.path for p in result.problems] == ["p"]
     assert os.path.isdir(os.path.join(root, "p", f"{TEMPORARY_PREFIX}other"))
 
-
-@pytest.fixture
-def bind_mounted(tmp_path):
-    """(root, staging): the root a bind mount of a directory on the staging's filesystem, so a
-    rename between them fails with EXDEV although both report the same device."""
-    source, root = tmp_path / "source", tmp_path / "root"
-    source.mkdir()
-    root.mkdir()
-    if shutil.which("mount") is None or os.geteuid() != 0:
-        pytest.skip("needs root to bind-mount")
-    done = subprocess.run(["mount", "--bind", str(source), str(root)], capture_output=True)
-    if done.returncode != 0:
-        pytest.skip(f"bind mount not possible here: {done.stderr.decode().strip()}")
-    try:
-        yield str(root), Staging(str(tmp_path / "staging"), XXH)
-    finally:
-        subprocess.run(["umount", str(root)], check=True, timeout=30)
 
 
 def test_a_tree_built_in_a_bind_mounted_root_gets_copies(bind_mounted):
