@@ -123,12 +123,8 @@ def _choice(kind, text: str, what: str, default):
 def endpoint_settings(configuration: sm.SyncConfiguration, side: str) -> dict:
     """The resolved settings of one side (its override, else the session-wide value, else the
     default), as the endpoint actor's arguments."""
-    common = configuration.endpoint
-    own = getattr(configuration, side)
-
     def pick(field: str):
-        value = getattr(own, field)
-        return value if value else getattr(common, field)
+        return side_value(configuration, side, field)
 
     return {
         "hash": _choice(HashAlgorithm, configuration.hash, "hash algorithm",
@@ -156,11 +152,17 @@ def endpoint_settings(configuration: sm.SyncConfiguration, side: str) -> dict:
     }
 
 
+def side_value(configuration: sm.SyncConfiguration, side: str, field: str):
+    """An endpoint-capable setting of ``side``: its own value, else the session-wide one (None or
+    empty when neither is set)."""
+    value = getattr(getattr(configuration, side), field)
+    return value if value else getattr(configuration.endpoint, field)
+
+
 def compression_setting(configuration: sm.SyncConfiguration, side: str) -> str:
     """The tunnel compression to a remote ``side``: its own setting, else the session-wide one,
     else lz4 (``none`` or ``lz4``; local endpoints have no tunnel and are never compressed)."""
-    return (getattr(configuration, side).compression or configuration.endpoint.compression
-            or DEFAULT_COMPRESSION)
+    return side_value(configuration, side, "compression") or DEFAULT_COMPRESSION
 
 
 def validate_configuration(configuration: sm.SyncConfiguration) -> None:
