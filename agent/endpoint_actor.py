@@ -8,7 +8,12 @@ Failure rules: a request carrying another incarnation's ``epoch`` is refused wit
 (the requester's scan came from a previous incarnation); a failed scan answers ``scan-failed``
 with the reason; staging and supply failures are reported per file, not as errors. Blocking work
 (scans, staging, supplying, transitions) runs in a worker thread so the event loop keeps
-answering heartbeats and reading watcher events (one request at a time, so never two threads).
+answering heartbeats and reading watcher events (never two threads at once).
+
+``SupplyTo`` (``agent.supply_to``): this actor sends the content to the receiver itself and
+says so in its ``EndpointWelcome`` (``supply_to``). Two ``SupplyTo`` may be handled at once
+(``CONCURRENT``): one waits for the receiver's acknowledgement while the next is read and sent;
+reads and sends stay in arrival order, one read at a time. Every other request runs alone.
 """
 
 from __future__ import annotations
@@ -21,9 +26,13 @@ from mutagen_actors.wire.messages import endpoint as m
 
 from .endpoint import EndpointSettings, LocalEndpoint
 from .serve_endpoint import answer_endpoint
+from .supply_to import DirectSupplier
 
 
 class EndpointActor(Actor):
+    CONCURRENT = (m.SupplyTo,)
+    MAX_CONCURRENT = 2
+
     async def on_start(self) -> None:
         args = self.context.args
         settings = EndpointSettings.from_args(args)
@@ -38,6 +47,7 @@ class EndpointActor(Actor):
             self._notify = socket
         self.endpoint = LocalEndpoint(settings, on_change=self._changed, log=self.log)
         await self.endpoint.start()
+        self.direct = DirectSupplier(self.endpoint, self.context.zmq_context, self.log)
         if settings.watch_mode.value != "no-watch":
             self._changed()  # a new incarnation may have missed changes
 
@@ -50,9 +60,15 @@ class EndpointActor(Actor):
             pass  # the reconciler is not there: it scans everything when it (re)starts
 
     async def on_stop(self) -> None:
+        self.direct.close()
         await self.endpoint.stop()
         if self._notify is not None:
             self._notify.close(linger=0)
 
     async def handle(self, message):
-        return await answer_endpoint(self.endpoint, self.side, message)
+        if isinstance(message, m.SupplyTo):
+            return await self.direct.answer(message)
+        reply = await answer_endpoint(self.endpoint, self.side, message)
+        if isinstance(reply, m.EndpointWelcome):
+            reply = m.EndpointWelcome(reply.epoch, reply.watch_state, supply_to=True)
+        return reply

@@ -12,6 +12,12 @@ ancestor moves forward.
   ``supply_request(item, offset)``.
 - ``supply_request(item, offset)``: raw, or a delta against ``item.signature`` (the signature
   itself on the item's first request, its fingerprint on later ones).
+- ``expected_cut(batch, sizes, max_bytes)``: where the sender will cut ``batch`` when it reads
+  it raw (mirrors ``agent.transfer.Supplier.supply``), so the stager can ask for the next piece
+  of a large file before the previous one is acknowledged: ``(True, None)`` every request is
+  read to its end; ``(True, offset)`` the last one is cut at ``offset`` (the next piece starts
+  there); ``(False, None)`` unknown (a delta request, a size not known, or a cut before the last
+  request: the stager then waits for the reply).
 - ``next_ancestor(ancestor, ancestor_changes, alpha_results, beta_results)``: the ancestor after
   a cycle: the reconciler's ancestor changes, then what each side *actually* has at each changed
   path (``synchronizable`` part only), validated (what was put in, given a valid ancestor; the
@@ -80,6 +86,21 @@ def take_batch(queue: deque, sizes: dict, max_bytes: int,
         if budget <= 0:
             break
     return batch
+
+
+def expected_cut(batch: list[SupplyRequest], sizes: dict,
+                 max_bytes: int) -> tuple[bool, Optional[int]]:
+    budget = max(1, max_bytes)
+    for index, request in enumerate(batch):
+        size = sizes.get(request.path, -1)
+        if request.signature is not None or request.base or size < 0 or budget <= 0:
+            return False, None
+        read = min(budget, max(0, size - request.offset))
+        budget -= read
+        end = request.offset + read
+        if end < size:
+            return (True, end) if index == len(batch) - 1 else (False, None)
+    return True, None
 
 
 def next_ancestor(ancestor: Optional[Entry], ancestor_changes: list[Change],

@@ -26,12 +26,14 @@ import os
 import time
 from collections import deque
 from dataclasses import dataclass, field
+from typing import Optional
 
+from mutagen_actors.actors.sync.model import Problem
 from mutagen_actors.wire.messages import endpoint as m
 from mutagen_actors.wire.messages.sync import StagingProgress
 
 from .job_actor import EndpointJobActor
-from .plan import take_batch
+from .plan import expected_cut, take_batch
 from .staging_progress import StagingTracker
 
 BATCH_BYTES = 1024 * 1024
@@ -104,6 +106,19 @@ class InFlight:
     superseded: set = field(default_factory=set)
 
 
+@dataclass
+class DirectFlight:
+    """One ``SupplyTo`` sent: its reply, its requests, whether where the sender cuts it was
+    known (``expected_cut``), the next piece asked for already (``cut``: digest and offset) and
+    the digests fetched again whole after it was sent (its pieces of those are void)."""
+
+    future: asyncio.Future
+    batch: list
+    known: bool
+    cut: Optional[tuple]
+    superseded: set = field(default_factory=set)
+
+
 class StagerActor(EndpointJobActor):
     START = m.StageStart
 
@@ -150,51 +165,164 @@ class StagerActor(EndpointJobActor):
             void = {c.path for c in write.chunks if c.digest in ignored}
             problems.extend(p for p in ack.problems if p.path not in void)
 
-        try:
-            while True:
-                batch = take_batch(queue, sizes, BATCH_BYTES, BATCH_FILES) if queue else []
-                fetch = (asyncio.ensure_future(sender.request(m.Supply(batch, BATCH_BYTES),
-                                                              timeout=REQUEST_TIMEOUT))
-                         if batch else None)
-                # Keep at most WRITES_IN_FLIGHT - 1 writes while fetching (all settled at the end).
-                while writes and (fetch is None or len(writes) >= WRITES_IN_FLIGHT):
-                    await settle(writes[0])
-                    writes.popleft()
-                if fetch is None:
-                    if queue:  # files to fetch again whole (an ack's refetch)
-                        stale = set()  # no fetch was in flight
-                        continue
-                    break
-                supplied = await fetch
-                served = {(c.path, c.offset) for c in supplied.chunks}
-                chunks = [c for c in supplied.chunks if c.digest not in stale]
-                unserved = [r for r in batch
-                            if (r.path, r.offset) not in served and r.digest not in stale]
-                stale = set()
-                for request in reversed(unserved):
+        async def via_stager() -> None:
+            """The sender supplies to the stager, which writes to the receiver (``Supply``)."""
+            nonlocal stale, sent
+            try:
+                while True:
+                    batch = take_batch(queue, sizes, BATCH_BYTES, BATCH_FILES) if queue else []
+                    fetch = (asyncio.ensure_future(sender.request(m.Supply(batch, BATCH_BYTES),
+                                                                  timeout=REQUEST_TIMEOUT))
+                             if batch else None)
+                    # Keep at most WRITES_IN_FLIGHT - 1 writes while fetching (all settled at
+                    # the end).
+                    while writes and (fetch is None or len(writes) >= WRITES_IN_FLIGHT):
+                        await settle(writes[0])
+                        writes.popleft()
+                    if fetch is None:
+                        if queue:  # files to fetch again whole (an ack's refetch)
+                            stale = set()  # no fetch was in flight
+                            continue
+                        break
+                    supplied = await fetch
+                    served = {(c.path, c.offset) for c in supplied.chunks}
+                    chunks = [c for c in supplied.chunks if c.digest not in stale]
+                    unserved = [r for r in batch
+                                if (r.path, r.offset) not in served and r.digest not in stale]
+                    stale = set()
+                    for request in reversed(unserved):
+                        queue.appendleft((current[request.digest], request.offset))
+                    if chunks and not chunks[-1].eof:
+                        last = chunks[-1]
+                        queue.appendleft((current[last.digest], last.offset + last.output))
+                    counts.count(chunks)
+                    writes.append(InFlight(asyncio.ensure_future(
+                        receiver.request(m.StageChunks(chunks), timeout=REQUEST_TIMEOUT)), chunks))
+                    if rate:
+                        sent += sum(c.payload for c in chunks)
+                        await asyncio.sleep(max(0.0, started + sent / rate - time.monotonic()))
+            except BaseException:
+                # The job fails: the writes already sent are let finish (bounded) so that what the
+                # receiver holds when the failure is reported is what the next attempt resumes from.
+                pending = [w.future for w in writes if not w.future.done()]
+                if pending:
+                    await asyncio.wait(pending, timeout=SETTLE_ON_FAILURE)
+                raise
+            finally:
+                for write in writes:
+                    if not write.future.done():
+                        write.future.cancel()
+                    elif not write.future.cancelled():
+                        write.future.exception()  # retrieved: a failed write is not logged twice
+
+        async def direct() -> None:
+            """The sender writes to the receiver itself (``SupplyTo``)."""
+            nonlocal sent
+            flights: deque = deque()  # the SupplyTo requests in flight, oldest first
+            address = self.context.args[start.receiver]
+            try:
+                while True:
+                    # Ask ahead while what comes next is known (every batch but one whose
+                    # cut the sender decides: then its reply says where to go on).
+                    while (queue and len(flights) < WRITES_IN_FLIGHT
+                           and all(f.known for f in flights)):
+                        batch = take_batch(queue, sizes, BATCH_BYTES, BATCH_FILES)
+                        known, end = expected_cut(batch, sizes, BATCH_BYTES)
+                        cut = None
+                        if end is not None:
+                            cut = (batch[-1].digest, end)
+                            queue.appendleft((current[cut[0]], end))
+                        flights.append(DirectFlight(asyncio.ensure_future(sender.request(
+                            m.SupplyTo(batch, BATCH_BYTES, address),
+                            timeout=2 * REQUEST_TIMEOUT)), batch, known, cut))
+                    if not flights:
+                        break
+                    reply = await flights[0].future
+                    flight = flights.popleft()
+                    settle_direct(flight, reply, flights)
+                    if rate:
+                        sent += sum(c.payload for c in reply.chunks)
+                        await asyncio.sleep(max(0.0, started + sent / rate - time.monotonic()))
+            except BaseException:
+                pending = [f.future for f in flights if not f.future.done()]
+                if pending:
+                    await asyncio.wait(pending, timeout=SETTLE_ON_FAILURE)
+                raise
+            finally:
+                for flight in flights:
+                    if not flight.future.done():
+                        flight.future.cancel()
+                    elif not flight.future.cancelled():
+                        flight.future.exception()
+
+        def settle_direct(flight: "DirectFlight", reply: m.SuppliedTo, later: deque) -> None:
+            """Account for a ``SupplyTo``'s reply: what the receiver acknowledged, what to
+            fetch again whole, and what to read next where the sender did not read what was
+            expected (``expected_cut``)."""
+            ack, ignored = reply.ack, set(flight.superseded)
+            refetched = refetch_whole([i for i in ack.refetch if i.digest not in ignored],
+                                      current, counts, queue)
+            for other in later:  # sent already: their pieces of these digests are void
+                other.superseded |= refetched
+            dropped = refetched | ignored
+            chunks = [c for c in reply.chunks if c.digest not in ignored]
+            counts.count(chunks)
+            retried = {c.path for c in reply.chunks if c.digest in dropped}
+            tracker.acknowledged([c for c in reply.chunks if c.path not in retried],
+                                 (p.path for p in ack.problems if p.path not in retried))
+            for digest in refetched:
+                tracker.restarted(current[digest].path)
+            void = {c.path for c in reply.chunks if c.digest in ignored}
+            problems.extend(p for p in ack.problems if p.path not in void)
+            # Where to go on: what was not read, and the rest of a file read in part.
+            served = {(c.path, c.offset) for c in reply.chunks}
+            unserved = [r for r in flight.batch
+                        if (r.path, r.offset) not in served and r.digest not in dropped]
+            last = reply.chunks[-1] if reply.chunks else None
+            actual = None
+            if last is not None and not last.eof and last.digest not in dropped:
+                actual = (last.digest, last.offset + last.output)
+            cut = flight.cut if flight.cut and flight.cut[0] not in dropped else None
+            if flight.known and cut is not None and actual != cut:
+                # The file was not cut where expected (it changed while read).
+                index = next((i for i, (item, offset) in enumerate(queue)
+                              if item.digest == cut[0] and offset == cut[1]), None)
+                if index is not None:  # its next piece is not asked yet: go on from here
+                    del queue[index]
+                    cut = None
+                else:  # asked already, at the wrong offset: the file starts again
+                    restart(cut[0], later)
+            if not flight.known:
+                cut = None
+            for request in reversed(unserved):
+                if cut is None or request.digest != cut[0]:
                     queue.appendleft((current[request.digest], request.offset))
-                if chunks and not chunks[-1].eof:
-                    last = chunks[-1]
-                    queue.appendleft((current[last.digest], last.offset + last.output))
-                counts.count(chunks)
-                writes.append(InFlight(asyncio.ensure_future(
-                    receiver.request(m.StageChunks(chunks), timeout=REQUEST_TIMEOUT)), chunks))
-                if rate:
-                    sent += sum(c.payload for c in chunks)
-                    await asyncio.sleep(max(0.0, started + sent / rate - time.monotonic()))
-        except BaseException:
-            # The job fails: the writes already sent are let finish (bounded) so that what the
-            # receiver holds when the failure is reported is what the next attempt resumes from.
-            pending = [w.future for w in writes if not w.future.done()]
-            if pending:
-                await asyncio.wait(pending, timeout=SETTLE_ON_FAILURE)
-            raise
-        finally:
-            for write in writes:
-                if not write.future.done():
-                    write.future.cancel()
-                elif not write.future.cancelled():
-                    write.future.exception()  # retrieved: a failed write is not logged twice
+            if actual is not None and (cut is None or actual[0] != cut[0]):
+                queue.appendleft((current[actual[0]], actual[1]))
+
+        def restart(digest: bytes, later: deque) -> None:
+            """Fetch ``digest`` again whole (its pieces in flight are void), or, if it was
+            fetched again whole already in this pass, give up on it (a problem: the cycle runs
+            again)."""
+            for other in later:
+                other.superseded.add(digest)
+            path = current[digest].path
+            if refetch_whole([current[digest]], current, counts, queue):
+                tracker.restarted(path)
+                return
+            kept = [entry for entry in queue if entry[0].digest != digest]
+            queue.clear()
+            queue.extend(kept)
+            problems.append(Problem(path, "file changed while it was sent"))
+            tracker.failed(path)
+
+        sender_welcome = await sender.request(m.EndpointHello(), timeout=REQUEST_TIMEOUT)
+        # Straight from sender to receiver where the sender can (a local endpoint actor) and no
+        # delta is asked for (a delta's pieces cannot be cut ahead of its reply).
+        if sender_welcome.supply_to and all(item.signature is None for item in needs):
+            await direct()
+        else:
+            await via_stager()
         tracker.finish()
         self.log.info("staging done", files=len(needs), expected_bytes=sum(max(0, s) for s in
                       sizes.values()), content_bytes=counts.content_bytes,

@@ -17,6 +17,12 @@ Endpoint requests (served by ``agent.endpoint_actor.EndpointActor``):
   bounded total size per request (raw bytes, or delta operations when the request names a base);
   ``StageChunks`` -> ``StageAck`` (receiver side): chunks written into staging, a file published
   only once its digest is verified; ``refetch`` lists files to fetch again whole.
+- ``SupplyTo`` -> ``SuppliedTo`` (sender side, a local endpoint actor only: its
+  ``EndpointWelcome.supply_to`` says so): read like ``Supply``, but the sender itself sends the
+  chunks as ``StageChunks`` to the receiver's mailbox (``receiver``, an ``ipc://`` address) and
+  answers with the chunks' metadata (``ChunkInfo``: no content) and the receiver's ``StageAck``;
+  a refusal by the receiver is the ``SupplyTo``'s refusal (same code and text). Content then
+  never passes through the stager (``actors.syncsession.stager``).
 - ``Transition`` -> ``TransitionReply``: apply changes on disk (``actors.sync.transition``).
 - Over an agent tunnel, ``Transition.moved``/``old_seen``, ``TransitionReply.old_as_asked``/
   ``as_asked`` and ``ScanReply.from_transition`` carry references instead of repeated subtrees
@@ -98,6 +104,27 @@ class Chunk(msgspec.Struct, array_like=True, forbid_unknown_fields=True):
         return sum(len(op.data) for op in self.delta if isinstance(op, Literal))
 
 
+class ChunkInfo(msgspec.Struct, array_like=True, forbid_unknown_fields=True):
+    """What a ``Chunk`` was, without its content (``SuppliedTo``): the same ``path``, ``digest``,
+    ``offset``, ``size``, ``eof``, ``error``; ``output`` and ``payload`` as the chunk's properties;
+    ``delta`` whether it carried delta operations."""
+
+    path: str
+    digest: bytes
+    offset: int
+    size: int
+    eof: bool
+    error: str
+    output: int
+    payload: int
+    delta: bool
+
+    @classmethod
+    def of(cls, chunk: Chunk) -> "ChunkInfo":
+        return cls(chunk.path, chunk.digest, chunk.offset, chunk.size, chunk.eof, chunk.error,
+                   chunk.output, chunk.payload, chunk.delta is not None)
+
+
 class SideResult(msgspec.Struct, array_like=True, forbid_unknown_fields=True):
     results: list[Change] = []
     problems: list[Problem] = []
@@ -112,8 +139,12 @@ class EndpointHello(Message):
 
 
 class EndpointWelcome(Message):
+    """``supply_to``: this endpoint serves ``SupplyTo`` (a local endpoint actor; not a remote
+    one, whose sends would have to be relayed back through the tunnel)."""
+
     epoch: str
     watch_state: str
+    supply_to: bool = False
 
 
 class Scan(Message):
@@ -170,6 +201,15 @@ class Supplied(Message):
     chunks: list[Chunk]
 
 
+class SupplyTo(Message):
+    """``Supply`` whose chunks go straight to ``receiver`` (an ``ipc://`` mailbox address) as one
+    ``StageChunks``; answered once the receiver acknowledged them."""
+
+    requests: list[SupplyRequest]
+    max_bytes: int
+    receiver: str
+
+
 class StageChunks(Message):
     chunks: list[Chunk]
 
@@ -181,6 +221,14 @@ class StageAck(Message):
     completed: int
     problems: list[Problem]
     refetch: list[StageItem] = []
+
+
+class SuppliedTo(Message):
+    """``SupplyTo``'s answer: what was read and sent (``chunks``, without content; empty when
+    nothing was requested) and the receiver's ``ack`` of it."""
+
+    chunks: list[ChunkInfo]
+    ack: StageAck
 
 
 class Transition(Message):
@@ -269,5 +317,5 @@ MESSAGES: tuple = (
     EndpointHello, EndpointWelcome, Scan, ScanReply, StageBegin, StageNeeds, FileSizes, Sizes,
     Supply, Supplied, StageChunks, StageAck, Transition, TransitionReply, EndpointChanged,
     GetSessionState, SessionProgress, SessionFlush, FlushTicket, ClearHalt, StageStart,
-    TransitionStart, JobStarted, JobStatus, JobReply,
+    TransitionStart, JobStarted, JobStatus, JobReply, SupplyTo, SuppliedTo,
 )
