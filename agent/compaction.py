@@ -295,6 +295,11 @@ class DaemonSide:
                 return replace(request, changes=changes, moved=moved, old_seen=old_seen)
         return request
 
+    def scan_replied(self) -> None:
+        """A ``ScanReply`` that refers to nothing went by undecoded (the remote endpoint actor
+        relays those as they came): the written entries may not be referred to any more."""
+        self.written = None
+
     def incoming(self, request, reply, link):
         from mutagen_actors.wire.messages import endpoint as m
 

@@ -64,6 +64,7 @@ BACKOFF_FIRST = 0.5
 BACKOFF_MAX = 5.0
 PROMPT_RELAY_TIMEOUT = 90.0  # above the daemon's own deadline for a user's answer
 ROUTE = b"e"
+_EMPTY_ARRAY = b"\x90"  # msgpack: [] (a ScanReply's from_transition when it refers to nothing)
 
 
 class RemoteUnavailable(ConnectionError):
@@ -95,13 +96,18 @@ class Link:
     """Requests and replies over one agent tunnel (``attach`` it once the agent is connected).
 
     ``on_data`` is the tunnel's data handler: replies resolve their request, route-less messages
-    (``EndpointChanged``) go to ``on_notice(payload)``."""
+    (``EndpointChanged``) go to ``on_notice(payload)``. Every reply's envelope is read
+    (``codec.peek``); a request made with ``raw_reply=True`` gets its reply header-only (a
+    ``codec.RawFrame``, passed on as it came and validated by whoever finally decodes it),
+    except an ``ErrorReply``, which is always decoded; any other reply is decoded and validated
+    here. A reply whose envelope does not read fails every request in flight."""
 
     def __init__(self, on_notice=None):
         self.on_notice = on_notice
         self.agent = None
         self._ids = itertools.count(1)
         self._pending: dict[int, asyncio.Future] = {}
+        self._raw: set[int] = set()  # ids of the requests whose reply is wanted header-only
 
     def attach(self, agent) -> None:
         self.agent = agent
@@ -112,47 +118,58 @@ class Link:
                 self.on_notice(bytes(payload))
             return
         try:
-            envelope = codec.decode(payload)
+            raw = codec.peek(payload)
+            if raw.reply_to in self._raw and raw.type_name != "ErrorReply":
+                body = raw  # passed on undecoded (its receiver validates it)
+            else:
+                envelope = codec.decode(raw.frame)
+                if envelope.reply_to == 0 and isinstance(envelope.body, ErrorReply):
+                    # The agent could not read a request (so not its id either): every request
+                    # in flight fails now, with the reason, instead of waiting out its deadline.
+                    self.fail_all(f"the agent could not read a request of this daemon "
+                                  f"({envelope.body.message}); it may run other code than the "
+                                  f"daemon")
+                    return
+                body = envelope.body
+                del envelope
         except ProtocolError as error:
             # An agent whose messages do not decode here runs other code than this daemon (a
-            # reply's id cannot be read either): every request in flight fails now, with the
-            # reason, instead of waiting out its deadline.
+            # reply's id cannot be read either): same as above.
             self.fail_all(f"the agent sent a message this daemon cannot read ({error}); "
                           f"it may run other code than the daemon")
             return
-        if envelope.reply_to == 0 and isinstance(envelope.body, ErrorReply):
-            # The agent could not read a request (so not its id either): same as above.
-            self.fail_all(f"the agent could not read a request of this daemon "
-                          f"({envelope.body.message}); it may run other code than the daemon")
-            return
-        future = self._pending.get(envelope.reply_to)
+        future = self._pending.get(raw.reply_to)
         if future is not None and not future.done():
-            future.set_result(envelope.body)
+            future.set_result(body)
 
-    async def request(self, body, timeout: float):
-        """The reply body (``ErrorReply`` included); ``TunnelClosed`` when the link is gone,
+    async def request(self, body, timeout: float, *, raw_reply: bool = False):
+        """The reply body (``ErrorReply`` included; a ``codec.RawFrame`` with ``raw_reply``
+        unless it is an ``ErrorReply``); ``TunnelClosed`` when the link is gone,
         ``asyncio.TimeoutError`` past ``timeout``."""
         request_id = next(self._ids)
-        future = asyncio.get_running_loop().create_future()
-        self._pending[request_id] = future
-        try:
-            await self.agent.tunnel.send(ROUTE, codec.encode(body, id=request_id))
-            return await asyncio.wait_for(future, timeout)
-        finally:
-            self._pending.pop(request_id, None)
+        return await self._exchange(codec.encode(body, id=request_id), b"", request_id, timeout,
+                                    raw_reply)
 
-    async def relay(self, raw: RawFrame, timeout: float):
+    async def relay(self, raw: RawFrame, timeout: float, *, raw_reply: bool = False):
         """``request`` for a message received header-only (``codec.RawFrame``): its encoded body
         goes to the agent as it came, under this link's request id; the agent decodes and
         validates it (a body that does not validate is refused there: ``ErrorReply``)."""
         request_id = next(self._ids)
+        return await self._exchange(raw.body, raw.head(id=request_id), request_id, timeout,
+                                    raw_reply)
+
+    async def _exchange(self, data, head, request_id: int, timeout: float, raw_reply: bool):
         future = asyncio.get_running_loop().create_future()
         self._pending[request_id] = future
+        if raw_reply:
+            self._raw.add(request_id)
         try:
-            await self.agent.tunnel.send(ROUTE, raw.body, head=raw.head(id=request_id))
+            await self.agent.tunnel.send(ROUTE, data, head=head)
+            del data
             return await asyncio.wait_for(future, timeout)
         finally:
             self._pending.pop(request_id, None)
+            self._raw.discard(request_id)
 
     def fail_all(self, reason: str) -> None:
         for future in self._pending.values():
@@ -254,17 +271,36 @@ async def probe_endpoint(url, *, cache_directory: str, log=None, steps: list | N
     return reply.version
 
 
+class _RelayedOf(type):
+    """``isinstance(x, cls)``: ``x`` is a ``RawFrame`` of one of ``cls.NAMES`` (so the runtime's
+    admission, which tests types, can tell relayed messages apart by their type name)."""
+
+    def __instancecheck__(cls, instance) -> bool:
+        return isinstance(instance, RawFrame) and instance.type_name in cls.NAMES
+
+
+class RelayedContent(metaclass=_RelayedOf):
+    """A ``StageChunks`` or ``Supply`` received header-only (may overlap, see below)."""
+
+    NAMES = frozenset({"StageChunks", "Supply"})
+
+
 class RemoteEndpointActor(Actor):
     # Staging's relays may overlap (``actors.runtime.admission``): while the agent writes one
     # StageChunks the next one is relayed (the stager keeps two in flight). Order is kept: a
     # relay sends before its first await (tunnel writes are FIFO) and the agent's endpoint
-    # handles requests one at a time in arrival order. Everything else (a Transition, a Scan)
-    # still runs alone, after every relay that arrived before it has been answered.
-    CONCURRENT = (m.StageChunks, m.Supply, RawFrame)
+    # handles requests one at a time in arrival order. Everything else (a Transition, a Scan,
+    # a StageBegin even when relayed header-only) still runs alone, after every relay that
+    # arrived before it has been answered.
+    CONCURRENT = (m.StageChunks, m.Supply, RelayedContent)
     MAX_CONCURRENT = 2
-    # Relayed without decoding (``wire.sockets``: header-only receive): the content of a
-    # StageChunks is only passed on; the agent decodes and validates it (``relay``).
-    RELAY = ("StageChunks",)
+    # Relayed without decoding (``wire.sockets``: header-only receive): these are only passed
+    # on (content, the items to stage, paths); the agent decodes and validates them (``relay``).
+    # Replies: every reply but a ``TransitionReply`` (which ``agent.compaction`` expands) and a
+    # ``ScanReply`` that refers to the last transition goes back undecoded too (``_answer``):
+    # the requester decodes and validates it. Decoding big messages here only to encode them
+    # again left megabytes of free small-object pools resident in this process.
+    RELAY = ("StageChunks", "Supply", "StageBegin", "FileSizes")
 
     async def on_start(self) -> None:
         args = self.context.args
@@ -389,6 +425,12 @@ class RemoteEndpointActor(Actor):
             raise Refused("disconnected", self.state)
         if isinstance(message, RawFrame):
             return await self._relay(link, message)
+        if not isinstance(message, m.Transition):  # no compaction: the reply goes back raw
+            try:
+                reply = await link.request(message, timeout=REQUEST_TIMEOUT, raw_reply=True)
+            except (TunnelClosed, asyncio.TimeoutError) as error:
+                raise self._link_failure(error, type(message).__name__) from None
+            return self._answer(link, reply)
         request, message = message, self.compaction.outgoing(message)  # agent.compaction
         try:
             reply = await link.request(message, timeout=REQUEST_TIMEOUT)
@@ -411,12 +453,31 @@ class RemoteEndpointActor(Actor):
         if raw.type_name not in self.RELAY:
             raise Refused("protocol", f"{raw.type_name} is not relayed")
         try:
-            reply = await link.relay(raw, timeout=REQUEST_TIMEOUT)
+            reply = await link.relay(raw, timeout=REQUEST_TIMEOUT, raw_reply=True)
         except (TunnelClosed, asyncio.TimeoutError) as error:
             raise self._link_failure(error, raw.type_name) from None
+        return self._answer(link, reply)
+
+    def _answer(self, link: Link, reply):
+        """The answer to a request sent with ``raw_reply``: an ``ErrorReply`` is refused with its
+        code; a ``ScanReply`` that refers to the last transition (``from_transition``, see
+        ``agent.compaction``) is decoded, validated and expanded; any other reply (a
+        ``RawFrame``) goes back as it came."""
         if isinstance(reply, ErrorReply):
             raise Refused(reply.code, reply.message)
-        return reply
+        if not isinstance(reply, RawFrame) or reply.type_name != "ScanReply":
+            return reply
+        try:
+            references = codec.raw_field(reply, m.ScanReply, "from_transition")
+            if references is None or bytes(references) == _EMPTY_ARRAY:
+                self.compaction.scan_replied()  # nothing referred to: the memory is spent
+                return reply
+            scanned = codec.decode(reply.frame).body
+            if not isinstance(scanned, m.ScanReply):
+                raise ProtocolError(f"a ScanReply decoded as {type(scanned).__name__}")
+            return self.compaction.incoming(None, scanned, link)
+        except (ProtocolError, ValueError) as error:
+            raise Refused("protocol", f"{self.description}: {error}") from None
 
     def _link_failure(self, error: BaseException, what: str) -> Refused:
         """The refusal for a request ``what`` whose link broke or timed out."""

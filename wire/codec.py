@@ -100,6 +100,25 @@ def peek(frame, *, max_size: int = MAX_FRAME_SIZE) -> RawFrame:
     return RawFrame(name, header.id, header.reply_to, frame, size - len(body))
 
 
+def raw_field(raw: RawFrame, message_type: type, name: str):
+    """The encoded value (``msgspec.Raw``) of field ``name`` of a message received header-only
+    (``peek``), without decoding the other fields; None when the field is omitted (it then has
+    its default). ``message_type`` is the array-like message struct ``raw`` holds (``ValueError``
+    if ``raw`` is another type); ``ProtocolError`` if the body is not an array."""
+    tag = message_type.__struct_config__.tag
+    if raw.type_name != tag:
+        raise ValueError(f"{raw.type_name} is not a {tag}")
+    position = 1 + message_type.__struct_fields__.index(name)
+    try:
+        fields = _fields_decoder.decode(raw.body)
+    except (msgspec.DecodeError, msgspec.ValidationError) as error:
+        raise ProtocolError(f"invalid message: {error}") from None
+    return fields[position] if position < len(fields) else None
+
+
+_fields_decoder = msgspec.msgpack.Decoder(list[msgspec.Raw])
+
+
 def peek_id(frame) -> int:
     """The request id of a frame that does not decode, if its envelope can be read (0 if not):
     lets a receiver refuse that one request instead of failing every request in flight."""

@@ -14,6 +14,9 @@ Mailbox (``Mailbox``, ROUTER, bound to an ``ipc://`` path in a private directory
 - ``Ping`` is answered with ``Pong`` by the receive loop itself (heartbeats never queue behind
   work);
 - everything else is returned by ``receive()`` as a ``Request``; ``Request.reply`` answers it.
+  A reply body may be a ``codec.RawFrame`` (a reply a relay received header-only): its encoded
+  body is sent as it came under this reply's envelope; the requester decodes and validates it
+  as any other reply.
 - header-only receive: message types named in ``Mailbox.relay`` (set by an actor that only
   passes them on, ``Actor.RELAY``) are not decoded: their envelope is checked (``codec.peek``:
   size, msgpack syntax, version, a known type) and ``Request.body`` is a ``codec.RawFrame``
@@ -101,7 +104,13 @@ class Mailbox:
                 pass
 
     async def send_to(self, peer: bytes, body, *, reply_to: int = 0) -> None:
-        await self._socket.send_multipart([peer, codec.encode(body, reply_to=reply_to)])
+        """Send ``body`` to ``peer``; a ``codec.RawFrame`` (a reply relayed header-only) goes out
+        as it came, under a new envelope (``reply_to``)."""
+        if isinstance(body, codec.RawFrame):
+            frame = body.reframed(reply_to=reply_to)
+        else:
+            frame = codec.encode(body, reply_to=reply_to)
+        await self._socket.send_multipart([peer, frame])
 
     async def receive(self) -> Request:
         """Wait for the next valid request that is not a heartbeat."""

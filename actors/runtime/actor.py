@@ -8,7 +8,9 @@ Opt-in overlap: requests whose type is in ``CONCURRENT`` may be handled beside e
 most ``MAX_CONCURRENT`` at once; every other request still runs alone (rules and ordering
 guarantees: ``admission``). A ``Stop`` waits for the requests being handled.
 
-``handle`` returns the reply body (``None`` means ``Ok``); raising ``wire.handling.NotHandled``
+``handle`` returns the reply body (``None`` means ``Ok``; a ``wire.codec.RawFrame``, a reply
+the actor received header-only from elsewhere, is sent on as it came: the raw reply of a relay,
+decoded and validated by the requester); raising ``wire.handling.NotHandled``
 answers ``unknown-request``, ``wire.handling.Refused`` answers its code, any other exception
 answers ``failed`` with the text and is logged; the actor keeps running. An actor that finds
 its own state corrupt should call ``self.crash(reason)``: the process exits with status 1 and
@@ -56,6 +58,8 @@ class Actor:
     # Names of message types the actor only passes on: its mailbox hands them to ``handle`` as
     # ``wire.codec.RawFrame`` (envelope checked, body not decoded; see ``wire.sockets``).
     RELAY: tuple = ()
+    # (Replies: ``handle`` may return a ``RawFrame`` it got from the next hop; the mailbox sends
+    # its body as it came, see ``wire.sockets.Mailbox.send_to``.)
 
     def __init__(self, context: ActorContext):
         self.context = context
