@@ -63,6 +63,7 @@ from mutagen_actors.actors.sync.settings import (
     SymlinkMode,
     WatchMode,
 )
+from mutagen_actors.actors.sync.permissions import new_file_mode
 from mutagen_actors.actors.sync.staging import Staging, staging_directory
 from mutagen_actors.actors.sync.transition import STAGED_MISMATCH, TransitionResult, transition
 from mutagen_actors.actors.sync.watching import Watcher
@@ -157,7 +158,11 @@ class LocalEndpoint:
         self.staging = Staging(
             staging_directory(self.stage_mode, root=self.root, session=settings.session,
                               side=settings.side, data_directory=settings.data_directory),
-            settings.hash, max_file_size=settings.max_staging_file_size)
+            settings.hash, max_file_size=settings.max_staging_file_size,
+            # Staged files get the mode a new file gets (the store's 0700 directories protect
+            # them): the transition then changes no mode but an executable's or a manual one.
+            file_mode=new_file_mode(settings.default_file_mode, False,
+                                    PermissionsMode(settings.permissions_mode)))
         self.cache = DigestCache(settings.hash)
         self.previous: Optional[ScanResult] = None
         self.dirty: Optional[set] = None  # None: everything

@@ -31,7 +31,12 @@ delta against an unknown signature) or content that does not verify (a corrupted
 prefix that was wrong, a file that changed while it was read) discards the partial content and
 lists the item in ``refetch``: the stager fetches it again whole from offset 0 (once). A sender
 that cannot read the file (error chunk), an out-of-order piece, the staging size limit or an
-OSError only discard and report a problem. Nothing unverified ever gets a final name.
+OSError only discard and report a problem. Nothing unverified ever gets a final name, and
+each of these paths (whole, pieces and resumes, deltas, local copies through
+``Staging.receive_file``) records the verified size with ``Staging.named`` right after its
+rename: the transition trusts such a name and checks only the size (``actors.sync.staging``).
+Files are created with ``Staging.file_mode`` (the endpoint's new-file mode), so they need no
+``chmod`` at the transition.
 
 Memory: the receiver holds one chunk of a message at a time plus one base chunk group; the sender
 holds one literal block and the chunker's buffer per open delta stream (at most
@@ -312,13 +317,13 @@ class Receiver:
                            "(corrupted in transit, or changed while sent)")
         partial = name + RESUME_SUFFIX
         try:
-            fd = os.open(partial, _WRITE_FLAGS, 0o600, dir_fd=store)
+            fd = os.open(partial, _WRITE_FLAGS, staging.file_mode, dir_fd=store)
         except FileNotFoundError:
             try:
                 os.mkdir(name[:2], 0o700, dir_fd=store)
             except FileExistsError:
                 pass
-            fd = os.open(partial, _WRITE_FLAGS, 0o600, dir_fd=store)
+            fd = os.open(partial, _WRITE_FLAGS, staging.file_mode, dir_fd=store)
         try:
             view = memoryview(data)
             while view:
@@ -328,6 +333,7 @@ class Receiver:
             raise
         os.close(fd)
         os.rename(partial, name, src_dir_fd=store, dst_dir_fd=store)
+        staging.named(chunk.digest, len(data))
 
     def _receive_chunk(self, chunk: Chunk) -> bool:
         if chunk.error:
@@ -360,7 +366,9 @@ class Receiver:
             _unlink(partial.path)
             raise _Refetch("received content does not match its digest "
                            "(corrupted in transit, or changed while sent)")
-        os.rename(partial.path, self.endpoint.staging.path_for(chunk.digest))
+        staging = self.endpoint.staging
+        os.rename(partial.path, staging.path_for(chunk.digest))
+        staging.named(chunk.digest, partial.offset)
         return True
 
     def _open(self, chunk: Chunk) -> _Partial:
@@ -371,7 +379,7 @@ class Receiver:
         path = staging.resume_path(chunk.digest)
         os.makedirs(os.path.dirname(path), mode=0o700, exist_ok=True)
         flags = os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC
-        fd = os.open(path, flags, 0o600)
+        fd = os.open(path, flags, staging.file_mode)
         try:
             hasher = new_hasher(settings.hash)
             if chunk.offset:

@@ -6,6 +6,20 @@ the same directory, hashes while writing, and renames only on a match. So whatev
 ``path_for`` point at is complete and correct, even after a crash mid-write (leftover temporary
 names are ignored and removed by ``wipe``).
 
+What a name is trusted for (``verified_size``): every way content gets its digest name here (a
+whole message verified in memory, pieces and resumes hashed as they are written, delta rebuilds,
+copies of local files, ``StagedWriter``) checks the digest *before* the rename, and records the
+size it verified. The store is private to its user (directories 0700), so the transition takes
+such a name for its content and checks only the size (``verified_size`` against an ``fstat``),
+as Mutagen does (verification in the staging sink, none at transition). A name this object did
+not record (staged by an earlier process: a crash, a restart) has no size to check and is hashed
+again by the transition. The record lives until ``discard`` or ``wipe`` (one entry per staged
+file, between a ``StageBegin`` and the transition that empties the store).
+
+Staged files are created with ``file_mode`` (the endpoint's mode for a new non-executable file,
+default 0600): the directories around them protect the content, and a file that already has its
+final mode is moved into place without a ``chmod``.
+
 Resuming (``resume_path``): a file being received is written to ``<digest hex>.resume`` beside
 its final name, and kept there when the transfer is cut (stager killed, connection lost, cycle
 cancelled), so the next attempt starts after what it holds (``resume_size``). It is never under
@@ -58,10 +72,23 @@ def staging_directory(mode: StageMode, *, root: str, session: str, side: str, da
 class Staging:
     """A content-addressed store of verified files for one session side."""
 
-    def __init__(self, directory: str, algorithm: HashAlgorithm = HashAlgorithm.XXH128, *, max_file_size: int = 0):
+    def __init__(self, directory: str, algorithm: HashAlgorithm = HashAlgorithm.XXH128, *,
+                 max_file_size: int = 0, file_mode: int = 0o600):
         self.directory = directory
         self.algorithm = HashAlgorithm(algorithm)
         self.max_file_size = max_file_size
+        self.file_mode = file_mode  # what staged files are created with (less the umask)
+        self._sizes: dict[bytes, int] = {}  # digest -> size verified when it took its name
+
+    def named(self, digest: bytes, size: int) -> None:
+        """Record that ``size`` bytes of content verified against ``digest`` just took the
+        digest's name (every writer of the store calls it right after its rename)."""
+        self._sizes[digest] = size
+
+    def verified_size(self, digest: bytes) -> Optional[int]:
+        """The size of the content this object verified under ``digest``'s name, or None if it
+        named none (a file staged by an earlier process: hash it before trusting it)."""
+        return self._sizes.get(digest)
 
     def _check(self, digest: bytes) -> str:
         if not isinstance(digest, (bytes, bytearray)) or len(digest) != DIGEST_SIZES[self.algorithm]:
@@ -173,6 +200,7 @@ class Staging:
                         yield item.name, item.path
 
     def discard(self, digest: bytes) -> None:
+        self._sizes.pop(digest, None)
         try:
             os.unlink(self.path_for(digest))
         except FileNotFoundError:
@@ -190,6 +218,7 @@ class Staging:
 
     def wipe(self) -> None:
         """Remove the whole store (staged and partial files)."""
+        self._sizes = {}
         shutil.rmtree(self.directory, ignore_errors=True)
 
 
@@ -204,7 +233,8 @@ class StagedWriter:
         self.temporary = f"{final}{_PARTIAL}{secrets.token_hex(6)}"
         self.size = 0
         self._hasher = new_hasher(store.algorithm)
-        self._fd: Optional[int] = os.open(self.temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
+        self._fd: Optional[int] = os.open(self.temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC,
+                                           store.file_mode)
         self._done = False
 
     def write(self, data: bytes) -> None:
@@ -235,6 +265,7 @@ class StagedWriter:
             )
         os.rename(self.temporary, self.final)
         self._done = True
+        self.store.named(self.digest, self.size)
         return self.final
 
     def abort(self) -> None:

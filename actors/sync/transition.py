@@ -19,8 +19,14 @@ Rules (design brief invariants 1 and 6):
 - A directory is removed by removing the entries ``old`` lists; untracked or problematic children
   are never touched, and anything left afterwards (including names that appeared since the scan)
   keeps the directory and is reported as "unknown content encountered on disk".
-- New content comes from the staging store, gets its mode and ownership, is verified against its
-  digest, and only then appears under its real name: ``rename`` over the old file for a swap
+- New content comes from the staging store, is checked, gets its mode and ownership (only where
+  the staged file's differ), and only then appears under its real name. The check: content the
+  store verified before it took its digest name in this process (``Staging.verified_size``:
+  every writer of the store hashes first) is trusted for its name, and only its size is
+  compared (one ``lstat``), as Mutagen trusts its staging sink; content staged by an earlier
+  process is hashed and compared with the digest. Content that fails the check is never used:
+  it is removed from staging and reported ("staged file does not match its digest"), and the
+  endpoint fetches it again. The name is given by ``rename`` over the old file for a swap
   (atomic), a rename that never replaces (``renameat2(RENAME_NOREPLACE)``, else ``link``) for a
   new file. When the staging store is on the target directory's filesystem and the content is not
   needed again in this transition, the staged file itself is prepared and moved (one rename per
@@ -296,16 +302,20 @@ class _Transition:
         if last and self.staging_device is not None and self._device(pfd) == self.staging_device:
             store = self.store_fd if building else None
             name = staged if store is None else relative
+            expected = self.staging.verified_size(digest)
             try:
-                fd = os.open(name, _READ_FLAGS, dir_fd=store)
+                if expected is not None:
+                    # Verified when it took its name (actors.sync.staging): one lstat checks the
+                    # size; the file is opened only when its mode or owner must change.
+                    st = os.stat(name, dir_fd=store, follow_symlinks=False)
+                    if not self.ready(st, new, expected):
+                        st = self.prepare(name, store, new, expected)
+                else:
+                    st = self.prepare(name, store, new, None)
             except FileNotFoundError:
                 self.missing_staged = True
                 self.report(path, STAGED_MISSING)
                 return None
-            try:
-                st = self.finish(fd, new)
-            finally:
-                os.close(fd)
             if st is None:
                 _unlink_path_quietly(staged)  # damaged: the next cycle fetches it again
                 self.report(path, STAGED_MISMATCH)
@@ -342,11 +352,7 @@ class _Transition:
             finally:
                 os.close(source)
         try:
-            fd = os.open(temporary, _READ_FLAGS, dir_fd=pfd)
-            try:
-                st = self.finish(fd, new)
-            finally:
-                os.close(fd)
+            st = self.prepare(temporary, pfd, new, self.staging.verified_size(new.digest))
         except BaseException:
             _unlink_quietly(pfd, temporary)
             raise
@@ -358,19 +364,45 @@ class _Transition:
             return None
         return _Placed(pfd, temporary, st)
 
-    def finish(self, fd: int, new: Entry) -> Optional[os.stat_result]:
-        """Give the open file its final mode (and owner), then verify its content against
-        ``new.digest``: its stat afterwards, or None if the content does not match."""
+    def ready(self, st: os.stat_result, new: Entry, expected: int) -> bool:
+        """Whether a staged file with lstat ``st``, verified with ``expected`` bytes, can take
+        its name as it is: the right size (else ``prepare`` refuses it) and already the final
+        mode, no owner or group to set."""
+        return (st.st_size == expected and _stat.S_ISREG(st.st_mode)
+                and _stat.S_IMODE(st.st_mode) == self.file_modes[new.executable]
+                and self.uid == -1 and self.gid == -1)
+
+    def prepare(self, name: str, dir_fd: Optional[int], new: Entry,
+                expected: Optional[int]) -> Optional[os.stat_result]:
+        """Open file ``name`` (relative to ``dir_fd``, None: a path) and ``finish`` it."""
+        fd = os.open(name, _READ_FLAGS, dir_fd=dir_fd)
+        try:
+            return self.finish(fd, new, expected)
+        finally:
+            os.close(fd)
+
+    def finish(self, fd: int, new: Entry, expected: Optional[int]) -> Optional[os.stat_result]:
+        """Check the open file's content, then give it its final mode (and owner): its stat
+        afterwards, or None if the content is not ``new``'s. ``expected``: the size the staging
+        store verified under the digest's name (``Staging.verified_size``; a copy of such a
+        file has it too): only the size is checked. None (a file staged by an earlier process):
+        the content is hashed and compared with ``new.digest``."""
         st = os.fstat(fd)
+        if not _stat.S_ISREG(st.st_mode):
+            return None
+        if expected is not None:
+            if st.st_size != expected:
+                return None
+        else:
+            actual, read = hash_fd(fd, self.algorithm, st.st_size)
+            if actual != new.digest or read != st.st_size:
+                return None
         mode = self.file_modes[new.executable]
         if _stat.S_IMODE(st.st_mode) != mode or self.uid != -1 or self.gid != -1:
             os.fchmod(fd, mode)
             if self.uid != -1 or self.gid != -1:
                 os.fchown(fd, self.uid, self.gid)
             st = os.fstat(fd)
-        actual, read = hash_fd(fd, self.algorithm, st.st_size)
-        if actual != new.digest or read != st.st_size:
-            return None
         return st
 
     # -- creation -------------------------------------------------------------------------------

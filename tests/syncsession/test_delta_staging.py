@@ -222,11 +222,9 @@ def test_a_staged_file_damaged_on_disk_is_not_used_and_is_fetched_again(pair):
     change = Change("f.bin", old_entry, new_entry)
     stage(pair, "f.bin", new)
     staged = pair.beta.staging.path_for(new_entry.digest)
-    with open(staged, "r+b") as stream:  # flip one byte in the staging store
-        stream.seek(1000)
-        byte = stream.read(1)
-        stream.seek(1000)
-        stream.write(bytes([byte[0] ^ 0x55]))
+    # Cut its last byte in the staging store: the transition checks the size the store verified
+    # (not the bytes again: actors.sync.staging, "What a name is trusted for").
+    os.truncate(staged, os.path.getsize(staged) - 1)
 
     result = pair.run(pair.beta.transition_async([change]))
     assert result.missing_staged  # the cycle runs again
