@@ -319,7 +319,8 @@ class StagerActor(EndpointJobActor):
         sender_welcome = await sender.request(m.EndpointHello(), timeout=REQUEST_TIMEOUT)
         # Straight from sender to receiver where the sender can (a local endpoint actor) and no
         # delta is asked for (a delta's pieces cannot be cut ahead of its reply).
-        if sender_welcome.supply_to and all(item.signature is None for item in needs):
+        straight = sender_welcome.supply_to and all(item.signature is None for item in needs)
+        if straight:
             await direct()
         else:
             await via_stager()
@@ -327,7 +328,7 @@ class StagerActor(EndpointJobActor):
         self.log.info("staging done", files=len(needs), expected_bytes=sum(max(0, s) for s in
                       sizes.values()), content_bytes=counts.content_bytes,
                       resumed_bytes=counts.resumed_bytes, delta_files=len(counts.delta_files),
-                      refetched=len(counts.refetched))
+                      refetched=len(counts.refetched), direct=straight)
         if problems:
             self.log.info("staging problems", count=len(problems), first=problems[0].error)
             reply.problems = problems  # the reconciler says why those files are missing
