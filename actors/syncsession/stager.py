@@ -3,20 +3,40 @@ staging store, as one streamed, pipelined flow per cycle.
 
 ``StageStart(receiver, items)`` starts a job (see ``jobs``):
 1. ``StageBegin`` on the receiver: it reuses content it already has and says what it needs;
-2. ``FileSizes`` on the sender (for progress and batching);
-3. ``Supply`` requests of at most ``BATCH_BYTES`` (1 MiB; bigger files travel in pieces) are
-   pipelined with ``StageChunks`` on the receiver: ``WRITES_IN_FLIGHT`` (2) writes may be in
-   flight while the next batch is read, so while batch *n* is written, batch *n+1* travels to
-   the receiver and batch *n+2* is read. The receiver handles writes in the order sent (an
-   endpoint handles them one at a time, in arrival order). Memory stays bounded by three
-   batches (3 MiB of content, plus their encoded copies); there is no round trip per file.
-   When an ack asks for a file again whole, pieces of it already sent in the other write in
-   flight are void: the receiver refuses them (they arrive after the discard) and their
-   results are ignored.
+2. ``EndpointHello`` and ``FileSizes`` on the sender (which path to take; progress and batching);
+3. the content travels in batches of at most ``BATCH_BYTES`` (1 MiB; bigger files travel in
+   pieces) and ``BATCH_FILES`` files, by one of two paths:
+
+   *Straight* (the sender's welcome says ``supply_to``: a local endpoint actor; and no item is
+   a delta): ``SupplyTo(batch, receiver's mailbox)`` on the sender, which reads the batch and
+   sends it as ``StageChunks`` to the receiver itself (``agent.supply_to``), then answers with
+   the chunks' metadata (``ChunkInfo``) and the receiver's ``StageAck``. The content never
+   passes through the stager. ``WRITES_IN_FLIGHT`` (2) requests are in flight: while the
+   receiver writes batch n, batch n+1 is read and sent. The sender reads and sends them in
+   arrival order, so the receiver gets the pieces of a file in order. To ask for batch n+1
+   before n's reply, the stager needs where the sender cuts n (``plan.expected_cut``: known for
+   raw reads of files whose size it knows); where it is not known, it waits for the reply. A
+   file cut elsewhere than expected (it changed while read) whose next piece was asked for
+   already is fetched again whole (void pieces ignored), once; a second time it is a problem.
+   The receiver's refusal (``stale``, ``disconnected``, ...) is the ``SupplyTo``'s refusal and
+   fails the job with the receiver's reason.
+
+   *Through the stager* (a remote sender, or a delta): ``Supply`` requests pipelined with
+   ``StageChunks`` on the receiver: ``WRITES_IN_FLIGHT`` writes may be in flight while the next
+   batch is read, so while batch *n* is written, batch *n+1* travels to the receiver and batch
+   *n+2* is read. The receiver handles writes in the order sent (an endpoint handles them one
+   at a time, in arrival order). Memory stays bounded by three batches (3 MiB of content, plus
+   their encoded copies); there is no round trip per file.
+
+   Either way, when an ack asks for a file again whole, pieces of it already sent in the other
+   write in flight are void: the receiver refuses them (they arrive after the discard) and
+   their results are ignored. The accounting (served and unserved requests, the rest of a file
+   read in part, content counts, refetches, ``StagingTracker`` progress) is the same on both.
 Per-file problems (a file that changed while it was read does not verify and is not staged) are
 not job failures: the transition then reports the file missing and the cycle runs again.
-A failed request (timeout, an endpoint went away) fails the job.
-Arguments: ``alpha`` and ``beta``: the endpoints' mailbox addresses.
+A failed request (timeout, an endpoint went away, a refusal) fails the job.
+Arguments: ``alpha`` and ``beta``: the endpoints' mailbox addresses (the straight path gives the
+receiver's to the sender).
 """
 
 from __future__ import annotations
