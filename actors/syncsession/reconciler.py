@@ -3,8 +3,10 @@
 The cycle runs in a task, never in the message handler, so ``GetSessionState`` and the other
 requests are answered at once whatever the cycle is doing. Loop:
 
-1. connect: ``EndpointHello`` to alpha, then beta, until both answer (``connecting-alpha`` /
-   ``connecting-beta``);
+1. connect: ``EndpointHello`` to alpha and to beta at the same time, each until it answers
+   (``connecting-alpha`` / ``connecting-beta``: the first side not yet connected); a side's scan
+   of the first cycle starts as soon as that side answered (a local root is scanned while the
+   SSH link of the other side is still being set up);
 2. unless both sides are ``no-watch``, run a cycle at once; then wait (``watching``) for an
    ``EndpointChanged`` notification, a flush, or a cleared halt;
 3. a cycle: scan both sides in parallel (full at start, after a failure or a halt; a flush asks
@@ -107,11 +109,13 @@ class ReconcilerActor(Actor):
         self.full_requested = True
         self.wake = asyncio.Event()
         self._saving: Optional[asyncio.Task] = None
+        self._connecting: dict[str, asyncio.Task] = {}  # per side: its hello (``_connect``)
         self.task = asyncio.get_running_loop().create_task(self._run())
 
     async def on_stop(self) -> None:
         self.task.cancel()
         await asyncio.gather(self.task, return_exceptions=True)
+        await self._stop_connecting()
         try:
             await self._settle_archive()
         except CycleFailed as error:
@@ -158,8 +162,11 @@ class ReconcilerActor(Actor):
     # ------------------------------------------------------------------ loop
 
     async def _run(self) -> None:
-        await self._connect()
+        self._connect()
         pending = not self.no_watch
+        if not pending:  # no cycle before a flush: say "watching" only once both answered
+            for side in SIDES:
+                await self._connected(side)
         while True:
             if not pending:
                 if self.status not in HALTED:
@@ -185,7 +192,8 @@ class ReconcilerActor(Actor):
                 if self.status not in HALTED:
                     self._set(status="waiting-for-rescan")
                 await asyncio.sleep(RETRY_DELAY)  # back-off before reconnecting
-                await self._connect()
+                await self._stop_connecting()
+                self._connect()
                 pending = True
                 continue
             if self.status in HALTED:
@@ -196,23 +204,45 @@ class ReconcilerActor(Actor):
                       flush_completed=max(self.flush_completed, ticket))
             pending = again or self.wake.is_set()
 
-    async def _connect(self) -> None:
-        for side in SIDES:
-            self._set(status=f"connecting-{side}")
-            while True:
-                try:
-                    welcome = await self.peers[side].request(m.EndpointHello(),
-                                                             timeout=HELLO_TIMEOUT)
-                    break
-                except (RequestTimeout, RemoteError, ConnectionError) as error:
-                    self._set_side(side, connected=False)
-                    if isinstance(error, RemoteError) and error.message != self.last_error:
-                        self._set(last_error=error.message)  # a remote link says why
-                    self.log.info("endpoint not answering yet", side=side, error=str(error))
-            self.epochs[side] = welcome.epoch
-            self._set_side(side, connected=True, watch_state=welcome.watch_state)
+    def _connect(self) -> None:
+        """Start saying hello to both sides at once (one task per side, owned here: cancelled
+        by ``_stop_connecting``); ``_scan`` waits for its own side's."""
+        loop = asyncio.get_running_loop()
+        self._connecting = {side: loop.create_task(self._connect_side(side)) for side in SIDES}
+        self._set(status=f"connecting-{SIDES[0]}")
+
+    async def _stop_connecting(self) -> None:
+        tasks = [task for task in self._connecting.values() if not task.done()]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+    async def _connect_side(self, side: str) -> None:
+        """``EndpointHello`` to ``side`` until it answers (each try bounded by HELLO_TIMEOUT)."""
+        while True:
+            try:
+                welcome = await self.peers[side].request(m.EndpointHello(),
+                                                         timeout=HELLO_TIMEOUT)
+                break
+            except (RequestTimeout, RemoteError, ConnectionError) as error:
+                self._set_side(side, connected=False)
+                if isinstance(error, RemoteError) and error.message != self.last_error:
+                    self._set(last_error=error.message)  # a remote link says why
+                self.log.info("endpoint not answering yet", side=side, error=str(error))
+        self.epochs[side] = welcome.epoch
+        self._set_side(side, connected=True, watch_state=welcome.watch_state)
+        waiting = [other for other in SIDES if other != side and not self._connecting[other].done()]
+        self._set(status=f"connecting-{waiting[0]}" if waiting else "scanning")
+
+    async def _connected(self, side: str) -> None:
+        """Wait for ``side``'s hello (its task outlives a cancelled cycle: shielded)."""
+        task = self._connecting[side]
+        if not task.done():
+            await asyncio.shield(task)
+        task.result()  # a hello that failed otherwise fails the cycle
 
     async def _scan(self, side: str, full: bool, fresh: bool) -> tuple[str, Optional[Entry]]:
+        await self._connected(side)
         epoch, generation, root = self.snapshots.get(side, ("", 0, None))
         reply = await self.peers[side].request(m.Scan(full, generation, epoch, fresh),
                                                timeout=SCAN_TIMEOUT)
@@ -250,7 +280,8 @@ class ReconcilerActor(Actor):
         others scan in full (``Scan.fresh``)."""
         clock = asyncio.get_running_loop().time
         times = {"start": clock()}
-        self._set(status="scanning")
+        if all(task.done() for task in self._connecting.values()):
+            self._set(status="scanning")  # else the last hello sets it (``_connect_side``)
         (alpha_epoch, alpha), (beta_epoch, beta) = await asyncio.gather(
             self._scan("alpha", full, fresh), self._scan("beta", full, fresh))
         times["scanned"] = clock()
