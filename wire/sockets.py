@@ -51,6 +51,14 @@ from .version import MAX_FRAME_SIZE
 ZMQ_SLACK = 64 * 1024
 
 _default_log = structlog.get_logger("wire.sockets")
+_received = [0]  # bytes of the replies every DealerClient of this process has received
+
+
+def received_bytes() -> int:
+    """Bytes of replies the ``DealerClient``s of this process have received so far (frames as
+    they came, before decoding): a cheap measure of how much was decoded (``actors.syncsession.
+    reconciler`` repacks its trees after big replies)."""
+    return _received[0]
 
 
 def ipc_path(endpoint: str) -> str | None:
@@ -238,6 +246,7 @@ class DealerClient:
         while True:
             frames = await self._socket.recv_multipart()
             self.last_heard = time.monotonic()
+            _received[0] += sum(len(frame) for frame in frames)
             if len(frames) != 1:
                 self.log.warning("protocol error on reply", error=f"{len(frames)} frames",
                                  **self._log_fields())

@@ -53,10 +53,12 @@ from mutagen_actors.actors.sync.safety import check_root_changes, check_root_emp
 from mutagen_actors.actors.sync.settings import Mode
 from mutagen_actors.actors.sync.sharing import share
 from mutagen_actors.agent.memory import trim
+from mutagen_actors.actors.runtime import heap
 from mutagen_actors.wire.errors import RemoteError, RequestTimeout
 from mutagen_actors.wire.handling import NotHandled, Refused
 from mutagen_actors.wire.messages import endpoint as m
 from mutagen_actors.wire.messages.sync import STATUS_DESCRIPTIONS, EndpointState, EndpointUrl
+from mutagen_actors.wire.sockets import received_bytes
 
 from . import archive
 from .archive import ArchiveError
@@ -72,6 +74,9 @@ JOB_START_TIMEOUT = 10.0
 JOB_POLL = 0.25
 RETRY_DELAY = 1.0
 HALTED = ("halted-on-root-emptied", "halted-on-root-deletion", "halted-on-root-type-change")
+REPACK_AFTER = 2 << 20  # bytes of replies decoded since the last repack that make one worth it
+_tree_encoder = msgspec.msgpack.Encoder()
+_tree_decoder = msgspec.msgpack.Decoder(Entry)
 
 
 class CycleFailed(Exception):
@@ -110,6 +115,7 @@ class ReconcilerActor(Actor):
         self.wake = asyncio.Event()
         self._saving: Optional[asyncio.Task] = None
         self._connecting: dict[str, asyncio.Task] = {}  # per side: its hello (``_connect``)
+        self._repacked_at = received_bytes()
         self.task = asyncio.get_running_loop().create_task(self._run())
 
     async def on_stop(self) -> None:
@@ -171,6 +177,8 @@ class ReconcilerActor(Actor):
             if not pending:
                 if self.status not in HALTED:
                     self._set(status="watching")
+                if received_bytes() - self._repacked_at > REPACK_AFTER:
+                    await self._repack()
                 await self.wake.wait()
             pending = False
             self.wake.clear()
@@ -355,6 +363,48 @@ class ReconcilerActor(Actor):
         if shared is updated:  # not wholly beta's: alpha's objects where equal (they win)
             shared = share(updated, alpha)
         return shared
+
+    async def _repack(self) -> None:
+        """Move the trees this actor keeps (the ancestor, the snapshots) into compact memory
+        once the session is idle after big replies (``REPACK_AFTER`` bytes since the last time).
+
+        Why: a 100k-entry reply decodes into ~14 MB of small objects, freed again once the cycle
+        is done (the transition results, a scan delta of everything just written, the staging
+        list), while long-lived small objects allocated meanwhile pin the 1 MiB arenas they
+        share: ~11 MB of free pools stayed resident here after an initial sync. Freeing the
+        kept trees *first* (their arenas, filled in one go by the first scan's decode, are then
+        returned to the system) and decoding them again afterwards puts them into those free
+        pools. Values are unchanged (encode/decode round trip of each distinct root) and the
+        snapshots share the ancestor's objects again (``sharing.share``). Synchronous (~0.1 s
+        for 100k entries); waits for an archive save in flight (which holds the ancestor)."""
+        if self._saving is not None and not self._saving.done():
+            await asyncio.wait({self._saving})  # its outcome is _settle_archive's business
+        self._repacked_at = received_bytes()
+        held = [self.ancestor] + [root for (_, _, root) in self.snapshots.values()]
+        distinct: list[Entry] = []
+        for root in held:
+            if root is not None and not any(root is other for other in distinct):
+                distinct.append(root)
+        if not distinct:
+            return
+        where = [None if root is None else
+                 next(i for i, other in enumerate(distinct) if other is root) for root in held]
+        blobs = [_tree_encoder.encode(root) for root in distinct]
+        names = [(side, epoch, generation)
+                 for side, (epoch, generation, _) in self.snapshots.items()]
+        self.ancestor = None
+        self.snapshots = {}
+        del held, distinct, root
+        trees: list[Entry] = []
+        for blob in blobs:  # the old trees are gone: their memory is free for these
+            tree = _tree_decoder.decode(blob)
+            trees.append(share(tree, trees[0]) if trees else tree)
+        del blobs
+        self.ancestor = None if where[0] is None else trees[where[0]]
+        self.snapshots = {side: (epoch, generation, None if index is None else trees[index])
+                          for (side, epoch, generation), index in zip(names, where[1:])}
+        del trees
+        heap.tidy()
 
     def _share_structure(self) -> None:
         """Make the stored snapshots and the ancestor share objects where they are equal, so the
