@@ -28,6 +28,12 @@ Each of these repeats something the receiver already holds, so it is sent as a r
   scan reply) is sent with ``new=None`` and its position in ``from_transition``;
   ``expand_delta`` restores it.
 
+- ``shallow_changes(body) -> changes | None``: a ``Transition`` none of whose changes the
+  daemon side would compact (no ``old`` directory of 2+ entries, no references yet) is relayed
+  as it came; its changes are read with their entries left encoded (``msgspec.Raw``, ``None``
+  for nil), which is all ``expand_results``/``expand_delta`` need to put them back into the
+  replies (an encoder writes a ``Raw`` as it is). None means "decode it and compact".
+
 Failure rules: the ``expand_*`` functions raise ``ValueError`` for a reference that does not fit
 (an index out of range, a path the request does not hold, a referenced entry that is missing):
 the caller must fail the request (the cycle then re-runs from a fresh scan), never guess. The
@@ -51,6 +57,7 @@ from msgspec.structs import replace
 from mutagen_actors.actors.sync.model import Change, Entry, Kind
 
 __all__ = ["AgentSide", "DaemonSide", "REFERENCE_MISS", "ReferenceMiss", "compact_olds",
+           "shallow_changes",
            "expand_olds", "fingerprint", "compact_transition", "expand_transition",
            "compact_results", "expand_results", "compact_delta", "expand_delta", "written_entries"]
 
@@ -221,6 +228,62 @@ def expand_olds(changes: list[Change], old_seen: list[tuple[int, bytes]],
     return out
 
 
+class _RawChange(msgspec.Struct, array_like=True, frozen=True):
+    path: str
+    old: msgspec.Raw
+    new: msgspec.Raw
+
+
+class _ShallowTransition(msgspec.Struct, array_like=True, tag="Transition"):
+    """``wire.messages.endpoint.Transition`` with its entries left encoded (same encoding)."""
+
+    epoch: str
+    changes: list[_RawChange]
+    moved: list[tuple[int, int]] = []
+    old_seen: list[tuple[int, bytes]] = []
+
+
+_shallow_transition = msgspec.msgpack.Decoder(_ShallowTransition)
+_entry_fields = msgspec.msgpack.Decoder(list[msgspec.Raw])
+_contents = msgspec.msgpack.Decoder(dict[str, msgspec.Raw])
+_NIL = b"\xc0"
+
+
+def _encoded_or_none(raw: msgspec.Raw) -> Optional[msgspec.Raw]:
+    return None if len(raw) == 1 and bytes(raw) == _NIL else raw
+
+
+def _encoded_worth(raw: Optional[msgspec.Raw]) -> bool:
+    """``_worth`` of an encoded entry (reads its kind and the size of its contents only)."""
+    if raw is None:
+        return False
+    fields = _entry_fields.decode(raw)
+    if not fields or msgspec.msgpack.decode(fields[0]) != Kind.DIRECTORY:
+        return False
+    return len(fields) > 1 and len(_contents.decode(fields[1])) >= _MIN_REFERENCED
+
+
+def shallow_changes(body) -> Optional[list[Change]]:
+    """The changes of an encoded ``Transition`` body whose entries stay encoded (``Change``s
+    holding ``msgspec.Raw`` or None: for encoders and ``expand_*`` only, never for comparing),
+    or None when the transition must be decoded: ``DaemonSide.outgoing`` would compact it (an
+    ``old`` directory worth a reference), it already carries references, or it does not have a
+    transition's shape (the full decode then says what is wrong). Never raises."""
+    try:
+        transition = _shallow_transition.decode(body)
+        if transition.moved or transition.old_seen:
+            return None
+        changes = []
+        for change in transition.changes:
+            old = _encoded_or_none(change.old)
+            if _encoded_worth(old):
+                return None
+            changes.append(Change(change.path, old, _encoded_or_none(change.new)))
+        return changes
+    except (msgspec.DecodeError, msgspec.ValidationError, TypeError, ValueError):
+        return None
+
+
 def written_entries(results: list[Change]) -> dict[str, Entry]:
     """path -> entry of the (expanded) results that left something on disk: what
     ``compact_delta``/``expand_delta`` may refer to."""
@@ -294,6 +357,11 @@ class DaemonSide:
             if moved or old_seen:
                 return replace(request, changes=changes, moved=moved, old_seen=old_seen)
         return request
+
+    def relayed(self) -> None:
+        """A ``Transition`` goes to the agent as it came (``shallow_changes``): as
+        ``outgoing`` does for any transition, forget the previous one's written entries."""
+        self.written = None
 
     def scan_replied(self) -> None:
         """A ``ScanReply`` that refers to nothing went by undecoded (the remote endpoint actor

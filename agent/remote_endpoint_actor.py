@@ -50,7 +50,7 @@ from mutagen_actors.wire.messages import endpoint as m
 from mutagen_actors.wire.messages.base import ErrorReply
 from mutagen_actors.wire.tunnel import TunnelClosed
 
-from .compaction import REFERENCE_MISS, DaemonSide
+from .compaction import REFERENCE_MISS, DaemonSide, shallow_changes
 
 URL_FIELDS = ("protocol", "user", "host", "port", "environment")
 NOT_SETTINGS = ("notify", "data_directory", "prompts", "compression", *URL_FIELDS)
@@ -300,7 +300,9 @@ class RemoteEndpointActor(Actor):
     # ``ScanReply`` that refers to the last transition goes back undecoded too (``_answer``):
     # the requester decodes and validates it. Decoding big messages here only to encode them
     # again left megabytes of free small-object pools resident in this process.
-    RELAY = ("StageChunks", "Supply", "StageBegin", "FileSizes")
+    # A Transition too: relayed as it came when nothing in it would be compacted (the initial
+    # sync's whole tree is then never decoded here), else decoded and compacted (``_transition``).
+    RELAY = ("StageChunks", "Supply", "StageBegin", "FileSizes", "Transition")
 
     async def on_start(self) -> None:
         args = self.context.args
@@ -423,6 +425,8 @@ class RemoteEndpointActor(Actor):
         link = self.link
         if link is None or not self.up.is_set():
             raise Refused("disconnected", self.state)
+        if isinstance(message, RawFrame) and message.type_name == "Transition":
+            return await self._transition(link, message)
         if isinstance(message, RawFrame):
             return await self._relay(link, message)
         if not isinstance(message, m.Transition):  # no compaction: the reply goes back raw
@@ -443,6 +447,30 @@ class RemoteEndpointActor(Actor):
             raise Refused(reply.code, reply.message)
         try:
             return self.compaction.incoming(request, reply, link)
+        except ValueError as error:
+            raise Refused("protocol", f"{self.description}: {error}") from None
+
+    async def _transition(self, link: Link, raw: RawFrame):
+        """A ``Transition`` received header-only: relayed as it came, its reply expanded against
+        its changes read with their entries left encoded (``compaction.shallow_changes``), when
+        no compaction applies to it; else decoded (validated as the mailbox would have) and
+        handled as any request."""
+        changes = shallow_changes(raw.body)
+        if changes is None:
+            try:
+                message = codec.decode(raw.frame).body
+            except ProtocolError as error:
+                raise Refused("protocol", str(error)) from None
+            return await self.handle(message)
+        self.compaction.relayed()
+        try:
+            reply = await link.relay(raw, timeout=REQUEST_TIMEOUT)
+        except (TunnelClosed, asyncio.TimeoutError) as error:
+            raise self._link_failure(error, raw.type_name) from None
+        if isinstance(reply, ErrorReply):
+            raise Refused(reply.code, reply.message)
+        try:
+            return self.compaction.incoming(m.Transition("", changes), reply, link)
         except ValueError as error:
             raise Refused("protocol", f"{self.description}: {error}") from None
 
