@@ -18,6 +18,7 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import gc
+import os
 
 from mutagen_actors.agent.memory import keep_trimmable
 
@@ -28,6 +29,18 @@ try:
     _malloc_trim = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").malloc_trim
 except (OSError, AttributeError):  # not glibc
     _malloc_trim = None
+
+
+def resident() -> int:
+    """This process's resident set size in bytes (``/proc/self/statm``; 0 where unreadable)."""
+    try:
+        with open("/proc/self/statm", "rb") as handle:
+            return int(handle.read().split()[1]) * _PAGE
+    except (OSError, ValueError, IndexError):
+        return 0
+
+
+_PAGE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
 
 
 def tidy() -> None:

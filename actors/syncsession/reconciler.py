@@ -387,9 +387,11 @@ class ReconcilerActor(Actor):
                 distinct.append(root)
         if not distinct:
             return
+        started, rss_before = asyncio.get_running_loop().time(), heap.resident()
         where = [None if root is None else
                  next(i for i, other in enumerate(distinct) if other is root) for root in held]
         blobs = [_tree_encoder.encode(root) for root in distinct]
+        count = len(blobs)
         names = [(side, epoch, generation)
                  for side, (epoch, generation, _) in self.snapshots.items()]
         self.ancestor = None
@@ -405,6 +407,9 @@ class ReconcilerActor(Actor):
                           for (side, epoch, generation), index in zip(names, where[1:])}
         del trees
         heap.tidy()
+        self.log.info("trees repacked", trees=count,
+                      ms=round((asyncio.get_running_loop().time() - started) * 1000, 1),
+                      rss_before=rss_before, rss_after=heap.resident())
 
     def _share_structure(self) -> None:
         """Make the stored snapshots and the ancestor share objects where they are equal, so the
