@@ -183,11 +183,19 @@ class Receiver:
         candidates: list[StageItem] = []
         # One listing of the store instead of a stat per item (an initial sync asks for every
         # file of the tree; the store is then empty or absent).
-        seen: set[bytes] = set(staging.digests())
+        present: set[bytes] = set(staging.digests())
+        seen: set[bytes] = set()
         for item in items:
-            if item.digest in seen:
+            digest = item.digest
+            if digest in seen:
                 continue
-            seen.add(item.digest)
+            seen.add(digest)
+            # Staged by an earlier process (no size recorded here): hashed once now, so content
+            # a crash left short under its name is fetched in this cycle, not found at the
+            # transition (which then trusts the name).
+            if digest in present and (staging.verified_size(digest) is not None
+                                      or self._verify_staged(digest)):
+                continue
             candidates.append(item)
         if len(candidates) >= REUSE_MIN_ITEMS:
             local = local_copies(self.endpoint.cache, {item.digest for item in candidates})
@@ -214,6 +222,12 @@ class Receiver:
                     self._bases[item.digest] = (item.path, sig)
             needed.append(StageItem(item.path, item.digest, offset, sig))
         return needed
+
+    def _verify_staged(self, digest: bytes) -> bool:
+        try:
+            return self.endpoint.staging.verify(digest) is not None
+        except OSError:
+            return False
 
     def _sign(self, path: str) -> Optional[Signature]:
         """The chunk signature of the regular file at ``path`` in the root if it is big enough
@@ -315,24 +329,23 @@ class Receiver:
         if digest_bytes(data, staging.algorithm) != chunk.digest:
             raise _Refetch("received content does not match its digest "
                            "(corrupted in transit, or changed while sent)")
-        partial = name + RESUME_SUFFIX
         try:
-            fd = os.open(partial, _WRITE_FLAGS, staging.file_mode, dir_fd=store)
+            fd = os.open(name, _WRITE_FLAGS, staging.file_mode, dir_fd=store)
         except FileNotFoundError:
             try:
                 os.mkdir(name[:2], 0o700, dir_fd=store)
             except FileExistsError:
                 pass
-            fd = os.open(partial, _WRITE_FLAGS, staging.file_mode, dir_fd=store)
+            fd = os.open(name, _WRITE_FLAGS, staging.file_mode, dir_fd=store)
         try:
             view = memoryview(data)
             while view:
                 view = view[os.write(fd, view):]
         except BaseException:
             os.close(fd)
+            _unlink_at(store, name)
             raise
         os.close(fd)
-        os.rename(partial, name, src_dir_fd=store, dst_dir_fd=store)
         staging.named(chunk.digest, len(data))
 
     def _receive_chunk(self, chunk: Chunk) -> bool:
@@ -624,6 +637,13 @@ class Supplier:
     def close(self) -> None:
         while self._streams:
             self._streams.popitem(last=False)[1].close()
+
+
+def _unlink_at(dir_fd: int, name: str) -> None:
+    try:
+        os.unlink(name, dir_fd=dir_fd)
+    except FileNotFoundError:
+        pass
 
 
 def _unlink(path: str) -> None:

@@ -12,8 +12,9 @@ copies of local files, ``StagedWriter``) checks the digest *before* the rename, 
 size it verified. The store is private to its user (directories 0700), so the transition takes
 such a name for its content and checks only the size (``verified_size`` against an ``fstat``),
 as Mutagen does (verification in the staging sink, none at transition). A name this object did
-not record (staged by an earlier process: a crash, a restart) has no size to check and is hashed
-again by the transition. The record lives until ``discard`` or ``wipe`` (one entry per staged
+not record (staged by an earlier process: a crash, a restart) has no size to check: the
+receiver's ``needs`` hashes it (``verify``) before it counts as staged, and the transition
+hashes any other. The record lives until ``discard`` or ``wipe`` (one entry per staged
 file, between a ``StageBegin`` and the transition that empties the store).
 
 Staged files are created with ``file_mode`` (the endpoint's mode for a new non-executable file,
@@ -45,7 +46,7 @@ import shutil
 import stat
 from typing import Iterable, Iterator, Optional
 
-from .hashing import DIGEST_SIZES, new_hasher
+from .hashing import DIGEST_SIZES, hash_fd, new_hasher
 from .settings import TEMPORARY_PREFIX, HashAlgorithm, StageMode
 
 _PARTIAL = ".partial-"
@@ -84,6 +85,29 @@ class Staging:
         """Record that ``size`` bytes of content verified against ``digest`` just took the
         digest's name (every writer of the store calls it right after its rename)."""
         self._sizes[digest] = size
+
+    def verify(self, digest: bytes) -> Optional[int]:
+        """Hash the file under ``digest``'s name (one staged by an earlier process, which this
+        object never recorded): its size, recorded as verified, if the content matches; None
+        otherwise, the file then removed (a crash in the middle of writing a whole file leaves
+        it short: ``agent.transfer``), or missing. OSError other than a missing file
+        propagates."""
+        try:
+            fd = os.open(self.path_for(digest), os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC
+                         | os.O_NONBLOCK)
+        except FileNotFoundError:
+            return None
+        try:
+            st = os.fstat(fd)
+            actual, read = hash_fd(fd, self.algorithm, st.st_size) if stat.S_ISREG(st.st_mode) \
+                else (b"", -1)
+        finally:
+            os.close(fd)
+        if actual != digest or read != st.st_size:
+            self.discard(digest)
+            return None
+        self.named(digest, read)
+        return read
 
     def verified_size(self, digest: bytes) -> Optional[int]:
         """The size of the content this object verified under ``digest``'s name, or None if it

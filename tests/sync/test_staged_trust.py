@@ -1,7 +1,8 @@
 """Staged content is verified once, before it takes its digest name, and the transition trusts
 that name (checking only the size the store verified): every way content reaches the store
 records it; a staged file whose size changed is refused and fetched again; a file staged by an
-earlier process (no record) is still hashed. Staged files carry the endpoint's new-file mode, so
+earlier process (no record; perhaps cut short by a crash while it was written) is hashed before
+it counts as staged, or at the transition. Staged files carry the endpoint's new-file mode, so
 a plain file needs no ``chmod`` to take its place, and an executable still gets its bits.
 
 Through the real endpoint (``agent.endpoint.LocalEndpoint``: its receiver, staging store and
@@ -139,28 +140,57 @@ def test_a_staged_file_whose_size_changed_is_refused_and_fetched_again(tmp_path,
     assert read(os.path.join(ep.root, "f")) == CONTENT
 
 
-def test_a_file_staged_by_an_earlier_process_is_hashed_before_use(tmp_path):
+def changed_byte(path: str) -> None:
+    with open(path, "r+b") as handle:
+        handle.seek(5000)
+        handle.write(b"\x00" if CONTENT[5000] else b"\x01")
+
+
+def cut_short(path: str) -> None:
+    """What a crash in the middle of writing a whole file leaves (it is written under its
+    digest name once its bytes verified in memory: agent.transfer._receive_whole)."""
+    os.truncate(path, 4096)
+
+
+@pytest.mark.parametrize("damage", [changed_byte, cut_short])
+def test_content_an_earlier_process_staged_is_hashed_before_it_counts(tmp_path, damage):
     first = endpoint(tmp_path)
     new = entry(CONTENT)
     whole(first, CONTENT, new.digest)
-    staged = first.staging.path_for(new.digest)
-    with open(staged, "r+b") as handle:  # same size, one byte changed
-        handle.seek(5000)
-        handle.write(b"\x00" if CONTENT[5000] else b"\x01")
+    damage(first.staging.path_for(new.digest))
     later = endpoint(tmp_path)  # a restarted agent: the store is the same directory
     assert later.staging.verified_size(new.digest) is None
 
+    [item] = later.needs([StageItem("f", new.digest)])  # fetched again in this very cycle
+    assert item.offset == 0
+    assert not later.staging.has(new.digest)
+    whole(later, CONTENT, new.digest)
+    result = later.transition([Change("f", None, new)])
+    assert result.problems == [] and not result.missing_staged
+    assert read(os.path.join(later.root, "f")) == CONTENT
+
+
+@pytest.mark.parametrize("damage", [changed_byte, cut_short])
+def test_the_transition_hashes_content_an_earlier_process_staged(tmp_path, damage):
+    first = endpoint(tmp_path)
+    new = entry(CONTENT)
+    whole(first, CONTENT, new.digest)
+    damage(first.staging.path_for(new.digest))
+    later = endpoint(tmp_path)
     result = later.transition([Change("f", None, new)])
     assert [(p.path, p.error) for p in result.problems] == [("f", STAGED_MISMATCH)]
-    assert result.missing_staged
+    assert result.missing_staged  # the cycle runs again
     assert os.listdir(later.root) == []
+    assert not later.staging.has(new.digest)
 
 
-def test_a_file_staged_by_an_earlier_process_intact_is_used(tmp_path, umask):
+def test_intact_content_an_earlier_process_staged_is_kept_and_used(tmp_path, umask):
     first = endpoint(tmp_path)
     new = entry(CONTENT)
     whole(first, CONTENT, new.digest)
     later = endpoint(tmp_path)
+    assert later.needs([StageItem("f", new.digest)]) == []
+    assert later.staging.verified_size(new.digest) == len(CONTENT)
     result = later.transition([Change("f", None, new)])
     assert result.problems == []
     assert read(os.path.join(later.root, "f")) == CONTENT

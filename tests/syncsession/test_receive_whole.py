@@ -100,6 +100,9 @@ def test_a_resume_file_of_the_same_digest_is_replaced_by_the_whole_file(endpoint
     with open(resume, "wb") as handle:
         handle.write(b"stale prefix that is longer than the file")
     assert endpoint.receive_chunks([whole("f", data)])[0] == 1
-    assert not os.path.exists(resume)
     with open(endpoint.staging.path_for(digest(data)), "rb") as handle:
         assert handle.read() == data
+    # The whole file is written under its final name; the stale partial content is never used
+    # and goes with the next StageBegin (content staged is no longer a candidate to resume).
+    assert endpoint.needs([StageItem("f", digest(data))]) == []
+    assert not os.path.exists(resume)
