@@ -21,8 +21,11 @@ Staging goes, per file: reuse -> delta -> resume.
 
 A file that arrives whole in one chunk (offset 0, end of file: every small file) takes the short
 path: its bytes are hashed in memory and compared with the digest before anything is written,
-then written under the resume name and renamed to the final name, both relative to the store
-directory opened once per message (four system calls per file).
+then written under the final name directly, relative to the store directory opened once per
+message (open, write, close: three system calls per file). A crash in the middle of that write
+can leave the file short under its name; no process trusts it: the size recorded with
+``Staging.named`` exists only once the write completed, and content without a record (staged by
+an earlier process) is hashed by ``needs`` (``Staging.verify``) before it counts as staged.
 
 Verification and failure rules: a file is renamed to its final staging name only after its whole
 content matched the session digest. ``Receiver.receive`` answers ``(completed, problems,
@@ -316,9 +319,11 @@ class Receiver:
     def _receive_whole(self, store: int, chunk: Chunk) -> None:
         """A whole file in one piece (the common case of small files): its bytes are verified
         against the digest in memory first (nothing is written when they do not match), then
-        written to the digest's resume name and renamed to its final name, both relative to
-        the open store directory ``store`` (no per-file path resolution, no per-file
-        ``makedirs``: the bucket directory is created only when the open says it is missing)."""
+        written under the digest's final name relative to the open store directory ``store``
+        (no per-file path resolution, no per-file ``makedirs``: the bucket directory is
+        created only when the open says it is missing; no rename: see the module docstring for
+        what a crash mid-write leaves and why it is never trusted). A write that fails removes
+        the file."""
         staging = self.endpoint.staging
         name = staging.relative_name(chunk.digest)
         data = chunk.data
