@@ -39,6 +39,7 @@ reified).
 from __future__ import annotations
 
 import asyncio
+import gc
 import itertools
 from typing import Optional
 
@@ -397,6 +398,9 @@ class ReconcilerActor(Actor):
         self.ancestor = None
         self.snapshots = {}
         del held, distinct, root
+        # Whatever else still refers to the old trees through reference cycles (e.g. the
+        # finished gather of this cycle's scans) lets go now, before anything is decoded.
+        gc.collect()
         trees: list[Entry] = []
         for blob in blobs:  # the old trees are gone: their memory is free for these
             tree = _tree_decoder.decode(blob)
