@@ -111,7 +111,6 @@ def test_progress_adds_up_and_a_cut_link_fails_the_job_with_the_receivers_reason
         failed = wait_until(lambda: [e for e in log_events(slow_sync.daemon, "job failed")
                                      if e.get("actor") == "stager"], 30,
                             what="the staging job to fail")
-        print("staging job failed:", failed[0]["error"])
         assert "link to" in failed[0]["error"] and "broke" in failed[0]["error"], failed[0]
         wait_same(local_root, remote_root, timeout=120)
         assert not leftovers(local_root, remote_root)
