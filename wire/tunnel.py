@@ -264,6 +264,7 @@ class Tunnel:
         self.peer = peer
         self.log = log or globals()["log"]
         self.liveness = Liveness(interval, misses, last_heard=time.monotonic())
+        self._last_read = self.liveness.last_heard  # the last read, for liveness (_heartbeat)
         self.round_trip: float | None = None  # last heartbeat round trip, seconds
         self.frames_sent = self.frames_received = 0
         self.bytes_sent = self.bytes_received = 0  # on the stream (after compression)
@@ -375,9 +376,11 @@ class Tunnel:
 
     async def _read_loop(self) -> None:
         try:
+            reader = self.reader
+            decoder = self._decoder
             while True:
                 try:
-                    chunk = await self.reader.read(1 << 20)
+                    chunk = await reader.read(1 << 20)
                 except asyncio.CancelledError:
                     raise
                 except Exception as error:  # noqa: BLE001 - any read failure ends the tunnel
@@ -387,13 +390,13 @@ class Tunnel:
                     self._finish(f"the {self.peer} closed the stream")
                     return
                 self.bytes_received += len(chunk)
-                self.liveness = self.liveness.heard(time.monotonic())
+                self._last_read = time.monotonic()  # folded into liveness by _heartbeat
                 try:
-                    frames = self._decoder.feed(chunk)
+                    frames = decoder.feed(chunk)
                 except ProtocolError as error:
                     self._finish(f"protocol error from the {self.peer}: {error}")
                     return
-                for (kind, body), size in zip(frames, self._decoder.sizes):
+                for (kind, body), size in zip(frames, decoder.sizes):
                     self.frames_received += 1
                     if self._traffic is not None and kind == DATA and body:
                         self._account("received", memoryview(body)[1 + body[0]:], size)
@@ -446,6 +449,7 @@ class Tunnel:
         try:
             while True:
                 now = time.monotonic()
+                self.liveness = self.liveness.heard(self._last_read)
                 if self.liveness.dead(now):
                     silent = now - self.liveness.last_heard
                     self._finish(f"no sign of life from the {self.peer} for {silent:.1f} s "
