@@ -343,9 +343,11 @@ class Receiver:
                 pass
             fd = os.open(name, _WRITE_FLAGS, staging.file_mode, dir_fd=store)
         try:
-            view = memoryview(data)
-            while view:
-                view = view[os.write(fd, view):]
+            written = os.write(fd, data)  # one write for a small file
+            if written < len(data):
+                view = memoryview(data)[written:]
+                while view:
+                    view = view[os.write(fd, view):]
         except BaseException:
             os.close(fd)
             _unlink_at(store, name)

@@ -77,6 +77,7 @@ class Staging:
                  max_file_size: int = 0, file_mode: int = 0o600):
         self.directory = directory
         self.algorithm = HashAlgorithm(algorithm)
+        self._digest_size = DIGEST_SIZES[self.algorithm]
         self.max_file_size = max_file_size
         self.file_mode = file_mode  # what staged files are created with (less the umask)
         self._sizes: dict[bytes, int] = {}  # digest -> size verified when it took its name
@@ -115,7 +116,9 @@ class Staging:
         return self._sizes.get(digest)
 
     def _check(self, digest: bytes) -> str:
-        if not isinstance(digest, (bytes, bytearray)) or len(digest) != DIGEST_SIZES[self.algorithm]:
+        if type(digest) is bytes and len(digest) == self._digest_size:  # the common case, fast
+            return digest.hex()
+        if not isinstance(digest, (bytes, bytearray)) or len(digest) != self._digest_size:
             raise StagingError(f"invalid {self.algorithm.value} digest {digest!r}")
         return bytes(digest).hex()
 
