@@ -4,7 +4,10 @@ Layout: ``<store>/<first 2 hex chars>/<digest hex>``. A file only ever appears u
 after its content has been verified against the digest: ``receive`` writes to a temporary name in
 the same directory, hashes while writing, and renames only on a match. So whatever ``has`` and
 ``path_for`` point at is complete and correct, even after a crash mid-write (leftover temporary
-names are ignored and removed by ``wipe``).
+names are ignored and removed by ``wipe``). The receiver's whole-file path
+(``agent.transfer.Receiver``) writes content it verified in memory under its final name directly;
+a crash in the middle of that write can leave it short there, which is why content this object
+did not record is hashed before it is trusted (below).
 
 What a name is trusted for (``verified_size``): every way content gets its digest name here (a
 whole message verified in memory, pieces and resumes hashed as they are written, delta rebuilds,
