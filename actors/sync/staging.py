@@ -11,9 +11,9 @@ did not record is hashed before it is trusted (below).
 
 What a name is trusted for (``verified_size``): every way content gets its digest name here (a
 whole message verified in memory, pieces and resumes hashed as they are written, delta rebuilds,
-copies of local files, ``StagedWriter``) checks the digest *before* the rename, and records the
+copies of local files, ``StagedWriter``) checks the digest *before* the file has that name, and records the
 size it verified. The store is private to its user (directories 0700), so the transition takes
-such a name for its content and checks only the size (``verified_size`` against an ``fstat``),
+such a name for its content and checks only the size (``verified_size`` against an ``lstat``),
 as Mutagen does (verification in the staging sink, none at transition). A name this object did
 not record (staged by an earlier process: a crash, a restart) has no size to check: the
 receiver's ``needs`` hashes it (``verify``) before it counts as staged, and the transition
