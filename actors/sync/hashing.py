@@ -6,7 +6,8 @@ sha256).
 
 Contract:
 - ``new_hasher(algorithm)`` returns an object with ``update(bytes)`` and ``digest() -> bytes``.
-- ``digest_bytes(data, algorithm)`` hashes a buffer in one call.
+- ``digest_bytes(data, algorithm)`` hashes a buffer in one call; ``one_shot(algorithm)`` is that
+  function for one algorithm.
 - ``hash_fd(fd, algorithm, expected_size)`` reads an open file from its current offset and returns
   ``(digest, bytes_read)``; it reads at most ``expected_size + 1`` bytes when the size is known so a
   caller can tell "the file grew while I read it" from ``bytes_read != expected_size``. OSError from
@@ -61,6 +62,12 @@ DIGEST_SIZES = {HashAlgorithm.XXH128: 16, HashAlgorithm.SHA1: 20, HashAlgorithm.
 def new_hasher(algorithm: HashAlgorithm):
     """A fresh incremental hasher for ``algorithm``."""
     return _FACTORIES[HashAlgorithm(algorithm)]()
+
+
+def one_shot(algorithm: HashAlgorithm) -> Callable[[bytes], bytes]:
+    """The function ``data -> digest`` of ``algorithm`` (``digest_bytes`` without its lookup, for
+    callers hashing many small buffers)."""
+    return _ONE_SHOT[HashAlgorithm(algorithm)]
 
 
 def digest_bytes(data: bytes, algorithm: HashAlgorithm) -> bytes:

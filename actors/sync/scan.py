@@ -52,7 +52,7 @@ from typing import Iterable, Optional
 import structlog
 
 from .cache import META_SIZE, RACY_MTIME, RACY_WINDOW_NS, DigestCache, mode_of, pack, pack_meta, size_of, split
-from .hashing import hash_fd
+from .hashing import BLOCK_SIZE as _BLOCK_SIZE, hash_fd, one_shot
 from .model import UNTRACKED, Counts, Entry, Kind, Problem, join, walk
 from .paths import UnsafePathError, split_path
 from .settings import TEMPORARY_PREFIX, HashAlgorithm, PermissionsMode, SymlinkMode
@@ -67,6 +67,8 @@ _IFMT = 0o170000
 _IFREG = _stat.S_IFREG
 _IFDIR = _stat.S_IFDIR
 _IFLNK = _stat.S_IFLNK
+_open, _fstat, _read, _close = os.open, os.fstat, os.read, os.close
+_pack_meta = pack_meta
 
 NON_UTF8 = "non-UTF-8 filename"
 SIZE_MISMATCH = "hashed size mismatch"
@@ -164,6 +166,7 @@ class _Walker:
 
     def __init__(self, algorithm, ignorer, symlink_mode, permissions_mode, old, out, problems, subtotals, device):
         self.algorithm = HashAlgorithm(algorithm)
+        self.one_shot = one_shot(self.algorithm)
         self.ignorer = ignorer
         self.symlink_mode = SymlinkMode(symlink_mode)
         self.track_executable = PermissionsMode(permissions_mode) is PermissionsMode.PORTABLE
@@ -182,27 +185,61 @@ class _Walker:
         self.problems[path] = text
         return Entry(Kind.PROBLEMATIC, problem=text)
 
-    def hash_file(self, dfd: int, name: str, path: str, st):
-        """Hash a regular file: its packed cache record, or a problem ``Entry``."""
+    def hash_file(self, dfd: int, name: str, path: str, st=None):
+        """Hash a regular file: its packed cache record, or a problem ``Entry``.
+
+        The record's metadata is the ``fstat`` of the descriptor that was read, never the
+        listing's ``lstat``: it describes the very file whose bytes were hashed (a file replaced
+        after it was listed is recorded as what was opened, or as a problem if it is no longer
+        a regular file)."""
+        outcome = self.hash_opened(dfd, name, path)
+        if outcome is None:
+            return self.problem(path, "unable to open file: No such file or directory")
+        return outcome if type(outcome) is Entry else outcome[0]
+
+    def hash_opened(self, dfd: int, name: str, path: str):
+        """Open ``name`` (``O_NOFOLLOW | O_NONBLOCK``), ``fstat`` it and hash it: ``(record, size,
+        mode)``, a problem ``Entry``, or ``None`` if the name no longer exists (it vanished since
+        it was listed: the caller treats it as gone, like a failed ``lstat``).
+
+        Problems: cannot open ("unable to open file"), the opened thing is not a regular file
+        ("file changed type during scan"), read fails ("unable to read file"), the bytes read are
+        not ``fstat``'s size ("hashed size mismatch": it grew or shrank while read). A file
+        modified within ``RACY_WINDOW_NS`` before the scan started gets ``RACY_MTIME`` in its
+        record (re-hashed next time)."""
         try:
-            fd = os.open(name, _FILE_FLAGS, dir_fd=dfd)
+            fd = _open(name, _FILE_FLAGS, dir_fd=dfd)
+        except FileNotFoundError:
+            return None
         except OSError as error:
             return self.problem(path, f"unable to open file: {error.strerror}")
         try:
-            opened = os.fstat(fd)
-            if opened.st_mode & _IFMT != _IFREG:
+            opened = _fstat(fd)
+            mode = opened.st_mode
+            if mode & _IFMT != _IFREG:
                 return self.problem(path, "file changed type during scan")
+            size = opened.st_size
             self.hashed += 1
             try:
-                digest, read = hash_fd(fd, self.algorithm, opened.st_size)
+                if size < _BLOCK_SIZE:
+                    # The common case inline: one read of size + 1 proves the size (a shorter
+                    # read means the file shrank, a longer one that it grew).
+                    data = _read(fd, size + 1)
+                    if len(data) != size:
+                        return self.problem(path, SIZE_MISMATCH)
+                    digest = self.one_shot(data)
+                else:
+                    digest, read = hash_fd(fd, self.algorithm, size)
+                    if read != size:
+                        return self.problem(path, SIZE_MISMATCH)
             except OSError as error:
                 return self.problem(path, f"unable to read file: {error.strerror}")
-            if read != opened.st_size:
-                return self.problem(path, SIZE_MISMATCH)
         finally:
-            os.close(fd)
-        mtime = opened.st_mtime_ns if opened.st_mtime_ns < self.racy_after else RACY_MTIME
-        return pack(opened.st_size, mtime, opened.st_ino, opened.st_mode, digest)
+            _close(fd)
+        mtime = opened.st_mtime_ns
+        if mtime >= self.racy_after:
+            mtime = RACY_MTIME
+        return _pack_meta(size, mtime, opened.st_ino, mode) + digest, size, mode
 
     def examine(self, dfd: int, st: os.stat_result, name: str, path: str, old_records: dict, new_records: dict,
                 before: Optional[Entry] = None):
@@ -282,6 +319,7 @@ class _Walker:
         dirs = 0 if phantom else 1
         files = links = size = 0
         examine = self.examine
+        hash_opened = self.hash_opened
         # The fast path of a warm rescan (a regular file whose metadata matches the cache) is
         # inlined here: it runs 100k times per rescan of a big tree.
         ignorer = self.ignorer
@@ -313,6 +351,36 @@ class _Walker:
                                 contents[shown] = self.problem(child, NON_UTF8)
                             continue
                     child = f"{path}/{name}" if path else name
+                    record = old_get(name)
+                    if record is None and item.is_file(follow_symlinks=False):
+                        # A listed regular file with no cache record (a cold scan): no lstat,
+                        # its metadata is the fstat of the descriptor that is read (hash_opened).
+                        if ignorer is not None and ignorer.ignored(child, False):
+                            contents[name] = UNTRACKED
+                            continue
+                        outcome = hash_opened(dfd, name, child)
+                        if outcome is None:
+                            continue  # gone since it was listed
+                        if type(outcome) is not tuple:
+                            contents[name] = outcome
+                            continue
+                        record, file_size, file_mode = outcome
+                        new_records[name] = record
+                        executable = track and (file_mode & 0o111) != 0
+                        reused = before_get(name) if before_get is not None else None
+                        if (
+                            reused is not None
+                            and reused.kind is file_kind
+                            and reused.executable == executable
+                            and record.endswith(reused.digest)
+                            and len(record) == digest_at + len(reused.digest)
+                        ):
+                            contents[name] = reused
+                        else:
+                            contents[name] = Entry(file_kind, digest=record[digest_at:], executable=executable)
+                        files += 1
+                        size += file_size
+                        continue
                     try:
                         st = item.stat(follow_symlinks=False)
                     except FileNotFoundError:
@@ -325,7 +393,6 @@ class _Walker:
                         if ignorer is not None and ignorer.ignored(child, False):
                             contents[name] = UNTRACKED
                             continue
-                        record = old_get(name)
                         if record is not None and record.startswith(
                             meta(st.st_size, st.st_mtime_ns, st.st_ino, mode)
                         ):
