@@ -304,6 +304,11 @@ class _Walker:
 
     # -- whole directories ----------------------------------------------------------------------
 
+    def list_directory(self, dfd: int):
+        """The listing of an open directory: an iterable context manager of ``os.DirEntry``
+        (``os.scandir``; tests override it to change the tree between listing and reading)."""
+        return os.scandir(dfd)
+
     def directory(self, dfd: int, path: str, phantom: bool = False, before: Optional[Entry] = None):
         """Scan a whole directory subtree: ``(entry, subtotal)``.
 
@@ -312,7 +317,7 @@ class _Walker:
         directory entry whose contents come out the same objects: a full rescan of an unchanged
         tree then allocates no new snapshot (and leaves no freed one behind in the heap)."""
         try:
-            listing = os.scandir(dfd)
+            listing = self.list_directory(dfd)
         except OSError as error:
             return self.problem(path, f"unable to read directory contents: {error.strerror}"), _ZERO
         contents: dict[str, Entry] = {}
