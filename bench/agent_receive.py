@@ -22,7 +22,8 @@ loop's thread only; the endpoint's worker threads show as single calls).
 
 ``--process`` runs the real agent program (``agent.remote_main serve``) on pipes instead: the
 handshake, then tunnel frames written in 32 KiB pieces (what an SSH channel hands the agent),
-one request in flight; the CPU is the agent process's, from ``/proc``.
+one request in flight; the CPU is the agent process's, from ``/proc``, and its resident and
+peak memory after the rescan are printed too.
 """
 
 from __future__ import annotations
@@ -179,6 +180,16 @@ class _AgentProcess:
                 if envelope.reply_to == self.next_id:
                     return envelope.body
 
+    def memory(self) -> tuple[float, float]:
+        """The agent's (VmRSS, VmHWM) in MB."""
+        values = {}
+        with open(f"/proc/{self.process.pid}/status") as handle:
+            for line in handle:
+                key, _, rest = line.partition(":")
+                if key in ("VmRSS", "VmHWM"):
+                    values[key] = int(rest.split()[0]) / 1024
+        return values["VmRSS"], values["VmHWM"]
+
     def cpu(self) -> float:
         with open(f"/proc/{self.process.pid}/stat") as handle:
             fields = handle.read().rsplit(")", 1)[1].split()
@@ -242,9 +253,10 @@ async def process_run(contents: dict, tree: Entry, base: str, home: str, watch: 
         start = clock()
         await agent.request(m.Scan(False, first.generation, epoch))
         done("rescan", start)
+        memory = agent.memory()
     finally:
         await agent.stop()
-    return phases
+    return phases, memory
 
 
 def _digest(tree: Entry, path: str) -> bytes:
@@ -284,8 +296,9 @@ def main() -> None:
 
                 profiler = cProfile.Profile()
                 profiler.enable()
+            memory = None
             if args.process:
-                phases = asyncio.run(process_run(contents, tree, base, data, args.watch))
+                phases, memory = asyncio.run(process_run(contents, tree, base, data, args.watch))
             else:
                 phases = asyncio.run(one_run(contents, tree, base, data, args.watch))
             if profiler is not None:
@@ -299,7 +312,8 @@ def main() -> None:
         wall = sum(p[1] for p in phases.values())
         text = "  ".join(f"{name} {c:.2f}/{w:.2f}" for name, (c, w) in phases.items())
         print(f"run {run + 1}: cpu {cpu:.2f} s wall {wall:.2f} s "
-              f"({1e6 * cpu / len(contents):.0f} us/file cpu)  [cpu/wall] {text}")
+              f"({1e6 * cpu / len(contents):.0f} us/file cpu)  [cpu/wall] {text}"
+              + (f"  agent RSS {memory[0]:.0f} MB, peak {memory[1]:.0f} MB" if memory else ""))
 
 
 if __name__ == "__main__":

@@ -11,6 +11,7 @@ transition) on the real filesystem."""
 from __future__ import annotations
 
 import os
+import random
 import stat
 
 import pytest
@@ -18,6 +19,7 @@ import pytest
 from mutagen_actors.actors.sync.hashing import digest_bytes
 from mutagen_actors.actors.sync.model import Change, Entry, Kind
 from mutagen_actors.actors.sync.settings import HashAlgorithm, PermissionsMode
+from mutagen_actors.actors.sync.staging import _Sizes
 from mutagen_actors.actors.sync.transition import STAGED_MISMATCH
 from mutagen_actors.agent.endpoint import EndpointSettings, LocalEndpoint
 from mutagen_actors.wire.messages.endpoint import Chunk, StageItem
@@ -224,3 +226,24 @@ def test_content_used_twice_is_checked_for_each_copy(tmp_path, umask):
     for name in ("a", "b"):
         assert read(os.path.join(ep.root, "d", name)) == CONTENT
         assert mode_of(os.path.join(ep.root, "d", name)) == 0o600
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_the_packed_size_record_answers_like_a_dict(seed):
+    """``staging._Sizes`` against a dict, with digests from a two-letter alphabet so that records
+    often contain another digest across their boundaries (a match that must not count)."""
+    rng = random.Random(seed)
+    sizes, model = _Sizes(4), {}
+    for _ in range(2000):
+        digest = bytes(rng.choice(b"\x00\x01") for _ in range(4))
+        action = rng.random()
+        if action < 0.6:
+            size = rng.choice([0, 1, 256, 1 << 20, rng.randrange(1 << 40)])
+            sizes.put(digest, size)
+            model[digest] = size
+        elif action < 0.8:
+            sizes.discard(digest)
+            model.pop(digest, None)
+        assert sizes.get(digest) == model.get(digest)
+    for digest in {bytes([a, b, c, d]) for a in (0, 1) for b in (0, 1) for c in (0, 1) for d in (0, 1)}:
+        assert sizes.get(digest) == model.get(digest)
