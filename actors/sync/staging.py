@@ -17,8 +17,9 @@ such a name for its content and checks only the size (``verified_size`` against 
 as Mutagen does (verification in the staging sink, none at transition). A name this object did
 not record (staged by an earlier process: a crash, a restart) has no size to check: the
 receiver's ``needs`` hashes it (``verify``) before it counts as staged, and the transition
-hashes any other. The record lives until ``discard`` or ``wipe`` (one entry per staged
-file, between a ``StageBegin`` and the transition that empties the store).
+hashes any other. The record lives until ``discard`` or ``wipe`` (one packed record of the
+digest and 8 bytes per staged file, ``_Sizes``, between a ``StageBegin`` and the transition that
+empties the store).
 
 Staged files are created with ``file_mode`` (the endpoint's mode for a new non-executable file,
 default 0600): the directories around them protect the content, and a file that already has its
