@@ -19,6 +19,7 @@ import ctypes
 import ctypes.util
 import gc
 import os
+import threading
 
 from mutagen_actors.agent.memory import TRIM_THRESHOLD, keep_trimmable
 
@@ -28,6 +29,9 @@ THRESHOLDS_FIXED = keep_trimmable()
 try:
     _libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
     _malloc_trim, _mallopt = _libc.malloc_trim, _libc.mallopt
+    _malloc, _free = _libc.malloc, _libc.free
+    _malloc.restype, _malloc.argtypes = ctypes.c_void_p, [ctypes.c_size_t]
+    _free.restype, _free.argtypes = None, [ctypes.c_void_p]
 except (OSError, AttributeError):  # not glibc
     _malloc_trim = _mallopt = None
 _M_TRIM_THRESHOLD = -1  # glibc malloc.h
@@ -54,33 +58,45 @@ def tidy() -> None:
 
 
 def _shrink_worker_arena() -> None:
-    """Give back the free top of the worker threads' glibc arena (``malloc_trim`` never does:
-    it shrinks only the main heap's top, and a thread arena's top is shrunk only by a ``free``
-    in that arena once the top is above the trim threshold, fixed at 4 MiB here). Up to 4 MiB
-    stayed resident per actor after a big job in a worker thread (the reconciler's archive
-    save encodes the whole ancestor there: 3.4 MB). So: in a worker of the running loop's
-    default executor (where ``asyncio.to_thread`` work runs, hence its arena), lower the
-    threshold, free a 256 KiB block (a free of 64 KiB or more makes glibc check that arena's
-    top) and set the threshold back. Fire and forget; nothing when no worker ever ran."""
-    import asyncio
-
+    """Give back the free top of the other glibc arena (the fork server allows two): threads
+    allocate there (ZeroMQ's I/O thread receiving multi-MB messages, ``asyncio.to_thread``
+    work such as the reconciler's archive save), and ``malloc_trim`` never shrinks it: it
+    shrinks only the main heap's top, while a thread arena's top is shrunk only by a ``free``
+    of 64 KiB or more in that arena once the top is above the trim threshold (fixed at 4 MiB
+    here). 3.4 MB stayed resident in beta and in the reconciler. So: a short-lived thread
+    (new threads take the arenas in turn; up to 3 tries to land in a thread arena) lowers the
+    threshold, allocates and frees a 256 KiB block there and sets the threshold back."""
     if not THRESHOLDS_FIXED:
         return
-    try:
-        executor = getattr(asyncio.get_running_loop(), "_default_executor", None)
-    except RuntimeError:  # no loop in this thread
-        return
-    if executor is not None:
-        try:
-            executor.submit(_release_arena_top)
-        except RuntimeError:  # shut down
-            pass
+    for _ in range(3):
+        landed: list = []
+        thread = threading.Thread(target=_release_arena_top, args=(landed,), daemon=True)
+        thread.start()
+        thread.join(5)
+        if not landed or landed[0]:
+            return
 
 
-def _release_arena_top() -> None:
+def _release_arena_top(landed: list) -> None:
+    """In this thread's arena; appends whether that was a thread arena (not the main heap)."""
     _mallopt(_M_TRIM_THRESHOLD, _SHRINK_THRESHOLD)
     try:
-        block = bytearray(256 << 10)
-        del block
+        block = _malloc(256 << 10)
+        if block:
+            landed.append(not _in_main_heap(block))
+            _free(block)
     finally:
         _mallopt(_M_TRIM_THRESHOLD, TRIM_THRESHOLD)
+
+
+def _in_main_heap(address: int) -> bool:
+    try:
+        with open("/proc/self/maps") as maps:
+            for line in maps:
+                if line.rstrip().endswith("[heap]"):
+                    low, high = (int(part, 16) for part in line.split()[0].split("-"))
+                    if low <= address < high:
+                        return True
+    except OSError:
+        return True  # unknown: do not try again
+    return False

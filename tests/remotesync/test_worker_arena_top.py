@@ -1,7 +1,8 @@
-"""``actors.runtime.heap.tidy`` gives back the free top of the worker threads' glibc arena,
-which ``malloc_trim`` leaves resident (it shrinks only the main heap's top): after a job in
-``asyncio.to_thread`` that used a few MB below the fixed 4 MiB thresholds (the reconciler's
-archive save, 3.4 MB), RSS falls once ``tidy`` has run. A real process, RSS from /proc."""
+"""``actors.runtime.heap.tidy`` gives back the free top of the threads' glibc arena, which
+``malloc_trim`` leaves resident (it shrinks only the main heap's top): after a job in a thread
+that used a few MB below the fixed 4 MiB thresholds (the reconciler's archive save; ZeroMQ's
+I/O thread receiving big messages: 3.4 MB in beta and the reconciler), RSS falls once ``tidy``
+has run. A real process, RSS from /proc."""
 
 from __future__ import annotations
 
@@ -34,10 +35,8 @@ SCRIPT = textwrap.dedent("""
         await asyncio.to_thread(job)
         gc.collect()
         memory.trim()                              # what tidy did before: malloc_trim(0)
-        await loop.run_in_executor(None, int)      # (the worker is idle again)
         before = rss()
         heap.tidy()
-        await loop.run_in_executor(None, int)      # runs after what tidy handed the worker
         print(round(before, 2), round(rss(), 2))
 
     asyncio.run(main())
