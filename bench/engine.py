@@ -138,6 +138,40 @@ def bare_walk(ctx: Context):
     return seconds, f"{count} entries"
 
 
+@scenario("bare open+fstat+read+xxh3+close of every file", None)
+def bare_read(ctx: Context):
+    """The floor of a cold scan: the system calls it needs per file, with no snapshot built."""
+    from mutagen_actors.actors.sync.hashing import one_shot
+
+    digest = one_shot(HashAlgorithm.XXH128)
+    directory_flags = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+    file_flags = os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK
+
+    def walk():
+        count = 0
+        stack = [os.open(ctx.tree, directory_flags)]
+        while stack:
+            dfd = stack.pop()
+            try:
+                with os.scandir(dfd) as listing:
+                    for item in listing:
+                        if item.is_dir(follow_symlinks=False):
+                            stack.append(os.open(item.name, directory_flags, dir_fd=dfd))
+                            continue
+                        fd = os.open(item.name, file_flags, dir_fd=dfd)
+                        try:
+                            digest(os.read(fd, os.fstat(fd).st_size + 1))
+                        finally:
+                            os.close(fd)
+                        count += 1
+            finally:
+                os.close(dfd)
+        return count
+
+    seconds, count = _timed(walk)
+    return seconds, f"{count} files read"
+
+
 @scenario("cold scan (empty cache)", None)
 def cold_scan(ctx: Context):
     seconds, result = _timed(lambda: ctx.scan(cache=DigestCache(HashAlgorithm.XXH128)))

@@ -27,6 +27,13 @@ Unchanged files are never re-hashed: a file whose lstat metadata (size, mtime, i
 matches its cache record reuses the cached digest (``ScanResult.hashed`` counts the files that
 were read).
 
+Files with no cache record (a cold scan) are not lstat-ed: a name the listing types as a regular
+file is opened (``O_NOFOLLOW | O_NONBLOCK``), fstat-ed, read and closed, and its record is the
+fstat of that descriptor, so it describes the bytes that were hashed whatever happened since the
+listing (``_Walker.hash_opened``: replaced by a non-regular file -> "file changed type during
+scan", by a symbolic link -> "unable to open file", gone -> absent, size not fstat's -> "hashed
+size mismatch"; modified within ``RACY_WINDOW_NS`` before the scan -> racy record).
+
 Incremental scan: with ``previous`` and ``dirty`` (root-relative paths reported by a watcher),
 only the dirty paths and their ancestors are re-examined: each dirty path is lstat-ed through its
 ancestors' descriptors (gone -> dropped; a file -> re-hashed only if its metadata changed; a
