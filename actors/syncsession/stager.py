@@ -116,6 +116,25 @@ def refetch_whole(items, current: dict, counts: TransferCounts, queue: deque) ->
     return set(again)
 
 
+async def let_finish(futures) -> None:
+    """A failing job lets its requests in flight finish (bounded: ``SETTLE_ON_FAILURE``), so
+    that what the receiver holds when the failure is reported is what the next attempt resumes
+    from."""
+    pending = [future for future in futures if not future.done()]
+    if pending:
+        await asyncio.wait(pending, timeout=SETTLE_ON_FAILURE)
+
+
+def release(futures) -> None:
+    """Cancel the requests still in flight; a failed one's exception is retrieved (so it is not
+    logged a second time)."""
+    for future in futures:
+        if not future.done():
+            future.cancel()
+        elif not future.cancelled():
+            future.exception()
+
+
 @dataclass
 class InFlight:
     """One ``StageChunks`` write sent: its reply, its chunks, and the digests fetched again whole
@@ -222,18 +241,10 @@ class StagerActor(EndpointJobActor):
                         sent += sum(c.payload for c in chunks)
                         await asyncio.sleep(max(0.0, started + sent / rate - time.monotonic()))
             except BaseException:
-                # The job fails: the writes already sent are let finish (bounded) so that what the
-                # receiver holds when the failure is reported is what the next attempt resumes from.
-                pending = [w.future for w in writes if not w.future.done()]
-                if pending:
-                    await asyncio.wait(pending, timeout=SETTLE_ON_FAILURE)
+                await let_finish([write.future for write in writes])
                 raise
             finally:
-                for write in writes:
-                    if not write.future.done():
-                        write.future.cancel()
-                    elif not write.future.cancelled():
-                        write.future.exception()  # retrieved: a failed write is not logged twice
+                release([write.future for write in writes])
 
         async def direct() -> None:
             """The sender writes to the receiver itself (``SupplyTo``)."""
@@ -264,16 +275,10 @@ class StagerActor(EndpointJobActor):
                         sent += sum(c.payload for c in reply.chunks)
                         await asyncio.sleep(max(0.0, started + sent / rate - time.monotonic()))
             except BaseException:
-                pending = [f.future for f in flights if not f.future.done()]
-                if pending:
-                    await asyncio.wait(pending, timeout=SETTLE_ON_FAILURE)
+                await let_finish([flight.future for flight in flights])
                 raise
             finally:
-                for flight in flights:
-                    if not flight.future.done():
-                        flight.future.cancel()
-                    elif not flight.future.cancelled():
-                        flight.future.exception()
+                release([flight.future for flight in flights])
 
         def settle_direct(flight: "DirectFlight", reply: m.SuppliedTo, later: deque) -> None:
             """Account for a ``SupplyTo``'s reply: what the receiver acknowledged, what to
