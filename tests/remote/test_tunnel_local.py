@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import socket
 import tempfile
 import time
 
@@ -20,12 +19,7 @@ from mutagen_actors.wire.messages.base import Ok
 from mutagen_actors.wire.sockets import DealerClient
 from mutagen_actors.wire.tunnel import RequestServer, Tunnel, TunnelBridge, encode_frame, PING
 
-
-async def _pair():
-    left, right = socket.socketpair()
-    a = await asyncio.open_connection(sock=left, limit=1 << 22)
-    b = await asyncio.open_connection(sock=right, limit=1 << 22)
-    return a, b
+from .linked_tunnels import stream_pair
 
 
 async def _echo_handler(message):
@@ -40,7 +34,7 @@ class _Ends:
     """Daemon end (bridge + tunnel) and agent end (request server + tunnel) over a socketpair."""
 
     async def start(self, *, compression=True, interval=1.0, misses=3, notify=None):
-        (ra, wa), (rb, wb) = await _pair()
+        (ra, wa), (rb, wb) = await stream_pair()
         self.directory = tempfile.mkdtemp(prefix="tun-", dir="/tmp")
         self.context = zmq.asyncio.Context()
         self.bridge = TunnelBridge(self.context, f"ipc://{self.directory}/agent.ipc", notify=notify)
@@ -124,7 +118,7 @@ def test_a_message_from_the_agent_reaches_the_notify_socket():
 def test_heartbeat_notices_a_silent_peer():
     """The other end neither reads nor answers: the tunnel closes within interval * misses."""
     async def main():
-        (reader, writer), (_silent_reader, silent_writer) = await _pair()
+        (reader, writer), (_silent_reader, silent_writer) = await stream_pair()
         tunnel = Tunnel(reader, writer, lambda r, p: None, interval=0.5, misses=3)
         started = time.monotonic()
         tunnel.start()
@@ -151,7 +145,7 @@ def test_end_of_stream_and_close_reasons_are_reported():
 
 def test_garbage_in_the_stream_closes_with_a_protocol_error():
     async def main():
-        (reader, writer), (_r, other) = await _pair()
+        (reader, writer), (_r, other) = await stream_pair()
         tunnel = Tunnel(reader, writer, lambda r, p: None)
         tunnel.start()
         other.write(encode_frame(PING, b"12345678") + b"\x7fgarbage!")
@@ -195,7 +189,7 @@ def test_an_unreadable_exchange_fails_the_waiting_request_at_once(agent_says, wo
     from mutagen_actors.wire.tunnel import TunnelClosed
 
     async def main():
-        (ra, wa), (rb, wb) = await _pair()
+        (ra, wa), (rb, wb) = await stream_pair()
         link = Link()
         daemon = Tunnel(ra, wa, link.on_data)
 

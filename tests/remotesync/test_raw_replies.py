@@ -10,7 +10,6 @@ refusal, and a reply whose envelope does not read (every request in flight fails
 from __future__ import annotations
 
 import asyncio
-import socket
 
 import msgspec
 import pytest
@@ -18,24 +17,18 @@ import pytest
 from mutagen_actors.actors.runtime.admission import is_concurrent
 from mutagen_actors.actors.sync.model import Change, Counts, Entry
 from mutagen_actors.agent.compaction import DaemonSide
-from mutagen_actors.agent.remote_endpoint_actor import Link, RemoteEndpointActor
+from mutagen_actors.agent.remote_endpoint_actor import RemoteEndpointActor
 from mutagen_actors.wire import codec
 from mutagen_actors.wire.handling import NotHandled, Refused
 from mutagen_actors.wire.messages import endpoint as m
 from mutagen_actors.wire.messages.agent import AgentEcho, AgentEchoed
 from mutagen_actors.wire.messages.base import ErrorReply
 from mutagen_actors.wire.tunnel import TunnelClosed
+from remote.linked_tunnels import linked_agent
 
 TREE = Entry.directory({f"f{i:03d}": Entry.file(bytes([i]) * 16) for i in range(200)})
 SCAN = m.ScanReply("epoch", 1, True, TREE, Counts(1, 200), [], "native")
 NEEDS = m.StageNeeds([m.StageItem(f"f{i:03d}", bytes([i]) * 16) for i in range(200)])
-
-
-async def _pair():
-    left, right = socket.socketpair()
-    a = await asyncio.open_connection(sock=left, limit=1 << 22)
-    b = await asyncio.open_connection(sock=right, limit=1 << 22)
-    return a, b
 
 
 async def _agent(message):
@@ -52,23 +45,9 @@ async def _agent(message):
 
 
 def _with_link(check):
-    from mutagen_actors.wire.tunnel import RequestServer, Tunnel
-
     async def main():
-        (ra, wa), (rb, wb) = await _pair()
-        link = Link()
-        daemon = Tunnel(ra, wa, link.on_data, compression=True)
-        server = RequestServer(_agent)
-        agent = Tunnel(rb, wb, server.on_data, compression=True, peer="daemon")
-        server.tunnel = agent
-        daemon.start()
-        agent.start()
-        link.attach(type("Agent", (), {"tunnel": daemon})())
-        try:
+        async with linked_agent(_agent, compression=True) as (link, _daemon, agent):
             await check(link, agent)
-        finally:
-            await daemon.close()
-            await agent.close()
 
     asyncio.run(main())
 

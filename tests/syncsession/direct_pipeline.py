@@ -14,8 +14,6 @@ from typing import Callable, Optional
 
 import zmq.asyncio
 
-from mutagen_actors.actors.runtime.actor import ActorContext
-from mutagen_actors.actors.syncsession.stager import StagerActor
 from mutagen_actors.agent.serve_endpoint import answer_endpoint
 from mutagen_actors.agent.supply_to import DirectSupplier
 from mutagen_actors.wire.errors import RemoteError
@@ -107,16 +105,6 @@ class DirectPair(Pair):
         finally:
             super().stop()
 
-    async def stage(self, items: list) -> dict:
-        await self.alpha.scan_async(True)
-        await self.beta.scan_async(True)
-        log = Log()
-        launch = SimpleNamespace(args={"alpha": "ipc://unused-alpha", "beta": self.address})
-        stager = StagerActor(ActorContext(launch=launch, log=log, zmq_context=None))
-        stager.peers = {"alpha": self.sender, "beta": self.receiver}
-        reply = await stager.run_job(m.JobReply(1, False), m.StageStart("beta", items))
-        done = dict(log.events.get("staging done", {}))
-        done["progress"] = reply.progress
-        done["problems"] = log.events.get("staging problems")
-        done["reply"] = reply
-        return done
+    def stager_launch(self):
+        # SupplyTo names the receiver's mailbox, which the stager takes from its arguments.
+        return SimpleNamespace(args={"alpha": "ipc://unused-alpha", "beta": self.address})

@@ -10,19 +10,17 @@ fields do not validate is never accepted by the requester.
 from __future__ import annotations
 
 import asyncio
-import os
-import tempfile
 
 import msgspec
 import pytest
-import zmq.asyncio
 
 from mutagen_actors.actors.sync.model import Change, Counts, Entry
 from mutagen_actors.wire import codec
 from mutagen_actors.wire.errors import RequestTimeout
 from mutagen_actors.wire.messages import endpoint as m
-from mutagen_actors.wire.sockets import DealerClient, Mailbox
 from mutagen_actors.wire.version import PROTOCOL_VERSION
+
+from .mailboxes import served_mailbox
 
 TREE = Entry.directory({f"f{i}": Entry.file(bytes([i]) * 16) for i in range(50)})
 SCAN = m.ScanReply("epoch", 3, True, TREE, Counts(1, 50), [], "native")
@@ -71,18 +69,8 @@ def test_raw_field_refuses_another_message_type():
 
 def _serve(check):
     async def main():
-        directory = tempfile.mkdtemp(prefix="rawreply-", dir="/tmp")
-        context = zmq.asyncio.Context()
-        mailbox = Mailbox(context, f"ipc://{directory}/mailbox")
-        mailbox.bind()
-        client = DealerClient(context, mailbox.endpoint)
-        try:
+        async with served_mailbox() as (mailbox, client):
             await check(mailbox, client)
-        finally:
-            client.close()
-            mailbox.close()
-            context.destroy(linger=0)
-            os.rmdir(directory)
 
     asyncio.run(main())
 

@@ -12,23 +12,20 @@ from __future__ import annotations
 
 import asyncio
 import os
-import socket
-import tempfile
 
 import msgspec
 import pytest
-import zmq.asyncio
 
-from mutagen_actors.agent.remote_endpoint_actor import Link
 from mutagen_actors.wire import codec
 from mutagen_actors.wire.errors import ProtocolError
 from mutagen_actors.wire.handling import NotHandled
 from mutagen_actors.wire.messages import endpoint as m
 from mutagen_actors.wire.messages.agent import AgentEcho, AgentEchoed
 from mutagen_actors.wire.messages.base import ErrorReply, Ok, Ping
-from mutagen_actors.wire.sockets import DealerClient, Mailbox
-from mutagen_actors.wire.tunnel import RequestServer, Tunnel
 from mutagen_actors.wire.version import PROTOCOL_VERSION
+from remote.linked_tunnels import linked_agent
+
+from .mailboxes import served_mailbox
 
 CHUNK = m.Chunk("t00/d0001/f01.dat", b"\x01" * 16, 0, 5, b"hello", True)
 STAGE = m.StageChunks([CHUNK, m.Chunk("a", b"\x02" * 16, 0, 70000, os.urandom(70000), True)])
@@ -106,13 +103,7 @@ def test_peek_id_finds_the_request_of_an_unreadable_frame(frame, id):
 
 def test_a_mailbox_hands_relayed_types_over_undecoded_and_decodes_the_rest():
     async def main():
-        directory = tempfile.mkdtemp(prefix="relay-", dir="/tmp")
-        context = zmq.asyncio.Context()
-        mailbox = Mailbox(context, f"ipc://{directory}/mailbox")
-        mailbox.relay = frozenset({"StageChunks"})
-        mailbox.bind()
-        client = DealerClient(context, mailbox.endpoint)
-        try:
+        async with served_mailbox(frozenset({"StageChunks"})) as (mailbox, client):
             sent = asyncio.ensure_future(client.request(STAGE, timeout=10))
             relayed = await asyncio.wait_for(mailbox.receive(), 10)
             assert isinstance(relayed.body, codec.RawFrame)
@@ -129,23 +120,11 @@ def test_a_mailbox_hands_relayed_types_over_undecoded_and_decodes_the_rest():
             assert mailbox.protocol_errors == 1
             await decoded.reply(m.Sizes([1]))
             assert await other == m.Sizes([1])
-        finally:
-            client.close()
-            mailbox.close()
-            context.destroy(linger=0)
-            os.rmdir(directory)
 
     asyncio.run(main())
 
 
 # ------------------------------------------------------------- a real tunnel to the agent end
-
-
-async def _pair():
-    left, right = socket.socketpair()
-    a = await asyncio.open_connection(sock=left, limit=1 << 22)
-    b = await asyncio.open_connection(sock=right, limit=1 << 22)
-    return a, b
 
 
 async def _agent_handler(message):
@@ -163,16 +142,7 @@ def test_a_relayed_body_that_does_not_validate_is_refused_by_the_agent_alone(com
     wrong type) is refused by the agent's decode with a clear ``protocol`` error as the reply to
     that request, while a request in flight beside it still gets its answer."""
     async def main():
-        (ra, wa), (rb, wb) = await _pair()
-        link = Link()
-        daemon = Tunnel(ra, wa, link.on_data, compression=compression)
-        server = RequestServer(_agent_handler)
-        agent = Tunnel(rb, wb, server.on_data, compression=compression, peer="daemon")
-        server.tunnel = agent
-        daemon.start()
-        agent.start()
-        link.attach(type("Agent", (), {"tunnel": daemon})())
-        try:
+        async with linked_agent(_agent_handler, compression=compression) as (link, daemon, _):
             good = codec.peek(codec.encode(STAGE, id=77))
             bad = codec.peek(_frame(PROTOCOL_VERSION, 78, 0, ["StageChunks", [["p", 1, 2]]]))
             echo = asyncio.ensure_future(link.request(AgentEcho(b"x" * 1000), timeout=10))
@@ -180,9 +150,6 @@ def test_a_relayed_body_that_does_not_validate_is_refused_by_the_agent_alone(com
             refused = await link.relay(bad, timeout=10)
             answered = await link.relay(good, timeout=10)
             return refused, answered, await echo, daemon.is_closed
-        finally:
-            await daemon.close()
-            await agent.close()
 
     refused, answered, echoed, closed = asyncio.run(main())
     assert isinstance(refused, ErrorReply) and refused.code == "protocol", refused
