@@ -204,9 +204,16 @@ class StagerActor(EndpointJobActor):
             void = {c.path for c in write.chunks if c.digest in ignored}
             problems.extend(p for p in ack.problems if p.path not in void)
 
+        async def throttle(chunks) -> None:
+            """Test-only: hold the transfer to ``TEST_RATE_VARIABLE`` bytes per second."""
+            nonlocal sent
+            if rate:
+                sent += sum(c.payload for c in chunks)
+                await asyncio.sleep(max(0.0, started + sent / rate - time.monotonic()))
+
         async def via_stager() -> None:
             """The sender supplies to the stager, which writes to the receiver (``Supply``)."""
-            nonlocal stale, sent
+            nonlocal stale
             try:
                 while True:
                     batch = take_batch(queue, sizes, BATCH_BYTES, BATCH_FILES) if queue else []
@@ -237,9 +244,7 @@ class StagerActor(EndpointJobActor):
                     counts.count(chunks)
                     writes.append(InFlight(asyncio.ensure_future(
                         receiver.request(m.StageChunks(chunks), timeout=REQUEST_TIMEOUT)), chunks))
-                    if rate:
-                        sent += sum(c.payload for c in chunks)
-                        await asyncio.sleep(max(0.0, started + sent / rate - time.monotonic()))
+                    await throttle(chunks)
             except BaseException:
                 await let_finish([write.future for write in writes])
                 raise
@@ -248,7 +253,6 @@ class StagerActor(EndpointJobActor):
 
         async def direct() -> None:
             """The sender writes to the receiver itself (``SupplyTo``)."""
-            nonlocal sent
             flights: deque = deque()  # the SupplyTo requests in flight, oldest first
             address = self.context.args[start.receiver]
             try:
@@ -271,9 +275,7 @@ class StagerActor(EndpointJobActor):
                     reply = await flights[0].future
                     flight = flights.popleft()
                     settle_direct(flight, reply, flights)
-                    if rate:
-                        sent += sum(c.payload for c in reply.chunks)
-                        await asyncio.sleep(max(0.0, started + sent / rate - time.monotonic()))
+                    await throttle(reply.chunks)
             except BaseException:
                 await let_finish([flight.future for flight in flights])
                 raise
