@@ -57,7 +57,7 @@ from typing import Optional
 from mutagen_actors.actors.sync.cache import META_SIZE
 from mutagen_actors.actors.sync.chunking import DeltaError, Signature, fingerprint, signature
 from mutagen_actors.actors.sync.delta import Literal, Rebuilder, Start, delta, span_of
-from mutagen_actors.actors.sync.hashing import digest_bytes, new_hasher
+from mutagen_actors.actors.sync.hashing import DIGEST_SIZES, digest_bytes, new_hasher, one_shot
 from mutagen_actors.actors.sync.model import Problem
 from mutagen_actors.actors.sync.paths import open_directory, split_path
 from mutagen_actors.actors.sync.staging import RESUME_SUFFIX, StagingError
@@ -283,33 +283,74 @@ class Receiver:
     # -- StageChunks
 
     def receive(self, chunks: list[Chunk]) -> tuple[int, list[Problem], list[StageItem]]:
-        """Write ``chunks``; returns (files completed, problems, items to fetch again whole)."""
+        """Write ``chunks``; returns (files completed, problems, items to fetch again whole).
+
+        A file that arrives whole (offset 0, end of file, raw bytes: every small file) takes the
+        short path inline (``_receive_whole`` states its rules): what it needs per message (the
+        store's descriptor, the hash function, the mode, the size limit) is looked up once, not
+        per file. Everything else, and any failure, goes through the general path."""
         completed = 0
         problems: list[Problem] = []
         refetch: list[StageItem] = []
         failed: set[bytes] = set()
+        staging = self.endpoint.staging
+        partials = self._partials
         store: Optional[int] = None
+        hash_of = one_shot(staging.algorithm)
+        mode = staging.file_mode
+        limit = staging.max_file_size
+        named = staging.named
+        digest_size = DIGEST_SIZES[staging.algorithm]
+        write, close = os.write, os.close
         try:
             for chunk in chunks:
-                if chunk.digest in failed:
+                digest = chunk.digest
+                if (chunk.offset == 0 and chunk.eof and chunk.delta is None and not chunk.error
+                        and type(digest) is bytes and len(digest) == digest_size
+                        and digest not in partials and digest not in failed):
+                    data = chunk.data
+                    size = len(data)
+                    if (not limit or size <= limit) and hash_of(data) == digest:
+                        # The fast path: verified in memory, written under the final name.
+                        if store is None:
+                            store = staging.open_store()
+                        text = digest.hex()
+                        name = f"{text[:2]}/{text}"
+                        try:
+                            fd = os.open(name, _WRITE_FLAGS, mode, dir_fd=store)
+                        except OSError:
+                            fd = -1  # the bucket is missing, or worse: the general path says
+                        if fd >= 0:
+                            try:
+                                written = write(fd, data)  # one write for a small file
+                            except OSError:
+                                written = -1
+                            close(fd)
+                            if written == size:
+                                named(digest, size)
+                                completed += 1
+                                continue
+                            _unlink_at(store, name)
+                # The general path (and every failure: its message and its refetch).
+                if digest in failed:
                     continue  # the rest of a file that already failed in this message
                 try:
                     if (chunk.offset == 0 and chunk.eof and chunk.delta is None and not chunk.error
-                            and chunk.digest not in self._partials):
+                            and digest not in partials):
                         if store is None:
-                            store = self.endpoint.staging.open_store()
+                            store = staging.open_store()
                         self._receive_whole(store, chunk)
                         completed += 1
                     elif self._receive_chunk(chunk):
                         completed += 1
                 except (DeltaError, _Refetch) as error:
-                    self._drop(chunk.digest, discard=True)
-                    failed.add(chunk.digest)
+                    self._drop(digest, discard=True)
+                    failed.add(digest)
                     problems.append(Problem(chunk.path, str(error)))
-                    refetch.append(StageItem(chunk.path, chunk.digest))
+                    refetch.append(StageItem(chunk.path, digest))
                 except (OSError, StagingError) as error:
-                    self._drop(chunk.digest, discard=True)
-                    failed.add(chunk.digest)
+                    self._drop(digest, discard=True)
+                    failed.add(digest)
                     problems.append(Problem(chunk.path, _error_text(error)))
         finally:
             if store is not None:
