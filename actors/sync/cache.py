@@ -160,6 +160,21 @@ class DigestCache:
         mtime = st.st_mtime_ns if st.st_mtime_ns < time.time_ns() - RACY_WINDOW_NS else RACY_MTIME
         self.put(path, st.st_size, mtime, st.st_ino, st.st_mode, digest)
 
+    def put_stats(self, parent: str, placed: list, now_ns: int) -> None:
+        """``put_stat`` for files of directory ``parent``: ``placed`` holds ``(name, lstat,
+        digest)``; ``now_ns`` is a ``time.time_ns()`` read before the first of them was placed
+        (a record is racy at least as often as with ``put_stat``). One lookup of the
+        directory's records for all of them."""
+        if not placed:
+            return
+        limit = now_ns - RACY_WINDOW_NS
+        records = self.directories.setdefault(parent, {})
+        for name, st, digest in placed:
+            mtime = st.st_mtime_ns
+            records[name] = pack_meta(st.st_size, mtime if mtime < limit else RACY_MTIME,
+                                      st.st_ino, st.st_mode) + digest
+        self._reverse = None
+
     def discard(self, path: str) -> None:
         parent, name = split(path)
         records = self.directories.get(parent)

@@ -57,13 +57,14 @@ import itertools
 import os
 import secrets
 import stat as _stat
+import time
 from collections import Counter
 from typing import NamedTuple, Optional, Union
 
 import structlog
 
 from .cache import RACY_MTIME, DigestCache
-from .hashing import hash_fd
+from .hashing import DIGEST_SIZES, hash_fd
 from .model import Change, Entry, Kind, Problem, join, walk
 from .paths import ParentError, UnsafePathError, open_directory, split_path
 from .settings import (
@@ -474,21 +475,86 @@ class _Transition:
             os.fchmod(dfd, self.directory_mode)  # exact mode, whatever the umask
             if self.uid != -1 or self.gid != -1:
                 os.fchown(dfd, self.uid, self.gid)
-            self.devices[dfd] = os.fstat(dfd).st_dev  # once here, not once per file placed
-            created: dict[str, Entry] = {}
-            for child_name, child in new.contents.items():
-                child_path = join(path, child_name)
-                try:
-                    result = self.create(dfd, child_name, child_path, child, building=True)
-                except OSError as error:
-                    self.report(child_path, _os_problem("unable to create", error))
-                    result = None
-                if result is not None:
-                    created[child_name] = result
+            device = self.devices[dfd] = os.fstat(dfd).st_dev  # once, not once per file placed
+            if (self.fast_build and self.store_fd is not None and device == self.staging_device
+                    and self.uid == -1 and self.gid == -1):
+                created = self.fill_fast(dfd, path, new)
+            else:
+                created = {}
+                for child_name, child in new.contents.items():
+                    result = self.create_child(dfd, child_name, path, child)
+                    if result is not None:
+                        created[child_name] = result
         finally:
             del self.devices[dfd]
             os.close(dfd)
         return Entry(Kind.DIRECTORY, created)
+
+    def create_child(self, dfd: int, name: str, parent: str, child: Entry) -> Optional[Entry]:
+        """``create`` one child of a directory being built (``fill``); an OSError is a problem
+        for that child's path."""
+        child_path = join(parent, name)
+        try:
+            return self.create(dfd, name, child_path, child, building=True)
+        except OSError as error:
+            self.report(child_path, _os_problem("unable to create", error))
+            return None
+
+    # The building fast path (``fill_fast``); tests switch it off to compare it with the general one.
+    fast_build = True
+
+    def fill_fast(self, dfd: int, path: str, new: Entry) -> dict[str, Entry]:
+        """``fill``'s loop for a directory being built on the staging store's filesystem, no
+        owner or group to set: the common case of an initial sync, kept lean. A child that is a
+        file whose content is staged, verified by this process (``verified_size``) and needed
+        nowhere else in this transition is checked and placed right here: one ``lstat`` of the
+        staged file (relative to the open store), its size and mode compared (a mode that differs
+        goes through ``prepare``), one plain ``rename`` into the directory (its names are this
+        transition's own), and its cache record written with the others of the directory
+        (``DigestCache.put_stats``, the clock read before the first rename: a record is racy at
+        least as often as ``put_stat`` would make it). Everything else, and any file that does
+        not pass (missing, wrong size, any OSError), goes through ``create_child`` untouched, so
+        problems, results and records are the general path's (``tests/sync/
+        test_transition_fast_build.py`` compares both)."""
+        created: dict[str, Entry] = {}
+        placed: list[tuple[str, os.stat_result, bytes]] = []
+        store = self.store_fd
+        uses = self.uses
+        verified_size = self.staging.verified_size
+        digest_size = DIGEST_SIZES[self.staging.algorithm]
+        modes = {executable: _stat.S_IFREG | mode for executable, mode in self.file_modes.items()}
+        FILE = Kind.FILE
+        lstat, rename = os.stat, os.rename
+        now = time.time_ns()
+        try:
+            for name, child in new.contents.items():
+                if child.kind is FILE:
+                    digest = child.digest
+                    if (type(digest) is bytes and len(digest) == digest_size
+                            and uses[digest] <= 1):
+                        expected = verified_size(digest)
+                        if expected is not None:
+                            hexed = digest.hex()
+                            relative = f"{hexed[:2]}/{hexed}"
+                            try:
+                                st = lstat(relative, dir_fd=store, follow_symlinks=False)
+                                if st.st_size != expected or st.st_mode != modes[child.executable]:
+                                    st = self.prepare(relative, store, child, expected)
+                                if st is not None:
+                                    rename(relative, name, src_dir_fd=store, dst_dir_fd=dfd)
+                            except OSError:
+                                st = None  # the general path meets it again and reports it
+                            if st is not None:
+                                uses[digest] -= 1
+                                placed.append((name, st, digest))
+                                created[name] = child
+                                continue
+                result = self.create_child(dfd, name, path, child)
+                if result is not None:
+                    created[name] = result
+        finally:
+            self.cache.put_stats(path, placed, now)
+        return created
 
     def build_directory(self, pfd: int, name: str, path: str, new: Entry) -> Optional[Entry]:
         """A new directory below the root: built whole under a temporary name in ``pfd`` (which
@@ -920,10 +986,18 @@ def _apply_root(state: _Transition, root: str, change: Change) -> Optional[Entry
 
 
 def _count_digests(entry: Optional[Entry], uses: Counter) -> None:
+    """Add one use per file of ``entry``'s tree to ``uses`` (digest -> files that need it)."""
     if entry is None:
         return
     if entry.kind == Kind.FILE:
         uses[entry.digest] += 1
-    elif entry.contents:
-        for child in entry.contents.values():
-            _count_digests(child, uses)
+        return
+    get = uses.get
+    pending = [entry] if entry.contents else []
+    while pending:
+        for child in pending.pop().contents.values():
+            if child.kind == Kind.FILE:
+                digest = child.digest
+                uses[digest] = get(digest, 0) + 1
+            elif child.contents:
+                pending.append(child)
