@@ -315,11 +315,11 @@ class Receiver:
                     size = len(data)
                     if (not limit or size <= limit) and hash_of(data) == digest:
                         # The fast path: verified in memory, written under the final name.
-                        if store is None:
-                            store = staging.open_store()
                         text = digest.hex()
                         name = f"{text[:2]}/{text}"
                         try:
+                            if store is None:
+                                store = staging.open_store()
                             fd = os.open(name, _WRITE_FLAGS, mode, dir_fd=store)
                         except OSError:
                             fd = -1  # the bucket is missing, or worse: the general path says
@@ -328,7 +328,8 @@ class Receiver:
                                 written = write(fd, data)  # one write for a small file
                             except OSError:
                                 written = -1
-                            close(fd)
+                            finally:
+                                close(fd)
                             if written == size:
                                 named(digest, size)
                                 completed += 1

@@ -90,3 +90,13 @@ def test_a_whole_chunk_after_pieces_of_the_same_digest_restarts_that_file(endpoi
     assert endpoint.receive_chunks([whole("f", data)]) == (1, [], [])
     assert staged(endpoint) == {digest(data): data}
     assert not os.path.exists(endpoint.staging.resume_path(digest(data)))
+
+
+def test_a_store_that_cannot_be_opened_is_a_problem_per_file_not_a_failed_message(endpoint):
+    directory = endpoint.staging.directory
+    os.makedirs(os.path.dirname(directory), exist_ok=True)
+    with open(directory, "wb"):
+        pass  # a regular file where the store directory should be
+    completed, problems, refetch = endpoint.receive_chunks([whole("a", b"a"), whole("b", b"b")])
+    assert (completed, refetch) == (0, [])
+    assert problems == [Problem("a", "Not a directory"), Problem("b", "Not a directory")]
