@@ -185,24 +185,31 @@ class StagerActor(EndpointJobActor):
         writes: deque = deque()  # the StageChunks writes in flight, oldest first
         problems: list = []
 
+        def acknowledge(chunks, ack: m.StageAck, ignored: set, later) -> set:
+            """Account for the receiver's ``ack`` of ``chunks`` (``ignored``: digests fetched
+            again whole after they were sent, their results void): queue what it asks to fetch
+            again (pieces of those already sent in the ``later`` writes are void too), count the
+            progress and keep the problems. Returns the digests queued again."""
+            refetched = refetch_whole([i for i in ack.refetch if i.digest not in ignored],
+                                      current, counts, queue)
+            for other in later:  # sent already: their pieces of these digests are void
+                other.superseded |= refetched
+            retried = {c.path for c in chunks if c.digest in refetched | ignored}
+            tracker.acknowledged([c for c in chunks if c.path not in retried],
+                                 (p.path for p in ack.problems if p.path not in retried))
+            for digest in refetched:
+                tracker.restarted(current[digest].path)
+            void = {c.path for c in chunks if c.digest in ignored}
+            problems.extend(p for p in ack.problems if p.path not in void)
+            return refetched
+
         async def settle(write: InFlight) -> None:
             """Account for the oldest write's ack; queue what it asks to fetch again."""
             nonlocal stale
             ack = await write.future
             ignored = set(write.superseded)  # refetched whole after this write was sent
-            refetched = refetch_whole([i for i in ack.refetch if i.digest not in ignored],
-                                      current, counts, queue)
-            for later in writes:  # sent already: their pieces of these digests are void
-                if later is not write:
-                    later.superseded |= refetched
-            stale |= refetched
-            retried = {c.path for c in write.chunks if c.digest in refetched | ignored}
-            tracker.acknowledged([c for c in write.chunks if c.path not in retried],
-                                 (p.path for p in ack.problems if p.path not in retried))
-            for digest in refetched:
-                tracker.restarted(current[digest].path)
-            void = {c.path for c in write.chunks if c.digest in ignored}
-            problems.extend(p for p in ack.problems if p.path not in void)
+            stale |= acknowledge(write.chunks, ack, ignored,
+                                 [later for later in writes if later is not write])
 
         async def throttle(chunks) -> None:
             """Test-only: hold the transfer to ``TEST_RATE_VARIABLE`` bytes per second."""
@@ -286,21 +293,9 @@ class StagerActor(EndpointJobActor):
             """Account for a ``SupplyTo``'s reply: what the receiver acknowledged, what to
             fetch again whole, and what to read next where the sender did not read what was
             expected (``expected_cut``)."""
-            ack, ignored = reply.ack, set(flight.superseded)
-            refetched = refetch_whole([i for i in ack.refetch if i.digest not in ignored],
-                                      current, counts, queue)
-            for other in later:  # sent already: their pieces of these digests are void
-                other.superseded |= refetched
-            dropped = refetched | ignored
-            chunks = [c for c in reply.chunks if c.digest not in ignored]
-            counts.count(chunks)
-            retried = {c.path for c in reply.chunks if c.digest in dropped}
-            tracker.acknowledged([c for c in reply.chunks if c.path not in retried],
-                                 (p.path for p in ack.problems if p.path not in retried))
-            for digest in refetched:
-                tracker.restarted(current[digest].path)
-            void = {c.path for c in reply.chunks if c.digest in ignored}
-            problems.extend(p for p in ack.problems if p.path not in void)
+            ignored = set(flight.superseded)
+            dropped = acknowledge(reply.chunks, reply.ack, ignored, later) | ignored
+            counts.count([c for c in reply.chunks if c.digest not in ignored])
             # Where to go on: what was not read, and the rest of a file read in part.
             served = {(c.path, c.offset) for c in reply.chunks}
             unserved = [r for r in flight.batch
