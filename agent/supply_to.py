@@ -112,7 +112,12 @@ class DirectSupplier:
             write = asyncio.ensure_future(client.request(body, timeout=ACK_TIMEOUT))
             del body
             # The next batch is read only once this one is on the socket (order kept).
-            await asyncio.wait({sent, write}, return_when=asyncio.FIRST_COMPLETED)
+            try:
+                await asyncio.wait({sent, write}, return_when=asyncio.FIRST_COMPLETED)
+            except BaseException:  # cancelled: the write is this request's, it ends with it
+                write.cancel()
+                sent.cancel()
+                raise
         try:
             ack = await write
         except RemoteError as error:

@@ -7,6 +7,7 @@ the job with the receiver's reason; the progress numbers add up."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 import random
 
@@ -131,3 +132,36 @@ def test_a_receiver_that_is_not_an_ipc_mailbox_is_refused(pair):
     with pytest.raises(RemoteError) as failure:
         pair.run(pair.sender.request(request, timeout=10))
     assert failure.value.code == "invalid-argument" and "ipc://" in failure.value.message
+
+
+def test_a_cancelled_supply_to_leaves_no_write_behind(pair, tmp_path):
+    """A ``SupplyTo`` cancelled while its batch waits to be sent (no receiver there) takes its
+    write with it: no task is left waiting for an acknowledgement that cannot come."""
+    write_file(pair.alpha.root, "f", b"x")
+    request = m.SupplyTo([m.SupplyRequest("f", digest(b"x"), 0)], MIB,
+                         f"ipc://{tmp_path}/nobody-listens")
+
+    async def main():
+        before = asyncio.all_tasks()  # the endpoints' own (periodic saves, watchers)
+        answer = asyncio.ensure_future(pair.sender.direct.answer(request))
+        deadline = asyncio.get_running_loop().time() + 10
+        while not [t for t in asyncio.all_tasks() - before if t is not answer]:
+            assert asyncio.get_running_loop().time() < deadline, "the write never started"
+            await asyncio.sleep(0.01)  # polling for the condition, bounded above
+        answer.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await answer
+
+        def left():
+            # The receiver client's own tasks stay (its connection watcher and reply reader,
+            # closed with the supplier); what must not is a request of the cancelled answer.
+            return [t.get_coro().__qualname__ for t in asyncio.all_tasks() - before
+                    if not t.done() and t.get_coro().__qualname__.split(".")[-1]
+                    not in ("_watch", "_read")]
+
+        deadline = asyncio.get_running_loop().time() + 2  # cancellations land in a few turns
+        while left() and asyncio.get_running_loop().time() < deadline:
+            await asyncio.sleep(0.01)
+        return left()
+
+    assert pair.run(main()) == []
