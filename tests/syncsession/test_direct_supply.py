@@ -144,21 +144,21 @@ def test_a_cancelled_supply_to_leaves_no_write_behind(pair, tmp_path):
     async def main():
         before = asyncio.all_tasks()  # the endpoints' own (periodic saves, watchers)
         answer = asyncio.ensure_future(pair.sender.direct.answer(request))
-        deadline = asyncio.get_running_loop().time() + 10
-        while not [t for t in asyncio.all_tasks() - before if t is not answer]:
-            assert asyncio.get_running_loop().time() < deadline, "the write never started"
-            await asyncio.sleep(0.01)  # polling for the condition, bounded above
-        answer.cancel()
-        with pytest.raises(asyncio.CancelledError):
-            await answer
 
         def left():
             # The receiver client's own tasks stay (its connection watcher and reply reader,
             # closed with the supplier); what must not is a request of the cancelled answer.
             return [t.get_coro().__qualname__ for t in asyncio.all_tasks() - before
-                    if not t.done() and t.get_coro().__qualname__.split(".")[-1]
-                    not in ("_watch", "_read")]
+                    if t is not answer and not t.done()
+                    and t.get_coro().__qualname__.split(".")[-1] not in ("_watch", "_read")]
 
+        deadline = asyncio.get_running_loop().time() + 10
+        while not left():  # the batch is read and its write waits for a receiver
+            assert asyncio.get_running_loop().time() < deadline, "the write never started"
+            await asyncio.sleep(0.01)  # polling for the condition, bounded above
+        answer.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await answer
         deadline = asyncio.get_running_loop().time() + 2  # cancellations land in a few turns
         while left() and asyncio.get_running_loop().time() < deadline:
             await asyncio.sleep(0.01)
