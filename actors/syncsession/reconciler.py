@@ -268,8 +268,14 @@ class ReconcilerActor(Actor):
         return reply.epoch, root
 
     async def _job(self, peer_name: str, start, side: str = "") -> m.JobReply:
+        """Run a job on ``peer_name`` to its end. ``start``: its start message, or a one-item
+        list holding it, emptied once it is sent: then nothing here keeps a big message (the
+        staging list of an initial sync: 100k items, ~13 MB) while the job runs."""
         async with self.on_demand.awake(peer_name) as peer:  # wakes it if it hibernates
-            started = await peer.request(start, timeout=JOB_START_TIMEOUT)
+            message = start.pop() if isinstance(start, list) else start
+            del start
+            started = await peer.request(message, timeout=JOB_START_TIMEOUT)
+            del message
             while True:
                 reply = await peer.request(m.JobStatus(started.job, JOB_POLL),
                                            timeout=JOB_POLL + JOB_START_TIMEOUT)
@@ -318,8 +324,9 @@ class ReconcilerActor(Actor):
                 items = files_to_stage(changes[side])
                 if items:
                     self._set(status=f"staging-{side}")
+                    start, items = [m.StageStart(side, items)], None  # _job lets go of it
                     try:
-                        staged = await self._job("stager", m.StageStart(side, items), side)
+                        staged = await self._job("stager", start, side)
                     finally:
                         self._set_side(side, staging_progress=None)
                     self._set_side(side, last_staging=staged.progress)  # its final numbers
