@@ -2,10 +2,6 @@
 partly there; the next transition completes the rest and removes what the crash left."""
 
 import os
-import signal
-import subprocess
-import sys
-import time
 
 from mutagen_actors.actors.sync.cache import DigestCache
 from mutagen_actors.actors.sync.hashing import digest_bytes
@@ -15,32 +11,19 @@ from mutagen_actors.actors.sync.settings import TEMPORARY_PREFIX, HashAlgorithm
 from mutagen_actors.actors.sync.staging import Staging
 from mutagen_actors.actors.sync.transition import transition
 
+from .transition_child import kill_mid_transition
+
 DIRECTORIES, FILES, SIZE = 6, 12, 1 << 20
 ALGORITHM = HashAlgorithm.SHA256  # the slowest hash: more time inside each placement
 
-_CHILD = """
-import sys
-from mutagen_actors.actors.sync.cache import DigestCache
-from mutagen_actors.actors.sync.model import Change, Entry
-from mutagen_actors.actors.sync.scan import scan
-from mutagen_actors.actors.sync.settings import HashAlgorithm
-from mutagen_actors.actors.sync.staging import Staging
-from mutagen_actors.actors.sync.transition import transition
-
-root, store, digests = sys.argv[1], sys.argv[2], sys.argv[3]
-algorithm = HashAlgorithm.SHA256
-cache = DigestCache(algorithm)
-snapshot = scan(root, hash=algorithm, cache=cache).root
+# The whole new tree in one change at the root (its directories are built).
+_CHANGES = """
 tree = {}
-for line in open(digests):
-    path, digest = line.split()
+for path, digest in listing:
     directory, name = path.split("/")
     tree.setdefault(directory, {})[name] = Entry.file(bytes.fromhex(digest))
 new = Entry.directory({d: Entry.directory(files) for d, files in tree.items()})
-print("applying", flush=True)
-transition(root, [Change("", snapshot, new)], cache=cache, staging=Staging(store, algorithm),
-           hash=algorithm)
-print("done", flush=True)
+changes = [Change("", snapshot, new)]
 """
 
 
@@ -74,24 +57,8 @@ def crash_once(base) -> list[str]:
     with open(base / "digests", "w") as listing:
         for d, i, path in paths():
             listing.write(f"{path} {digest_bytes(content(d, i), ALGORITHM).hex()}\n")
-    child = subprocess.Popen(
-        [sys.executable, "-c", _CHILD, str(root), store.directory, str(base / "digests")],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    try:
-        assert child.stdout.readline() == b"applying\n", child.stderr.read().decode()
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            if "d0" in os.listdir(root):
-                break
-        else:
-            raise AssertionError("the transition never placed its first directory")
-        os.kill(child.pid, signal.SIGKILL)
-    finally:
-        child.kill()
-        child.wait(timeout=30)
-        child.stdout.close()
-        child.stderr.close()
-    assert child.returncode == -signal.SIGKILL
+    kill_mid_transition(_CHANGES, root, store.directory, base / "digests", ALGORITHM,
+                        lambda: "d0" in os.listdir(root), "placed its first directory")
     visible = sorted(name for name in os.listdir(root) if not name.startswith(TEMPORARY_PREFIX))
     for name in visible:  # complete, with every file whole
         d = int(name[1:])

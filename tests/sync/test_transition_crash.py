@@ -1,38 +1,23 @@
 """kill -9 in the middle of a transition leaves every file old or new and complete, never partial."""
 
 import os
-import signal
-import subprocess
-import sys
-import time
 
 from mutagen_actors.actors.sync.hashing import digest_bytes
 from mutagen_actors.actors.sync.scan import scan
 from mutagen_actors.actors.sync.settings import TEMPORARY_PREFIX, HashAlgorithm
 from mutagen_actors.actors.sync.staging import Staging
 
+from .transition_child import kill_mid_transition
+
 FILES = 120
 SIZE = 2 << 20  # 2 MiB each: big enough that the transition takes a while
 ALGORITHM = HashAlgorithm.SHA256  # the slowest hash: more time inside each placement
 
-_CHILD = """
-import sys
-from mutagen_actors.actors.sync.cache import DigestCache
-from mutagen_actors.actors.sync.model import Change, Entry
-from mutagen_actors.actors.sync.scan import scan
-from mutagen_actors.actors.sync.settings import HashAlgorithm
-from mutagen_actors.actors.sync.staging import Staging
-from mutagen_actors.actors.sync.transition import transition
-
-root, store, digests = sys.argv[1], sys.argv[2], sys.argv[3]
-algorithm = HashAlgorithm.SHA256
-cache = DigestCache(algorithm)
-snapshot = scan(root, hash=algorithm, cache=cache).root
-new = dict(line.split() for line in open(digests))
-changes = [Change(name, snapshot.contents[name], Entry.file(bytes.fromhex(new[name]))) for name in sorted(new)]
-print("applying", flush=True)
-transition(root, changes, cache=cache, staging=Staging(store, algorithm), hash=algorithm)
-print("done", flush=True)
+# One change per file: each replaces the old file in place.
+_CHANGES = """
+new = dict(listing)
+changes = [Change(name, snapshot.contents[name], Entry.file(bytes.fromhex(new[name])))
+           for name in sorted(new)]
 """
 
 
@@ -57,29 +42,13 @@ def _crash_once(base):
             store.receive(digest, [new_content(i)])
             listing.write(f"f{i:03d} {digest.hex()}\n")
 
-    child = subprocess.Popen(
-        [sys.executable, "-c", _CHILD, str(root), store.directory, str(base / "digests")],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-    )
-    try:
-        assert child.stdout.readline() == b"applying\n", child.stderr.read().decode()
-        # Wait (with a deadline) until the first file has been replaced, then kill at once.
-        deadline = time.monotonic() + 60
-        first = root / "f000"
-        while time.monotonic() < deadline:
-            with open(first, "rb") as handle:
-                if handle.read(3) == b"NEW":
-                    break
-        else:
-            raise AssertionError("the transition never replaced its first file")
-        os.kill(child.pid, signal.SIGKILL)
-    finally:
-        child.kill()
-        child.wait(timeout=30)
-        child.stdout.close()
-        child.stderr.close()
-    assert child.returncode == -signal.SIGKILL
+    # Kill at once when the first file has been replaced.
+    def first_replaced() -> bool:
+        with open(root / "f000", "rb") as handle:
+            return handle.read(3) == b"NEW"
+
+    kill_mid_transition(_CHANGES, root, store.directory, base / "digests", ALGORITHM,
+                        first_replaced, "replaced its first file")
 
     replaced = kept = 0
     for i in range(FILES):
