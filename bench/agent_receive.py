@@ -76,19 +76,27 @@ def _roundtrip(message):
     return codec.decode(codec.encode(message, id=1)).body
 
 
+class Phases(dict):
+    """Phase name -> (CPU seconds, wall seconds); ``clock()`` reads both (``clock_of``: the CPU
+    of this process or of the agent's), ``done(name, start)`` records a phase begun at
+    ``start = clock()``."""
+
+    def __init__(self, clock_of):
+        super().__init__()
+        self.clock = clock_of
+
+    def done(self, name: str, start: tuple[float, float]) -> None:
+        cpu, wall = self.clock()
+        self[name] = (cpu - start[0], wall - start[1])
+
+
 async def one_run(contents: dict, tree: Entry, base: str, data_directory: str,
                   watch: str = "portable") -> dict:
     root = os.path.join(base, "root")
     os.makedirs(root)
     service = EndpointService(_nothing, home=data_directory or base)  # its data under HOME
-    phases: dict[str, tuple[float, float]] = {}
-
-    def clock():
-        return time.process_time(), time.perf_counter()
-
-    def done(name, start):
-        cpu, wall = clock()
-        phases[name] = (cpu - start[0], wall - start[1])
+    phases = Phases(lambda: (time.process_time(), time.perf_counter()))
+    clock, done = phases.clock, phases.done
 
     start = clock()
     opened = await service.handle(_roundtrip(am.EndpointOpen({
@@ -210,14 +218,8 @@ async def process_run(contents: dict, tree: Entry, base: str, home: str, watch: 
     root = os.path.join(base, "root")
     os.makedirs(root)
     agent = await _AgentProcess().start(home or base)
-    phases: dict[str, tuple[float, float]] = {}
-
-    def clock():
-        return agent.cpu(), time.perf_counter()
-
-    def done(name, start):
-        cpu, wall = clock()
-        phases[name] = (cpu - start[0], wall - start[1])
+    phases = Phases(lambda: (agent.cpu(), time.perf_counter()))
+    clock, done = phases.clock, phases.done
 
     try:
         start = clock()
