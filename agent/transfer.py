@@ -66,6 +66,8 @@ from mutagen_actors.wire.messages.endpoint import Chunk, StageItem, SupplyReques
 _READ_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK
 _WRITE_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_CLOEXEC
 _ROOT_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+# A placed file never replaces anything: a name already in the tree is someone's placed content.
+_PLACE_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
 REUSE_MIN_ITEMS = 8  # local content reuse costs a pass over the digest cache (local_copies)
 REUSE_PATHS = 4  # local copies of one digest tried
 DELTA_MIN_SIZE = 1 << 20  # smaller bases are not signed (see docs/architecture.md)
@@ -177,6 +179,8 @@ class Receiver:
         self._partials: dict[bytes, _Partial] = {}
         self._bases: dict[bytes, tuple[str, Signature]] = {}  # target digest -> base offered
         self._signatures: OrderedDict = OrderedDict()  # (path, identity) -> Signature
+        self._place = False  # whole files may be placed in the store's tree (``needs`` says)
+        self._duplicates: set[bytes] = set()  # digests of more than one item: never placed
 
     # -- StageBegin
 
@@ -186,16 +190,36 @@ class Receiver:
         staging = self.endpoint.staging
         self.close()
         self._bases.clear()
+        # Place on arrival (``receive``): only content whose digest occurs once among the items,
+        # and only when the store is on the root's filesystem (the transition renames it in).
+        seen: set[bytes] = set()
+        duplicates: set[bytes] = set()
+        for item in items:
+            if item.digest in seen:
+                duplicates.add(item.digest)
+            else:
+                seen.add(item.digest)
+        self._duplicates = duplicates
+        self._place = bool(items) and self._placement_possible()
+        # What an earlier StageBegin or process left in the tree: kept where it is the content
+        # of a new item at its path, else moved into the store by its digest (before the listing).
+        try:
+            kept = staging.settle_tree((item.path, item.digest) for item in items
+                                       if item.digest not in duplicates)
+        except OSError:
+            kept = set()
         candidates: list[StageItem] = []
         # One listing of the store instead of a stat per item (an initial sync asks for every
         # file of the tree; the store is then empty or absent).
         present: set[bytes] = set(staging.digests())
-        seen: set[bytes] = set()
+        seen.clear()
         for item in items:
             digest = item.digest
             if digest in seen:
                 continue
             seen.add(digest)
+            if kept and item.path in kept:
+                continue
             # Staged by an earlier process (no size recorded here): hashed once now, so content
             # a crash left short under its name is fetched in this cycle, not found at the
             # transition (which then trusts the name).
@@ -228,6 +252,30 @@ class Receiver:
                     self._bases[item.digest] = (item.path, sig)
             needed.append(StageItem(item.path, item.digest, offset, sig))
         return needed
+
+    def _placement_possible(self) -> bool:
+        """Whether the store is on the root's filesystem (the root's nearest existing ancestor
+        when the root does not exist yet): content placed in the store's tree can then be
+        renamed into the root."""
+        try:
+            store = self.endpoint.staging.open_store()
+            try:
+                device = os.fstat(store).st_dev
+            finally:
+                os.close(store)
+        except OSError:
+            return False
+        path = os.path.abspath(self.endpoint.root)
+        while True:
+            try:
+                return os.stat(path).st_dev == device
+            except FileNotFoundError:
+                parent = os.path.dirname(path)
+                if parent == path:
+                    return False
+                path = parent
+            except OSError:
+                return False
 
     def _verify_staged(self, digest: bytes) -> bool:
         try:
@@ -305,6 +353,12 @@ class Receiver:
         named = staging.named
         digest_size = DIGEST_SIZES[staging.algorithm]
         write, close = os.write, os.close
+        place = self._place
+        duplicates = self._duplicates
+        placed = staging.placed
+        tree: Optional[int] = None  # the store's tree, once opened
+        here: Optional[str] = None  # the directory (path up to its last "/") open as here_fd
+        here_fd = -1
         try:
             for chunk in chunks:
                 digest = chunk.digest
@@ -314,6 +368,39 @@ class Receiver:
                     data = chunk.data
                     size = len(data)
                     if (not limit or size <= limit) and hash_of(data) == digest:
+                        if place and digest not in duplicates:
+                            # Placed on arrival: at its own path in the store's tree, where the
+                            # transition adopts whole directories (``actors.sync.transition``).
+                            path = chunk.path
+                            cut = path.rfind("/") + 1
+                            leaf = path[cut:]
+                            fd = -1
+                            try:
+                                if path[:cut] != here:
+                                    if here_fd >= 0:
+                                        close(here_fd)
+                                        here_fd, here = -1, None
+                                    components = split_path(path)
+                                    if tree is None:
+                                        tree = staging.open_tree()
+                                    here_fd = _make_directories(tree, components[:-1])
+                                    here = path[:cut]
+                                if leaf and leaf != "." and leaf != "..":
+                                    fd = os.open(leaf, _PLACE_FLAGS, mode, dir_fd=here_fd)
+                            except (OSError, ValueError):
+                                fd = -1  # the digest's name below
+                            if fd >= 0:
+                                try:
+                                    written = write(fd, data)
+                                except OSError:
+                                    written = -1
+                                finally:
+                                    close(fd)
+                                if written == size:
+                                    placed(digest, size, path)
+                                    completed += 1
+                                    continue
+                                _unlink_at(here_fd, leaf)
                         # The fast path: verified in memory, written under the final name.
                         text = digest.hex()
                         name = f"{text[:2]}/{text}"
@@ -359,6 +446,10 @@ class Receiver:
         finally:
             if store is not None:
                 os.close(store)
+            if tree is not None:
+                os.close(tree)
+            if here_fd >= 0:
+                os.close(here_fd)
         return completed, problems, refetch
 
     def _receive_whole(self, store: int, chunk: Chunk) -> None:
@@ -713,6 +804,28 @@ class Supplier:
     def close(self) -> None:
         while self._streams:
             self._streams.popitem(last=False)[1].close()
+
+
+def _make_directories(tree: int, components: list[str]) -> int:
+    """A descriptor of directory ``components`` below the open directory ``tree``, each
+    component created (0700) where missing, none followed if it is a symbolic link (OSError)."""
+    fd = os.dup(tree)
+    try:
+        for component in components:
+            try:
+                next_fd = os.open(component, _ROOT_FLAGS, dir_fd=fd)
+            except FileNotFoundError:
+                try:
+                    os.mkdir(component, 0o700, dir_fd=fd)
+                except FileExistsError:
+                    pass
+                next_fd = os.open(component, _ROOT_FLAGS, dir_fd=fd)
+            os.close(fd)
+            fd = next_fd
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
 
 
 def _unlink_at(dir_fd: int, name: str) -> None:

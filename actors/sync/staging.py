@@ -55,7 +55,10 @@ from .settings import TEMPORARY_PREFIX, HashAlgorithm, StageMode
 
 _PARTIAL = ".partial-"
 _STORE_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC
+_TREE_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+_KEY_MASK = (1 << 64) - 1
 RESUME_SUFFIX = ".resume"
+TREE = "tree"  # the path-shaped area of the store (``Staging.tree_directory``)
 
 
 class StagingError(ValueError):
@@ -84,7 +87,7 @@ class Staging:
         self._digest_size = DIGEST_SIZES[self.algorithm]
         self.max_file_size = max_file_size
         self.file_mode = file_mode  # what staged files are created with (less the umask)
-        self._sizes = _Sizes(self._digest_size)  # digest -> size verified when it took its name
+        self._sizes = _Sizes(self._digest_size)  # digest -> (size verified, where it is)
 
     def named(self, digest: bytes, size: int) -> None:
         """Record that ``size`` bytes of content verified against ``digest`` just took the
@@ -115,9 +118,144 @@ class Staging:
         self.named(digest, read)
         return read
 
+    # -- placed content (the tree) -----------------------------------------------------------
+
+    @staticmethod
+    def path_key(path: str) -> int:
+        """The 64-bit key a placed file's record carries for its path (never 0). Python's
+        string hash: keyed per process, which is all a record's life is (``_Sizes``)."""
+        return (hash(path) & _KEY_MASK) or 1
+
+    def placed(self, digest: bytes, size: int, path: str) -> None:
+        """Record that ``size`` bytes verified against ``digest`` were just written whole at
+        ``path`` in the tree (``tree_directory``): trusted for that (path, digest) only."""
+        if len(digest) == self._digest_size:
+            self._sizes.put(digest, size, self.path_key(path))
+
+    def record(self, digest: bytes) -> Optional[tuple[int, int]]:
+        """``(verified size, place)`` of ``digest``'s content as this object last recorded it:
+        ``place`` 0 for content under the digest's name, else the ``path_key`` of the path in
+        the tree it was placed at. None if nothing was recorded (or a bad digest)."""
+        if type(digest) is not bytes or len(digest) != self._digest_size:
+            return None
+        return self._sizes.record(digest)
+
+    def placed_size(self, digest: bytes, path: str) -> Optional[int]:
+        """The verified size of the content placed for exactly (``path``, ``digest``), or None."""
+        found = self.record(digest)
+        if found is None or not found[1] or found[1] != self.path_key(path):
+            return None
+        return found[0]
+
+    @property
+    def tree_directory(self) -> str:
+        """The path-shaped area of the store: ``<store>/tree/<path>``."""
+        return os.path.join(self.directory, TREE)
+
+    def open_tree(self) -> int:
+        """A descriptor of the tree directory (created, 0700, with the store if missing). The
+        caller closes it, and must not keep it across a ``wipe``."""
+        try:
+            return os.open(self.tree_directory, _TREE_FLAGS)
+        except FileNotFoundError:
+            os.makedirs(self.tree_directory, mode=0o700, exist_ok=True)
+            return os.open(self.tree_directory, _TREE_FLAGS)
+
+    def settle_tree(self, items: Iterable[tuple[str, bytes]]) -> set[str]:
+        """Sort what an earlier ``StageBegin`` or an earlier process left in the tree, against
+        the new ``items`` (``(path, digest)`` of the content that may stay placed): a file at
+        an item's path whose content is the item's digest stays placed (recorded; content this
+        object placed itself for that (path, digest), with the size it verified, is not read
+        again), any other regular file is hashed and moved into the store under the digest its
+        content gives (recorded), or removed if it cannot be read; anything else is removed,
+        and directories left empty too. Returns the paths that stay placed. Never raises on a
+        single entry (it is removed, or left for ``wipe``)."""
+        try:
+            tree = os.open(self.tree_directory, _TREE_FLAGS)
+        except FileNotFoundError:
+            return set()
+        except OSError:
+            try:
+                os.unlink(self.tree_directory)  # not a directory: nothing placed is there
+            except OSError:
+                pass
+            return set()
+        kept: set[str] = set()
+        try:
+            with os.scandir(tree) as entries:
+                empty = next(entries, None) is None
+            if not empty:
+                store = os.open(self.directory, _STORE_FLAGS)
+                try:
+                    wanted = dict(items)
+                    self._settle(tree, store, "", wanted, kept)
+                finally:
+                    os.close(store)
+        finally:
+            os.close(tree)
+        return kept
+
+    def _settle(self, dfd: int, store: int, prefix: str, wanted: dict, kept: set) -> None:
+        with os.scandir(dfd) as entries:
+            listing = [(entry.name, entry.is_dir(follow_symlinks=False)) for entry in entries]
+        for name, is_dir in listing:
+            path = prefix + name
+            if is_dir:
+                try:
+                    sub = os.open(name, _TREE_FLAGS, dir_fd=dfd)
+                except OSError:
+                    continue
+                try:
+                    self._settle(sub, store, path + "/", wanted, kept)
+                finally:
+                    os.close(sub)
+                try:
+                    os.rmdir(name, dir_fd=dfd)
+                except OSError:
+                    pass  # files below stay placed
+                continue
+            try:
+                self._settle_file(dfd, store, name, path, wanted.get(path), kept)
+            except OSError:
+                try:
+                    os.unlink(name, dir_fd=dfd)
+                except OSError:
+                    pass
+
+    def _settle_file(self, dfd: int, store: int, name: str, path: str,
+                     digest: Optional[bytes], kept: set) -> None:
+        st = os.stat(name, dir_fd=dfd, follow_symlinks=False)
+        if not stat.S_ISREG(st.st_mode):
+            os.unlink(name, dir_fd=dfd)
+            return
+        if digest is not None and self.placed_size(digest, path) == st.st_size:
+            kept.add(path)  # placed by this object for this very (path, digest)
+            return
+        fd = os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK,
+                     dir_fd=dfd)
+        try:
+            actual, read = hash_fd(fd, self.algorithm, st.st_size)
+        finally:
+            os.close(fd)
+        if read != st.st_size or len(actual) != self._digest_size:
+            os.unlink(name, dir_fd=dfd)
+            return
+        if actual == digest:
+            self.placed(actual, read, path)
+            kept.add(path)
+            return
+        text = actual.hex()
+        try:
+            os.mkdir(text[:2], 0o700, dir_fd=store)
+        except FileExistsError:
+            pass
+        os.rename(name, f"{text[:2]}/{text}", src_dir_fd=dfd, dst_dir_fd=store)
+        self.named(actual, read)
+
     def verified_size(self, digest: bytes) -> Optional[int]:
         """The size of the content this object verified under ``digest``'s name, or None if it
-        named none (a file staged by an earlier process: hash it before trusting it)."""
+        named none (a file staged by an earlier process: hash it before trusting it) or its
+        last record is of content placed in the tree (``record``)."""
         if len(digest) != self._digest_size:
             return None
         return self._sizes.get(digest)
@@ -257,19 +395,21 @@ class Staging:
 
 
 class _Sizes:
-    """A map digest -> size without an object per entry: records of ``digest + size`` (8 bytes,
-    little-endian) packed in 4,096 ``bytearray`` buckets chosen by the digest's first 12 bits
-    (digests are uniform). A dict of 100k digests held ~13 MB of small objects, ~8 MB of which
-    stayed resident (fragmented) after it was dropped; this holds 2.4 MB in a few thousand
-    buffers. ``put`` appends (the last record of a digest wins), ``get`` searches its bucket
-    from the end; ``discard`` removes every record of a digest."""
+    """A map digest -> (size, place) without an object per entry: records of ``digest + size
+    + place`` (8 bytes each, little-endian) packed in 4,096 ``bytearray`` buckets chosen by the
+    digest's first 12 bits (digests are uniform). ``place`` is 0 for content under the digest's
+    name, else the ``path_key`` of the path in the tree where it was placed. A dict of 100k
+    digests held ~13 MB of small objects, ~8 MB of which stayed resident (fragmented) after it
+    was dropped; this holds 3.2 MB in a few thousand buffers. ``put`` appends (the last record
+    of a digest wins), ``get`` searches its bucket from the end; ``discard`` removes every
+    record of a digest."""
 
     __slots__ = ("size", "width", "buckets")
     BUCKETS = 4096
 
     def __init__(self, digest_size: int):
         self.size = digest_size
-        self.width = digest_size + 8
+        self.width = digest_size + 16
         self.buckets: list[Optional[bytearray]] = [None] * self.BUCKETS
 
     @staticmethod
@@ -283,22 +423,34 @@ class _Sizes:
             at = bucket.rfind(digest, 0, at + self.size - 1)
         return at
 
-    def put(self, digest: bytes, size: int) -> None:
+    def put(self, digest: bytes, size: int, place: int = 0) -> None:
         index = self._index(digest)
         bucket = self.buckets[index]
         if bucket is None:
             bucket = self.buckets[index] = bytearray()
         bucket += digest
         bucket += size.to_bytes(8, "little")
+        bucket += place.to_bytes(8, "little")
 
-    def get(self, digest: bytes) -> Optional[int]:
+    def record(self, digest: bytes) -> Optional[tuple[int, int]]:
+        """``(size, place)`` of the last record of ``digest``, or None."""
         bucket = self.buckets[self._index(digest)]
         if not bucket:
             return None
         at = self._find(bucket, digest)
         if at < 0:
             return None
-        return int.from_bytes(bucket[at + self.size:at + self.width], "little")
+        at += self.size
+        return (int.from_bytes(bucket[at:at + 8], "little"),
+                int.from_bytes(bucket[at + 8:at + 16], "little"))
+
+    def get(self, digest: bytes) -> Optional[int]:
+        """The size of the last record of ``digest`` if it is content under the digest's name
+        (not placed), else None."""
+        found = self.record(digest)
+        if found is None or found[1]:
+            return None
+        return found[0]
 
     def discard(self, digest: bytes) -> None:
         bucket = self.buckets[self._index(digest)]

@@ -75,7 +75,7 @@ from .settings import (
     PermissionsMode,
     SymlinkMode,
 )
-from .staging import Staging
+from .staging import TREE, Staging
 
 from .permissions import new_file_mode, parse_group, parse_owner, with_executability
 from .symlinks import symlink_problem
@@ -98,6 +98,7 @@ _OWN_TEMPORARY = f"{TEMPORARY_PREFIX}new-"
 # ``<_OWN_BUILD><pid>-<token><serial>``; one whose process is gone is a crash's leftover.
 _OWN_BUILD = f"{_OWN_TEMPORARY}dir-"
 _TRACKED = (Kind.DIRECTORY, Kind.FILE, Kind.SYMLINK)
+_UNSET = object()
 
 
 class TransitionResult(NamedTuple):
@@ -161,6 +162,8 @@ class _Transition:
         self.devices: dict[int, int] = {}  # open directory descriptor -> its device
         self.cleaned: set[str] = set()  # parents whose leftover builds were removed
         self.store_fd: Optional[int] = None  # the staging store's directory, once opened
+        self.tree_fd: Optional[int] = None  # the store's tree (content placed on arrival)
+        self.tree_index: Optional[dict[int, str]] = None  # path key -> path in the tree (lazy)
         self.file_modes = {executable: new_file_mode(file_mode, executable, self.permissions_mode)
                            for executable in (False, True)}
 
@@ -297,13 +300,23 @@ class _Transition:
         except ValueError as error:
             self.report(path, str(error))
             return None
-        staged = self.staging_prefix + relative  # == self.staging.path_for(digest)
+        expected = self.staging.verified_size(digest)
+        if self.tree_fd is not None:
+            found = self.staging.record(digest)
+            if found is not None and found[1]:
+                # Placed on arrival: used only from the path it was placed for (its record's
+                # key); at another path of this plan it is looked up by that key.
+                where = path if found[1] == self.staging.path_key(path) else \
+                    self.tree_path(found[1])
+                if where is not None:
+                    relative = f"{TREE}/{where}"
+                    expected = found[0]
+        staged = self.staging_prefix + relative  # == self.staging.path_for(digest) if not placed
         self.uses[digest] -= 1
         last = self.uses[digest] <= 0
         if last and self.staging_device is not None and self._device(pfd) == self.staging_device:
             store = self.store_fd if building else None
             name = staged if store is None else relative
-            expected = self.staging.verified_size(digest)
             try:
                 if expected is not None:
                     # Verified when it took its name (actors.sync.staging): one lstat checks the
@@ -322,12 +335,16 @@ class _Transition:
                 self.report(path, STAGED_MISMATCH)
                 return None
             return _Placed(store, name, st, staged)
-        return self.via_temporary(pfd, path, new, staged, last)
+        return self.via_temporary(pfd, path, new, staged, last, expected)
 
     def via_temporary(self, pfd: int, path: str, new: Entry, staged: str,
-                      last: bool) -> Optional["_Placed"]:
+                      last: bool, expected: object = _UNSET) -> Optional["_Placed"]:
         """``place`` through a temporary name in ``pfd``: the staged file moved there when it is
-        the last use (and a rename can reach ``pfd``), else copied; then mode, owner, verify."""
+        the last use (and a rename can reach ``pfd``), else copied; then mode, owner, verify.
+        ``expected``: the verified size of ``staged`` (default: ``Staging.verified_size``; None:
+        hash it)."""
+        if expected is _UNSET:
+            expected = self.staging.verified_size(new.digest)
         temporary = f"{_OWN_TEMPORARY}{self.token}{next(self.serial)}"
         moved = False
         if last:
@@ -353,7 +370,7 @@ class _Transition:
             finally:
                 os.close(source)
         try:
-            st = self.prepare(temporary, pfd, new, self.staging.verified_size(new.digest))
+            st = self.prepare(temporary, pfd, new, expected)
         except BaseException:
             _unlink_quietly(pfd, temporary)
             raise
@@ -575,9 +592,14 @@ class _Transition:
             self.cleaned.add(parent)
             _remove_leftover_builds(pfd, self.token)
         temporary = f"{_OWN_BUILD}{os.getpid()}-{self.token}{next(self.serial)}"
-        os.mkdir(temporary, self.directory_mode, dir_fd=pfd)
+        adopted = self.adopt(pfd, path, temporary)
+        if not adopted:
+            os.mkdir(temporary, self.directory_mode, dir_fd=pfd)
         try:
-            created = self.fill(pfd, temporary, path, new)
+            if adopted:
+                created = self.complete(pfd, temporary, path, new)
+            else:
+                created = self.fill(pfd, temporary, path, new)
             moved = _move_no_replace(pfd, temporary, pfd, name)
         except BaseException:
             _remove_tree_quietly(pfd, temporary)
@@ -589,6 +611,205 @@ class _Transition:
             self.report(path, MODIFICATION_DETECTED)
             return None
         return created
+
+    # -- adoption of placed directories ---------------------------------------------------------
+
+    def adopt(self, pfd: int, path: str, temporary: str) -> bool:
+        """Move the store's tree directory at ``path`` (content placed on arrival, see
+        ``agent.transfer``) to ``temporary`` in ``pfd`` as the directory being built: whether
+        it was moved. Not moved (nothing placed there, not a directory, another filesystem,
+        any OSError): the directory is built as usual and its files found one by one."""
+        if self.tree_fd is None:
+            return False
+        try:
+            components = split_path(path)
+            parent = open_directory(self.tree_fd, components[:-1])
+        except (OSError, ValueError):
+            return False
+        try:
+            st = os.stat(components[-1], dir_fd=parent, follow_symlinks=False)
+            if not _stat.S_ISDIR(st.st_mode):
+                return False
+            _adopt_rename(parent, components[-1], pfd, temporary)
+            return True
+        except OSError:
+            return False
+        finally:
+            os.close(parent)
+
+    def complete(self, pfd: int, name: str, path: str, new: Entry) -> Entry:
+        """``fill`` for the adopted directory ``name`` (``adopt``): its mode and owner set, then
+        its contents checked and completed (``complete_contents``); returns what was created."""
+        dfd = os.open(name, _DIR_FLAGS, dir_fd=pfd)
+        try:
+            st = os.fstat(dfd)
+            if _stat.S_IMODE(st.st_mode) != self.directory_mode:
+                os.fchmod(dfd, self.directory_mode)
+            if self.uid != -1 or self.gid != -1:
+                os.fchown(dfd, self.uid, self.gid)
+            self.devices[dfd] = st.st_dev
+            created = self.complete_contents(dfd, path, new)
+        finally:
+            self.devices.pop(dfd, None)
+            os.close(dfd)
+        return Entry(Kind.DIRECTORY, created)
+
+    def complete_contents(self, dfd: int, path: str, new: Entry) -> dict[str, Entry]:
+        """The children of an adopted directory: one listing of what came along, then for each
+        planned child: a file placed for exactly this (path, digest) is kept after one
+        ``lstat`` (``keep_placed``), a subdirectory that came along is completed the same way,
+        anything else there is moved out of the way (``evacuate``) and the child goes through
+        the general path (``create_child``), so results, problems and cache records are those of
+        ``fill``. Names the plan does not have are evacuated before the directory takes its
+        final name."""
+        with os.scandir(dfd) as entries:
+            present = {entry.name: entry.is_dir(follow_symlinks=False) for entry in entries}
+        created: dict[str, Entry] = {}
+        placed: list[tuple[str, os.stat_result, bytes]] = []
+        record = self.staging.record
+        key = self.staging.path_key
+        FILE, DIRECTORY = Kind.FILE, Kind.DIRECTORY
+        now = time.time_ns()
+        try:
+            for name, child in new.contents.items():
+                here = present.pop(name, None) if present else None
+                if here is not None:
+                    kind = child.kind
+                    child_path = join(path, name)
+                    if kind is FILE and here is False:
+                        found = record(child.digest)
+                        if found is not None and found[1] and found[1] == key(child_path):
+                            st = self.keep_placed(dfd, name, child_path, child, found[0])
+                            if st is not None:
+                                if st is not False:
+                                    placed.append((name, st, child.digest))
+                                    created[name] = child
+                                continue
+                        else:
+                            self.evacuate(dfd, name)
+                    elif kind is DIRECTORY and here is True:
+                        try:
+                            created[name] = self.complete(dfd, name, child_path, child)
+                        except OSError as error:
+                            self.report(child_path, _os_problem("unable to create", error))
+                        continue
+                    else:
+                        self.evacuate(dfd, name)
+                result = self.create_child(dfd, name, path, child)
+                if result is not None:
+                    created[name] = result
+            for name in present:
+                self.evacuate(dfd, name)
+        finally:
+            self.cache.put_stats(path, placed, now)
+        return created
+
+    def keep_placed(self, dfd: int, name: str, path: str, new: Entry, expected: int):
+        """A file of an adopted directory placed for exactly (``path``, ``new.digest``), with
+        ``expected`` verified bytes: checked as ``place`` checks a staged file (one ``lstat``;
+        ``prepare`` when its size or mode is not the final one). Returns its stat when it is
+        kept, False when it was refused (removed, the problem reported as ``place`` reports
+        it), None when the content is needed again in this transition: it is then moved into
+        the store under its digest and the caller takes the general path."""
+        digest = new.digest
+        if self.uses[digest] > 1:
+            try:
+                self.to_store(dfd, name, digest, expected)
+            except OSError:
+                _unlink_quietly(dfd, name)
+            return None
+        self.uses[digest] -= 1
+        try:
+            st = os.stat(name, dir_fd=dfd, follow_symlinks=False)
+            if not self.ready(st, new, expected):
+                st = self.prepare(name, dfd, new, expected)
+        except FileNotFoundError:
+            self.missing_staged = True
+            self.report(path, STAGED_MISSING)
+            return False
+        except OSError as error:
+            _unlink_quietly(dfd, name)
+            self.report(path, _os_problem("unable to create", error))
+            return False
+        if st is None:
+            _unlink_quietly(dfd, name)  # damaged: the next cycle fetches it again
+            self.report(path, STAGED_MISMATCH)
+            return False
+        return st
+
+    def to_store(self, dfd: int, name: str, digest: bytes, size: int) -> None:
+        """Move verified content ``name`` (in ``dfd``) into the store under ``digest``'s name."""
+        text = digest.hex()
+        try:
+            os.mkdir(text[:2], 0o700, dir_fd=self.store_fd)
+        except FileExistsError:
+            pass
+        os.rename(name, f"{text[:2]}/{text}", src_dir_fd=dfd, dst_dir_fd=self.store_fd)
+        self.staging.named(digest, size)
+
+    def evacuate(self, dfd: int, name: str) -> None:
+        """Take ``name`` out of an adopted directory: a regular file whose content (hashed
+        now) is still needed in this transition goes into the store under its digest, where
+        ``place`` finds it; a directory is emptied the same way and removed; anything else is
+        removed. Never raises."""
+        try:
+            st = os.stat(name, dir_fd=dfd, follow_symlinks=False)
+        except OSError:
+            return
+        if _stat.S_ISDIR(st.st_mode):
+            try:
+                sub = os.open(name, _DIR_FLAGS, dir_fd=dfd)
+                try:
+                    for child in os.listdir(sub):
+                        self.evacuate(sub, child)
+                finally:
+                    os.close(sub)
+                os.rmdir(name, dir_fd=dfd)
+            except OSError:
+                _remove_tree_quietly(dfd, name)
+            return
+        if _stat.S_ISREG(st.st_mode) and self.store_fd is not None:
+            try:
+                fd = os.open(name, _READ_FLAGS, dir_fd=dfd)
+                try:
+                    digest, read = hash_fd(fd, self.algorithm, st.st_size)
+                finally:
+                    os.close(fd)
+                if read == st.st_size and self.uses.get(digest, 0) > 0:
+                    self.to_store(dfd, name, digest, read)
+                    return
+            except OSError:
+                pass
+        _unlink_quietly(dfd, name)
+
+    def tree_path(self, key: int) -> Optional[str]:
+        """The path in the store's tree whose ``Staging.path_key`` is ``key`` (content placed
+        for one path that this plan wants at another), or None. The tree's files are listed
+        once per transition, the first time this is asked."""
+        if self.tree_index is None:
+            index: dict[int, str] = {}
+            path_key = self.staging.path_key
+            pending = [("", os.dup(self.tree_fd))]
+            while pending:
+                prefix, fd = pending.pop()
+                try:
+                    with os.scandir(fd) as entries:
+                        for entry in entries:
+                            path = prefix + entry.name
+                            if entry.is_dir(follow_symlinks=False):
+                                try:
+                                    pending.append((path + "/", os.open(entry.name, _DIR_FLAGS,
+                                                                        dir_fd=fd)))
+                                except OSError:
+                                    pass
+                            else:
+                                index[path_key(path)] = path
+                except OSError:
+                    pass
+                finally:
+                    os.close(fd)
+            self.tree_index = index
+        return self.tree_index.get(key)
 
     def forget(self, path: str, entry: Entry) -> None:
         """Drop the cache records of the files of a subtree that never took its name."""
@@ -848,6 +1069,12 @@ def _move_no_replace(src_dir_fd: Optional[int], source: str, dfd: int, name: str
     return True
 
 
+def _adopt_rename(src_dir_fd: int, source: str, dfd: int, name: str) -> None:
+    """Move a directory of the store's tree to ``name`` in ``dfd`` (``_Transition.adopt``);
+    OSError (EXDEV from a mount in between, ...) when it cannot."""
+    os.rename(source, name, src_dir_fd=src_dir_fd, dst_dir_fd=dfd)
+
+
 def _move_into_built(src_dir_fd: Optional[int], source: str, dfd: int, name: str) -> bool:
     """``_move_no_replace`` into a directory this transition is building under its own temporary
     name (``build_directory``): one plain rename."""
@@ -920,6 +1147,7 @@ def transition(
     try:
         try:
             state.store_fd = os.open(staging.directory, _DIR_FLAGS)
+            state.tree_fd = os.open(TREE, _DIR_FLAGS, dir_fd=state.store_fd)
         except OSError:
             pass  # nothing staged (or not reachable so): staged paths are used as they are
         for change in changes:
@@ -956,6 +1184,8 @@ def transition(
             os.close(root_fd)
         if state.store_fd is not None:
             os.close(state.store_fd)
+        if state.tree_fd is not None:
+            os.close(state.tree_fd)
     return TransitionResult(results, state.problems, state.missing_staged)
 
 
