@@ -52,12 +52,14 @@ class AgentService:
 
 
 async def _stdio_streams(out_fd: int):
+    from mutagen_actors.wire.tunnel import FdReader
+
     loop = asyncio.get_running_loop()
-    reader = asyncio.StreamReader(limit=1 << 22)
-    await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin.buffer)
+    # stdin read straight from its descriptor, the pipe grown to 1 MiB (wire.tunnel.FdReader).
+    reader = FdReader(sys.stdin.fileno())
     transport, protocol = await loop.connect_write_pipe(
         asyncio.streams.FlowControlMixin, os.fdopen(out_fd, "wb", buffering=0))
-    writer = asyncio.StreamWriter(transport, protocol, reader, loop)
+    writer = asyncio.StreamWriter(transport, protocol, None, loop)
     return reader, writer
 
 

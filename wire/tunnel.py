@@ -241,6 +241,74 @@ class FrameDecoder:
             raise ProtocolError(f"compressed tunnel frame does not decompress: {error}") from None
 
 
+# ---------------------------------------------------------------------------- reading a descriptor
+
+PIPE_SIZE = 1 << 20  # what FdReader asks of a pipe (Linux's unprivileged maximum by default)
+_F_SETPIPE_SZ = 1031  # fcntl.h (Linux); fcntl.F_SETPIPE_SZ from Python 3.10
+
+
+def grow_pipe(fd: int, size: int = PIPE_SIZE) -> int:
+    """Ask the kernel for a ``size``-byte buffer on pipe ``fd`` (Linux ``F_SETPIPE_SZ``);
+    returns the size it now has, 0 when ``fd`` is not a pipe or the call is refused (another
+    system, a limit): never raises."""
+    try:
+        import fcntl
+
+        return fcntl.fcntl(fd, getattr(fcntl, "F_SETPIPE_SZ", _F_SETPIPE_SZ), size)
+    except (OSError, ImportError, ValueError):
+        return 0
+
+
+class FdReader:
+    """The ``read(n)`` of an asyncio stream, straight on a file descriptor (the remote agent's
+    stdin: a pipe or a socket from sshd or ``docker exec``), for ``Tunnel`` and the handshake.
+
+    ``read(n)`` first tries a non-blocking ``os.read`` and waits for the descriptor to be
+    readable (``loop.add_reader``, removed again) only when nothing is there: while the peer
+    keeps the pipe full, a read is one system call, no event-loop round (but the loop gets a
+    turn after every ``YIELD_AFTER`` bytes read without a wait, so other tasks never starve).
+    Nothing is buffered here (what is not read stays in the kernel: back-pressure as before);
+    an asyncio ``StreamReader`` copied every read twice more (into its buffer and out) and
+    woke the loop once per pipe-full (64 KiB). A pipe's buffer is grown to ``pipe_size`` (the
+    sender blocks less and a read takes up to that much). ``read`` returns ``b""`` at end of
+    stream and raises the ``OSError`` of a failed read; one reader at a time."""
+
+    YIELD_AFTER = 4 << 20
+
+    def __init__(self, fd: int, *, pipe_size: int = PIPE_SIZE):
+        self.fd = fd
+        os.set_blocking(fd, False)
+        self.pipe_size = grow_pipe(fd, pipe_size) if pipe_size else 0
+        self._unyielded = 0  # bytes read since the event loop last had a turn
+
+    async def read(self, n: int = -1) -> bytes:
+        size = n if n > 0 else PIPE_SIZE
+        fd = self.fd
+        if self._unyielded >= self.YIELD_AFTER:
+            self._unyielded = 0
+            await asyncio.sleep(0)
+        while True:
+            try:
+                data = os.read(fd, size)
+                self._unyielded += len(data)
+                return data
+            except (BlockingIOError, InterruptedError):
+                pass
+            self._unyielded = 0
+            loop = asyncio.get_running_loop()
+            ready = loop.create_future()
+            loop.add_reader(fd, _set_ready, ready)
+            try:
+                await ready
+            finally:
+                loop.remove_reader(fd)
+
+
+def _set_ready(future: asyncio.Future) -> None:
+    if not future.done():
+        future.set_result(None)
+
+
 # ------------------------------------------------------------------------------------- the tunnel
 
 DataHandler = Callable[[bytes, bytes], Optional[Awaitable[None]]]
