@@ -22,8 +22,12 @@ link is a new endpoint incarnation (new epoch): requests based on an older scan 
 Failure rules: while no link is up, ``EndpointHello`` waits up to ``HELLO_WAIT`` seconds for one,
 then is refused (``disconnected``, with what the link is doing or why it last failed: "connecting
 to ...: Installing agent...", "unable to connect to ...: host key ... is not known"); any other
-request is refused at once. ``probe_endpoint`` (used by ``sync create``) connects once and
-raises ``RemoteUnavailable`` with the reason, so a create against a bad remote leaves nothing.
+request is refused at once. A connect attempt that fails is told to a hello as soon as it
+happens, once: the hello waiting then (or the next one, if none was waiting) is refused
+``unreachable`` with the attempt's reason (the text ``RemoteUnavailable`` gives), so the
+reconciler can report it per side and ``sync create`` refuses without waiting out its deadline.
+``probe_endpoint`` (used by ``sync resume``) connects once and raises ``RemoteUnavailable``
+with the reason.
 
 Prompts: with a ``prompts`` argument (the daemon's prompt mailbox, ``supervisor.prompt_relay``),
 the SSH connect's questions (unknown host key, password) are sent there as ``PromptRelay``; the
@@ -210,9 +214,11 @@ async def open_link(url, *, cache_directory: str, progress, on_notice=None,
         transport_options["prompter"] = clock
     try:
         progress(f"Connecting to {description}...")
+        # A guard behind the transport's own deadline (``connect_timeout``, + 1 s when a
+        # prompter is given), so its text ("no answer within 5 s") is the one that is seen.
         transport = await within(for_url(url, connect_timeout=connect_timeout,
                                          **transport_options),
-                                 connect_timeout + 1.0, clock)
+                                 connect_timeout + 2.0, clock)
         if url.protocol == "ssh" and hasattr(transport, "connection"):
             from mutagen_actors.actors.forward.remote import lean_send_paths
 
@@ -324,6 +330,10 @@ class RemoteEndpointActor(Actor):
         self.up = asyncio.Event()
         self.state = f"connecting to {self.description}"
         self.connects = 0
+        self.failures = 0  # connect attempts that failed (told to a hello: ``_told``)
+        self._told = 0
+        self._failure = ""  # the reason of the last one
+        self._attempt_ended = asyncio.Event()  # set (and replaced) when an attempt ends
         self.compaction = DaemonSide()
         self.prompts = args.get("prompts") or ""
         self.task = asyncio.get_running_loop().create_task(self._maintain())
@@ -360,6 +370,7 @@ class RemoteEndpointActor(Actor):
                     raise RemoteUnavailable(f"{self.description}: unable to open the root: "
                                             f"{reply.message}")
                 self.connects += 1
+                self._told = self.failures  # failures before this link are history
                 self.link = link
                 self.state = "connected"
                 self.up.set()
@@ -376,6 +387,11 @@ class RemoteEndpointActor(Actor):
             except Exception as error:  # noqa: BLE001 - the link task must never die
                 self.log.exception("remote endpoint link failed", remote=self.description)
                 reason = f"{self.description}: {type(error).__name__}: {error}"
+            if self.link is None:  # the attempt failed (not a link that broke later)
+                self.failures += 1
+                self._failure = reason
+                self._attempt_ended.set()
+                self._attempt_ended = asyncio.Event()
             self.up.clear()
             self.link = None
             self.state = reason
@@ -414,14 +430,29 @@ class RemoteEndpointActor(Actor):
         if self._notify is not None:
             self._notify.close(linger=0)
 
+    async def _await_link(self) -> None:
+        """For a hello while no link is up: wait up to ``HELLO_WAIT`` for one, or for a connect
+        attempt to fail; a failed attempt no hello was told about yet is refused at once
+        (``unreachable``, its reason), once."""
+        if self._told == self.failures:
+            waiters = [asyncio.ensure_future(self.up.wait()),
+                       asyncio.ensure_future(self._attempt_ended.wait())]
+            try:
+                await asyncio.wait(waiters, timeout=HELLO_WAIT,
+                                   return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                for waiter in waiters:
+                    waiter.cancel()
+                await asyncio.gather(*waiters, return_exceptions=True)
+        if not self.up.is_set() and self._told < self.failures:
+            self._told = self.failures
+            raise Refused("unreachable", self._failure)
+
     # ------------------------------------------------------------------ requests
 
     async def handle(self, message):
         if not self.up.is_set() and isinstance(message, m.EndpointHello):
-            try:
-                await asyncio.wait_for(self.up.wait(), HELLO_WAIT)
-            except asyncio.TimeoutError:
-                pass
+            await self._await_link()
         link = self.link
         if link is None or not self.up.is_set():
             raise Refused("disconnected", self.state)

@@ -1,7 +1,10 @@
-"""The create-time connect to a remote, run in a short-lived child process.
+"""A connect to a remote made for a waiting command, run in a short-lived child process:
+``sync resume``'s check of a session's remote endpoints (whose questions go to its terminal;
+``sync create`` has none: the session's own endpoint actors make its first connect) and
+``forward create``'s SSH side.
 
 Why: connecting over SSH loads asyncssh and cryptography (~15 MB resident, of which ~7 MB is
-cryptography's compiled library). The daemon only needs the verdict of that first connect, so
+cryptography's compiled library). The daemon only needs the verdict of that connect, so
 it does not load them itself: ``run_probe`` starts ``python -m
 mutagen_actors.supervisor.remote_probe`` (the daemon's interpreter and environment, so the same
 agent bundle cache, SSH agent and ``DOCKER_*`` variables), and the child connects, relays its

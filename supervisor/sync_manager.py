@@ -11,18 +11,26 @@ session is supervised with no children at all.
 
 Rules:
 - Create validates everything itself (never trusting the CLI): local, ssh or docker URLs; local
-  alpha and beta neither equal nor nested (after resolving symbolic links); a remote endpoint
-  (``agent.remote_endpoint_actor``) is connected once before the session exists (unless paused:
-  a bad host key, an unreachable host or a remote without python3 is the refusal's text), name and labels
+  alpha and beta neither equal nor nested (after resolving symbolic links), name and labels
   (``identity``), setting words (``actors.sync.settings``), ignore patterns (``compile_ignores``).
-  A root that does not exist yet is valid. Unless paused it answers once both endpoints are
-  connected; if that does not happen within ``CONNECT_TIMEOUT`` nothing is kept.
+  A root that does not exist yet is valid. Unless paused it then starts the session and answers
+  once both endpoints are connected; the session's own endpoint actors make the first connect
+  (no separate probe): the first failed connect attempt of a remote side (``connect_error`` of
+  the reconciler's side state: a bad host key, an unreachable host, a remote without python3,
+  a wrong container, refused credentials) refuses at once with ``"{side}: {reason}"``, and so
+  does a connect not done within ``CONNECT_TIMEOUT`` (``REMOTE_CONNECT_TIMEOUT`` with a remote
+  side: an agent may have to be installed), or a halted session; a refused create leaves
+  nothing (record, archive, cache, staging, actors). Until it answers the session is in no
+  command's selection (``list`` does not show it).
 - Prompts (``prompt_relay``): when the CLI of a ``create`` or ``resume`` can answer questions,
-  the daemon's connect for it (the probe, and the session's endpoint actors while the command
-  waits) relays the SSH questions (unknown host key, password) to that terminal; time spent
-  answering does not count against the deadlines. ``resume`` of a session with a remote then
-  probes first: if that fails, the session is still resumed (it keeps reconnecting in the
-  background, never prompting) and the command fails with the reason.
+  the daemon's connect for it relays the SSH questions (unknown host key, password) to that
+  terminal; time spent answering does not count against the deadlines. At create the session's
+  endpoint actors ask (every question, as OpenSSH: a wrong password is asked for again); the
+  relay ends when the create answers, so a reconnect after a refusal never asks. ``resume`` of
+  a session with a remote probes first (``_probe_remotes``: ``remote_probe``, a child process),
+  and the session's actors reuse those answers: if the probe fails, the session is still resumed
+  (it keeps reconnecting in the background, never prompting) and the command fails with the
+  reason.
 - Every command answers in bounded time: state is asked of the reconciler with a short deadline
   (``STATE_TIMEOUT``), falling back to the last state it gave.
 - ``list`` with ``after_index`` is a long poll: the index moves whenever any session's state
@@ -88,13 +96,15 @@ ENDPOINT_ACTOR = "mutagen_actors.agent.endpoint_actor:EndpointActor"
 REMOTE_ENDPOINT_ACTOR = "mutagen_actors.agent.remote_endpoint_actor:RemoteEndpointActor"
 REMOTE_PROTOCOLS = ("ssh", "docker")
 PROBE_TIMEOUT = 60.0  # connect (the transport's own deadline) + agent install + start;
-# both sides at once, so with CONNECT_TIMEOUT it stays within the CLI's create deadline (120 s)
+# both sides at once, so with CONNECT_TIMEOUT it stays within the CLI's deadline (120 s)
 TRANSITIONER_ACTOR = "mutagen_actors.actors.syncsession.transitioner:TransitionerActor"
 STAGER_ACTOR = "mutagen_actors.actors.syncsession.stager:StagerActor"
 RECONCILER_ACTOR = "mutagen_actors.actors.syncsession.reconciler:ReconcilerActor"
 CHILDREN = ("alpha", "beta", "transitioner", "stager", "reconciler")
 STATE_TIMEOUT = 0.5
 CONNECT_TIMEOUT = 30.0
+# A create with a remote side: as long as the probe and the connect after it took before.
+REMOTE_CONNECT_TIMEOUT = PROBE_TIMEOUT + CONNECT_TIMEOUT
 FLUSH_TIMEOUT = 3600.0
 POLL_INTERVAL = 0.02
 HALT_CHECK_INTERVAL = 5.0
@@ -231,6 +241,29 @@ def _local_root(side: str, url: sm.EndpointUrl) -> str:
     return os.path.normpath(url.path)
 
 
+def connect_failure(progress: em.SessionProgress) -> Optional[tuple[str, str]]:
+    """``(side, reason)`` of the first side (alpha first) that is not connected and whose
+    connect attempt failed (its ``connect_error``), else None."""
+    for side in ("alpha", "beta"):
+        state = getattr(progress, side)
+        if state.connect_error and not state.connected:
+            return side, state.connect_error
+    return None
+
+
+def not_connected(progress: Optional[em.SessionProgress], timeout: float) -> str:
+    """The refusal of a connect that took longer than ``timeout``: which sides, and the
+    session's last error (what a remote link was doing, e.g. "connecting to host: Installing
+    agent...")."""
+    sides = [side for side in ("alpha", "beta")
+             if progress is None or not getattr(progress, side).connected]
+    where = " and ".join(sides) if progress is not None else "the endpoints"
+    text = f"unable to connect to {where} within {timeout:g} s"
+    if progress is not None and progress.last_error:
+        text += f" ({progress.last_error})"
+    return text
+
+
 def _create_message(record: SessionRecord) -> sm.SyncCreate:
     return msgspec.convert(record.spec["create"], sm.SyncCreate)
 
@@ -308,6 +341,24 @@ class _Session(RecordFields):
             self.client = None
 
 
+class _AskEachTime:
+    """The prompter the session's endpoint actors get during a create (``PromptService`` calls
+    ``replay``): every question goes to the terminal, none is answered from memory. At create
+    nothing asked before them (no probe), and a refused password must be asked for again, as
+    OpenSSH does, not replayed. ``failure``: the relay's (why the last question got no
+    answer)."""
+
+    def __init__(self, relay: prompt_relay.TerminalRelay):
+        self.relay = relay
+
+    @property
+    def failure(self) -> str:
+        return self.relay.failure
+
+    async def replay(self, kind: str, message: str, echo: bool) -> Optional[str]:
+        return await self.relay(kind, message, echo)
+
+
 class SyncManager(SessionManagerBase):
     def __init__(self, registry: Registry):
         global _paths
@@ -317,6 +368,7 @@ class SyncManager(SessionManagerBase):
         _paths = self.paths
         self.prompts = prompt_relay.service(self.runtime)
         self.sessions: dict[str, _Session] = {}
+        self._creating: set[str] = set()  # sessions whose create has not answered yet
         self.index = 1
         self._signatures: dict[str, tuple] = {}
         for record in persistence.load_all(self.paths.sessions):
@@ -361,13 +413,16 @@ class SyncManager(SessionManagerBase):
 
     # ------------------------------------------------------------------ create
 
+    def _select(self, chosen, default_all: bool = False) -> list:
+        """As ``SessionManagerBase._select``, without sessions whose create is still waiting."""
+        return [session for session in super()._select(chosen, default_all)
+                if session.id not in self._creating]
+
     async def create(self, message: sm.SyncCreate) -> sm.SyncCreated:
         alpha_root, beta_root = validate_roots(message.alpha, message.beta)
         validate_identity(message.name, message.labels)
         validate_configuration(message.configuration)
         relay = prompt_relay.relay_for_current_command()
-        if not message.paused:
-            await self._probe_remotes(message, relay)
         message = msgspec.structs.replace(
             message, alpha=msgspec.structs.replace(message.alpha, path=alpha_root),
             beta=msgspec.structs.replace(message.beta, path=beta_root))
@@ -377,25 +432,36 @@ class SyncManager(SessionManagerBase):
                                paused=message.paused)
         persistence.save(self.paths.sessions, record)
         session = self.sessions[record.id] = _Session(record)
-        with self.prompts.waiting(record.id, relay):
-            supervisor = self.registry._supervise(record)
-            self.index += 1
-            if not record.paused:
-                try:
-                    await self._wait_connected(session, CONNECT_TIMEOUT, relay)
-                except Refused:
-                    await self._terminate(session)
-                    raise
+        remote = any(url.protocol in REMOTE_PROTOCOLS for url in (message.alpha, message.beta))
+        failure = None
+        self._creating.add(record.id)
+        try:
+            with self.prompts.waiting(record.id, _AskEachTime(relay) if relay else None):
+                supervisor = self.registry._supervise(record)
+                if not record.paused:
+                    try:
+                        await self._wait_connected(
+                            session, REMOTE_CONNECT_TIMEOUT if remote else CONNECT_TIMEOUT,
+                            relay, refuse_failed=True)
+                    except Refused as refusal:
+                        failure = refusal
+            if failure is not None:  # the relay ended first: a reconnect meanwhile asks nobody
+                log.info("sync session not created", session=record.id, error=failure.message)
+                await self._terminate(session)
+                raise failure
+        finally:
+            self._creating.discard(record.id)
+        self.index += 1
         log.info("sync session created", session=record.id, alpha=alpha_root, beta=beta_root,
                  paused=record.paused, supervisor=supervisor.status)
         return sm.SyncCreated(record.id)
 
     async def _probe_remotes(self, message: sm.SyncCreate,
                              relay: prompt_relay.TerminalRelay | None = None) -> None:
-        """Connect once to each remote endpoint (installing its agent if needed) before the
-        session exists, so a bad host key, an unreachable host or a remote without python3 is
-        a clear refusal and no session is left behind. ``relay``: the waiting command's
-        terminal, asked the connect's questions."""
+        """Connect once to each remote endpoint (installing its agent if needed): ``resume``'s
+        check, so a bad host key, an unreachable host or a remote without python3 is a clear
+        failure of the command. ``relay``: the waiting command's terminal, asked the connect's
+        questions (the session's actors then reuse its answers)."""
         # In a child process (``remote_probe``): the daemon never loads asyncssh itself.
         from .remote_probe import ProbeFailed, run_probe
         from .urls import Url
@@ -427,22 +493,30 @@ class SyncManager(SessionManagerBase):
                 raise result
 
     async def _wait_connected(self, session: _Session, timeout: float,
-                              relay: prompt_relay.TerminalRelay | None = None) -> None:
+                              relay: prompt_relay.TerminalRelay | None = None,
+                              refuse_failed: bool = False) -> None:
         """Until both endpoints are connected; ``Refused`` past ``timeout`` (not counting the
-        time ``relay``'s questions were open) or when the session halted."""
+        time ``relay``'s questions were open) or when the session halted, and with
+        ``refuse_failed`` as soon as a side's connect attempt failed (``connect_failure``)."""
         start = time.monotonic()
+        progress = None
         while True:
             deadline = start + timeout + (relay.clock.spent() if relay is not None else 0.0)
             supervisor = self.registry.sessions.get(session.id)
             if supervisor is not None and supervisor.status == "halted":
                 raise Refused("unavailable", f"unable to start the session: "
                                              f"{supervisor.halt_reason}")
-            progress = await self._progress(session)
+            progress = await self._progress(session) or progress
             if progress is not None and progress.alpha.connected and progress.beta.connected:
                 return
+            if refuse_failed and progress is not None:
+                failure = connect_failure(progress)
+                if failure is not None:
+                    side, text = failure
+                    raise Refused("unavailable", f"{side}: "
+                                                 f"{relay.explain(text) if relay else text}")
             if time.monotonic() > deadline:
-                raise Refused("unavailable", f"unable to connect to the endpoints within "
-                                             f"{timeout:g} s")
+                raise Refused("unavailable", not_connected(progress, timeout))
             await asyncio.sleep(POLL_INTERVAL)
 
     async def _wait_connected_quietly(self, session: _Session,

@@ -4,7 +4,9 @@ The cycle runs in a task, never in the message handler, so ``GetSessionState`` a
 requests are answered at once whatever the cycle is doing. Loop:
 
 1. connect: ``EndpointHello`` to alpha and to beta at the same time, each until it answers
-   (``connecting-alpha`` / ``connecting-beta``: the first side not yet connected); a side's scan
+   (``connecting-alpha`` / ``connecting-beta``: the first side not yet connected; a refusal
+   ``unreachable``, a failed connect attempt of a remote side, is that side's
+   ``connect_error`` until it connects, which ``sync create`` refuses with); a side's scan
    of the first cycle starts as soon as that side answered (a local root is scanned while the
    SSH link of the other side is still being set up);
 2. unless both sides are ``no-watch``, run a cycle at once; then wait (``watching``) for an
@@ -234,12 +236,14 @@ class ReconcilerActor(Actor):
                                                          timeout=HELLO_TIMEOUT)
                 break
             except (RequestTimeout, RemoteError, ConnectionError) as error:
-                self._set_side(side, connected=False)
+                failed = isinstance(error, RemoteError) and error.code == "unreachable"
+                self._set_side(side, connected=False, **(
+                    {"connect_error": error.message} if failed else {}))
                 if isinstance(error, RemoteError) and error.message != self.last_error:
                     self._set(last_error=error.message)  # a remote link says why
                 self.log.info("endpoint not answering yet", side=side, error=str(error))
         self.epochs[side] = welcome.epoch
-        self._set_side(side, connected=True, watch_state=welcome.watch_state)
+        self._set_side(side, connected=True, watch_state=welcome.watch_state, connect_error="")
         waiting = [other for other in SIDES if other != side and not self._connecting[other].done()]
         self._set(status=f"connecting-{waiting[0]}" if waiting else "scanning")
 

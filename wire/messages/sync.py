@@ -105,6 +105,9 @@ class EndpointState(Struct, kw_only=True):
     watch_state: str = ""
     # The final numbers of the last staging pass that completed on this side (until the next).
     last_staging: Optional[StagingProgress] = None
+    # Why this side's last connect attempt failed, until it connects ("" if none failed): a
+    # remote endpoint's refusal ``unreachable``, e.g. "unable to connect to host:22: ...".
+    connect_error: str = ""
 
 
 class SyncSessionState(Struct, kw_only=True):
