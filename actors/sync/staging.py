@@ -61,6 +61,12 @@ RESUME_SUFFIX = ".resume"
 TREE = "tree"  # the path-shaped area of the store (``Staging.tree_directory``)
 
 
+def path_key(path: str) -> int:
+    """The 64-bit key a placed file's record carries for its path (never 0). Python's string
+    hash: keyed per process, which is all a record's life is (``_Sizes``)."""
+    return (hash(path) & _KEY_MASK) or 1
+
+
 class StagingError(ValueError):
     """Content could not be staged (mismatch, too big, bad digest)."""
 
@@ -120,11 +126,7 @@ class Staging:
 
     # -- placed content (the tree) -----------------------------------------------------------
 
-    @staticmethod
-    def path_key(path: str) -> int:
-        """The 64-bit key a placed file's record carries for its path (never 0). Python's
-        string hash: keyed per process, which is all a record's life is (``_Sizes``)."""
-        return (hash(path) & _KEY_MASK) or 1
+    path_key = staticmethod(path_key)
 
     def placed(self, digest: bytes, size: int, path: str) -> None:
         """Record that ``size`` bytes verified against ``digest`` were just written whole at
@@ -142,10 +144,15 @@ class Staging:
 
     def placed_size(self, digest: bytes, path: str) -> Optional[int]:
         """The verified size of the content placed for exactly (``path``, ``digest``), or None."""
-        found = self.record(digest)
-        if found is None or not found[1] or found[1] != self.path_key(path):
+        if type(digest) is not bytes or len(digest) != self._digest_size:
             return None
-        return found[0]
+        return self._sizes.placed(digest, self.path_key(path))
+
+    def placed_lookup(self):
+        """``placed_size`` for a loop over many files: a function ``(digest, path key) ->
+        verified size or None`` that does not check the digest's type or length (the caller
+        does) and takes the path's key (``path_key``) instead of the path."""
+        return self._sizes.placed
 
     @property
     def tree_directory(self) -> str:
@@ -443,6 +450,23 @@ class _Sizes:
         at += self.size
         return (int.from_bytes(bucket[at:at + 8], "little"),
                 int.from_bytes(bucket[at + 8:at + 16], "little"))
+
+    def placed(self, digest: bytes, place: int) -> Optional[int]:
+        """The size of the last record of ``digest`` if it is content placed at ``place``
+        (a path key, never 0), else None. ``record`` in one call, for the transition's loop."""
+        bucket = self.buckets[((digest[0] << 8) | digest[1]) >> 4]
+        if not bucket:
+            return None
+        at = bucket.rfind(digest)
+        width = self.width
+        while at > 0 and at % width:
+            at = bucket.rfind(digest, 0, at + self.size - 1)
+        if at < 0:
+            return None
+        at += self.size
+        if int.from_bytes(bucket[at + 8:at + 16], "little") != place:
+            return None
+        return int.from_bytes(bucket[at:at + 8], "little")
 
     def get(self, digest: bytes) -> Optional[int]:
         """The size of the last record of ``digest`` if it is content under the digest's name

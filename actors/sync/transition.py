@@ -75,7 +75,7 @@ from .settings import (
     PermissionsMode,
     SymlinkMode,
 )
-from .staging import TREE, Staging
+from .staging import TREE, Staging, path_key
 
 from .permissions import new_file_mode, parse_group, parse_owner, with_executability
 from .symlinks import symlink_problem
@@ -642,17 +642,22 @@ class _Transition:
         its contents checked and completed (``complete_contents``); returns what was created."""
         dfd = os.open(name, _DIR_FLAGS, dir_fd=pfd)
         try:
-            st = os.fstat(dfd)
-            if _stat.S_IMODE(st.st_mode) != self.directory_mode:
-                os.fchmod(dfd, self.directory_mode)
-            if self.uid != -1 or self.gid != -1:
-                os.fchown(dfd, self.uid, self.gid)
-            self.devices[dfd] = st.st_dev
-            created = self.complete_contents(dfd, path, new)
+            return self.complete_open(dfd, path, new)
         finally:
-            self.devices.pop(dfd, None)
             os.close(dfd)
-        return Entry(Kind.DIRECTORY, created)
+
+    def complete_open(self, dfd: int, path: str, new: Entry) -> Entry:
+        """``complete`` for the adopted directory open as ``dfd`` (the caller closes it)."""
+        st = os.fstat(dfd)
+        if _stat.S_IMODE(st.st_mode) != self.directory_mode:
+            os.fchmod(dfd, self.directory_mode)
+        if self.uid != -1 or self.gid != -1:
+            os.fchown(dfd, self.uid, self.gid)
+        self.devices[dfd] = st.st_dev
+        try:
+            return Entry(Kind.DIRECTORY, self.complete_contents(dfd, path, new))
+        finally:
+            del self.devices[dfd]
 
     def complete_contents(self, dfd: int, path: str, new: Entry) -> dict[str, Entry]:
         """The children of an adopted directory: one listing of what came along, then for each
@@ -662,37 +667,64 @@ class _Transition:
         the general path (``create_child``), so results, problems and cache records are those of
         ``fill``. Names the plan does not have are evacuated before the directory takes its
         final name."""
-        with os.scandir(dfd) as entries:
-            present = {entry.name: entry.is_dir(follow_symlinks=False) for entry in entries}
+        present = set(os.listdir(dfd))
         created: dict[str, Entry] = {}
         placed: list[tuple[str, os.stat_result, bytes]] = []
-        record = self.staging.record
-        key = self.staging.path_key
+        placed_size = self.staging.placed_lookup()
+        digest_size = DIGEST_SIZES[self.staging.algorithm]
+        uses = self.uses
+        # Kept as they are: the final mode already, no owner or group to set (``ready``).
+        modes = {executable: _stat.S_IFREG | mode for executable, mode in self.file_modes.items()} \
+            if self.uid == -1 and self.gid == -1 else {}
         FILE, DIRECTORY = Kind.FILE, Kind.DIRECTORY
+        lstat = os.stat
+        prefix = f"{path}/" if path else ""
         now = time.time_ns()
         try:
             for name, child in new.contents.items():
-                here = present.pop(name, None) if present else None
-                if here is not None:
+                if name in present:
+                    present.discard(name)
                     kind = child.kind
-                    child_path = join(path, name)
-                    if kind is FILE and here is False:
-                        found = record(child.digest)
-                        if found is not None and found[1] and found[1] == key(child_path):
-                            st = self.keep_placed(dfd, name, child_path, child, found[0])
+                    child_path = prefix + name
+                    if kind is FILE:
+                        digest = child.digest
+                        expected = placed_size(digest, path_key(child_path)) \
+                            if type(digest) is bytes and len(digest) == digest_size else None
+                        if expected is not None:
+                            if uses[digest] <= 1:
+                                # The common case, lean: one lstat, kept as it is.
+                                try:
+                                    st = lstat(name, dir_fd=dfd, follow_symlinks=False)
+                                except OSError:
+                                    st = None
+                                if (st is not None and st.st_size == expected
+                                        and st.st_mode == modes.get(child.executable)):
+                                    uses[digest] -= 1
+                                    placed.append((name, st, digest))
+                                    created[name] = child
+                                    continue
+                            st = self.keep_placed(dfd, name, child_path, child, expected)
                             if st is not None:
                                 if st is not False:
-                                    placed.append((name, st, child.digest))
+                                    placed.append((name, st, digest))
                                     created[name] = child
                                 continue
                         else:
                             self.evacuate(dfd, name)
-                    elif kind is DIRECTORY and here is True:
+                    elif kind is DIRECTORY:
                         try:
-                            created[name] = self.complete(dfd, name, child_path, child)
-                        except OSError as error:
-                            self.report(child_path, _os_problem("unable to create", error))
-                        continue
+                            sub = os.open(name, _DIR_FLAGS, dir_fd=dfd)
+                        except OSError:
+                            sub = -1
+                            self.evacuate(dfd, name)  # not a directory
+                        if sub >= 0:
+                            try:
+                                created[name] = self.complete_open(sub, child_path, child)
+                            except OSError as error:
+                                self.report(child_path, _os_problem("unable to create", error))
+                            finally:
+                                os.close(sub)
+                            continue
                     else:
                         self.evacuate(dfd, name)
                 result = self.create_child(dfd, name, path, child)
