@@ -74,14 +74,17 @@ def take_batch(queue: deque, sizes: dict, max_bytes: int,
     path to its expected size (missing or negative: unknown, counted as one whole budget)."""
     batch: list[SupplyRequest] = []
     budget = max_bytes
-    while queue and (max_items <= 0 or len(batch) < max_items):
+    limit = max_items if max_items > 0 else len(queue)
+    size_of, take, add = sizes.get, queue.popleft, batch.append  # per file: no lookups
+    while queue and len(batch) < limit:
         item, offset = queue[0]
-        size = sizes.get(item.path, -1)
-        remaining = max_bytes if size < 0 else max(0, size - offset)
+        size = size_of(item.path, -1)
+        remaining = max_bytes if size < 0 else (size - offset if size > offset else 0)
         if batch and remaining > budget:
             break
-        queue.popleft()
-        batch.append(supply_request(item, offset))
+        take()
+        add(SupplyRequest(item.path, item.digest, offset) if item.signature is None
+            else supply_request(item, offset))
         budget -= remaining
         if budget <= 0:
             break
@@ -91,15 +94,18 @@ def take_batch(queue: deque, sizes: dict, max_bytes: int,
 def expected_cut(batch: list[SupplyRequest], sizes: dict,
                  max_bytes: int) -> tuple[bool, Optional[int]]:
     budget = max(1, max_bytes)
+    last = len(batch) - 1
+    size_of = sizes.get
     for index, request in enumerate(batch):
-        size = sizes.get(request.path, -1)
+        size = size_of(request.path, -1)
         if request.signature is not None or request.base or size < 0 or budget <= 0:
             return False, None
-        read = min(budget, max(0, size - request.offset))
+        offset = request.offset
+        left = size - offset if size > offset else 0
+        read = budget if budget < left else left
         budget -= read
-        end = request.offset + read
-        if end < size:
-            return (True, end) if index == len(batch) - 1 else (False, None)
+        if offset + read < size:
+            return (True, offset + read) if index == last else (False, None)
     return True, None
 
 

@@ -174,12 +174,14 @@ class StagerActor(EndpointJobActor):
                                            timeout=REQUEST_TIMEOUT)
         sizes = {item.path: size for item, size in zip(needs, sizes_reply.sizes)}
         tracker = StagingTracker(progress)  # progress accounting: see staging_progress
-        tracker.expect(sizes, {item.path: item.offset for item in needs})  # resumed prefixes
+        # Resumed prefixes (an initial sync has none: no 100k-entry map of zeros).
+        offsets = {item.path: item.offset for item in needs if item.offset}
+        tracker.expect(sizes, offsets)
         rate, sent, started = _test_rate(), 0, time.monotonic()
         # Large files: each item may carry a resume offset and a delta base (see agent.transfer);
         # ``current`` is what to ask for each digest (raw again after a refetch).
         current = {item.digest: item for item in needs}
-        counts = TransferCounts(resumed_bytes=sum(item.offset for item in needs))
+        counts = TransferCounts(resumed_bytes=sum(offsets.values()))
         queue = deque((item, item.offset) for item in needs)
         stale: set = set()  # digests refetched whole: drop their pieces already fetched
         writes: deque = deque()  # the StageChunks writes in flight, oldest first
@@ -190,6 +192,9 @@ class StagerActor(EndpointJobActor):
             again whole after they were sent, their results void): queue what it asks to fetch
             again (pieces of those already sent in the ``later`` writes are void too), count the
             progress and keep the problems. Returns the digests queued again."""
+            if not ignored and not ack.refetch and not ack.problems:  # the usual case
+                tracker.acknowledged(chunks, ())
+                return set()
             refetched = refetch_whole([i for i in ack.refetch if i.digest not in ignored],
                                       current, counts, queue)
             for other in later:  # sent already: their pieces of these digests are void

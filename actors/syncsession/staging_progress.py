@@ -64,15 +64,20 @@ class StagingTracker:
         unknown, counted as 0 until content says); ``offsets``: verified prefixes the receiver
         already holds (a resumed transfer), received from the start. Starts the clock."""
         progress = self.progress
+        files = self._files
+        offsets = offsets or {}
         for path, size in sizes.items():
-            if path in self._files:
+            if path in files:
                 continue
-            offset = max(0, (offsets or {}).get(path, 0))
-            self._files[path] = _File(max(0, size, offset), offset)
-            progress.total_received_size += offset
-            self._resumed += offset
-        progress.expected_files = len(self._files)
-        progress.total_expected_size = sum(f.earlier + f.expected for f in self._files.values())
+            offset = offsets.get(path, 0) if offsets else 0
+            if offset > 0:
+                files[path] = _File(max(size, offset), offset)
+                progress.total_received_size += offset
+                self._resumed += offset
+            else:
+                files[path] = _File(size if size > 0 else 0)
+        progress.expected_files = len(files)
+        progress.total_expected_size = sum(f.earlier + f.expected for f in files.values())
         self._started = self._clock()
 
     def written(self, path: str, end: int, size: int) -> None:
@@ -135,18 +140,33 @@ class StagingTracker:
         eof, error) were written, except for the paths in ``failed_paths`` (the ack's problems),
         which failed; a chunk with ``eof`` of a path that did not fail completed its file."""
         failed = set(failed_paths)
+        files, progress = self._files, self.progress
         for chunk in chunks:
-            if chunk.path in failed or chunk.error:
-                self.failed(chunk.path)
+            path = chunk.path
+            if path in failed or chunk.error:
+                self.failed(path)
                 continue
-            self._write(chunk.path, chunk.offset + chunk.output, chunk.size)  # delta: span
+            file = files.get(path)
+            if chunk.eof and file is not None and not file.finished:
+                # Written to its end and completed (``_write`` then ``completed`` in one step).
+                end = chunk.offset + chunk.output  # delta: span
+                received = end if end > file.received else file.received
+                size = chunk.size if chunk.size > received else received
+                progress.total_received_size += size - file.received
+                progress.total_expected_size += size - file.expected
+                file.received = file.expected = size
+                file.finished = True
+                progress.path, progress.received_size, progress.expected_size = path, size, size
+                progress.received_files += 1
+                continue
+            self._write(path, chunk.offset + chunk.output, chunk.size)
             if chunk.eof:
-                self.completed(chunk.path)
+                self.completed(path)
         self._estimate()
 
     def finish(self) -> None:
         """The pass is over: whatever neither completed nor failed did not arrive (it failed)."""
-        for path in list(self._files):
+        for path in [path for path, file in self._files.items() if not file.finished]:
             self.failed(path)
         self.progress.seconds_remaining = 0.0
 
