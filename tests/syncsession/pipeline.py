@@ -133,12 +133,21 @@ class Pair:
         return None
 
     def staged(self, content: bytes) -> Optional[bytes]:
-        path = self.beta.staging.path_for(digest(content))
+        staging = self.beta.staging
+        path = staging.path_for(digest(content))
         try:
             with open(path, "rb") as stream:
                 return stream.read()
         except FileNotFoundError:
-            return None
+            pass
+        # A whole small file is placed at its own path in the store's tree (agent.transfer).
+        for parent, _dirs, names in os.walk(staging.tree_directory):
+            for name in names:
+                with open(os.path.join(parent, name), "rb") as stream:
+                    data = stream.read()
+                if data == content:
+                    return data
+        return None
 
     def wire_content_bytes(self) -> int:
         """Bytes of the replies that carry content (``Supplied``) plus the requests for it."""
