@@ -138,6 +138,18 @@ async def _main(launch: ActorLaunch, ready, log) -> int:
         context.destroy(linger=0)  # closes any socket an actor left open; never blocks
 
 
+async def set_within(event: asyncio.Event, timeout: float) -> bool:
+    """Whether ``event`` is set within ``timeout`` seconds. A cancel is never lost: with
+    ``asyncio.wait_for`` (Python 3.11) a cancel that came as the event was set was swallowed,
+    and an actor stopped right after answering a request waited for ``tidy`` until killed."""
+    waiter = asyncio.ensure_future(event.wait())
+    try:
+        done, _ = await asyncio.wait({waiter}, timeout=timeout)
+    finally:
+        waiter.cancel()
+    return bool(done)
+
+
 async def _serve(actor, mailbox, launch, started, stopped, stop, log) -> int:
     queue: asyncio.Queue = asyncio.Queue()
     counters = {"handled": 0, "last": time.time()}
@@ -171,12 +183,8 @@ async def _serve(actor, mailbox, launch, started, stopped, stop, log) -> int:
         while True:
             await busy.wait()
             busy.clear()
-            while True:
-                try:
-                    await asyncio.wait_for(busy.wait(), heap.QUIET_SECONDS)
-                    busy.clear()
-                except asyncio.TimeoutError:
-                    break
+            while await set_within(busy, heap.QUIET_SECONDS):
+                busy.clear()
             heap.tidy()
 
     concurrent_types = tuple(getattr(actor, "CONCURRENT", ()))
