@@ -27,6 +27,16 @@ can leave the file short under its name; no process trusts it: the size recorded
 ``Staging.named`` exists only once the write completed, and content without a record (staged by
 an earlier process) is hashed by ``needs`` (``Staging.verify``) before it counts as staged.
 
+Place on arrival: after a ``StageBegin`` (``needs``), a whole file whose digest occurs once among
+its items is written not under its digest's name but at its own path in the store's tree
+(``<store>/tree/<path>``, directories created 0700 as needed, the current directory's descriptor
+kept while files arrive in path order, ``O_EXCL``: nothing there is replaced), and recorded for
+that (path, digest) with ``Staging.placed``: the transition then renames whole directories in
+(``actors.sync.transition``). Only when the store is on the root's filesystem (or that of the
+root's nearest existing ancestor); a path that must not be resolved, a name taken, any OSError:
+the digest's name as before. ``needs`` first sorts what an earlier ``StageBegin`` or process left
+in the tree (``Staging.settle_tree``): a file matching a new item at its path counts as staged.
+
 Verification and failure rules: a file is renamed to its final staging name only after its whole
 content matched the session digest. ``Receiver.receive`` answers ``(completed, problems,
 refetch)``: a delta that fails (``DeltaError``: a corrupt literal, a base chunk that changed, a

@@ -21,6 +21,21 @@ hashes any other. The record lives until ``discard`` or ``wipe`` (one packed rec
 digest and 8 bytes per staged file, ``_Sizes``, between a ``StageBegin`` and the transition that
 empties the store).
 
+Placed content (``<store>/tree/<path>``, ``tree_directory``): the receiver writes a whole file
+it verified in memory at its own path in this path-shaped area instead of under its digest's name
+(``agent.transfer``: only when the digest occurs once among the ``StageBegin``'s items and the
+store is on the root's filesystem), so the transition can rename a whole directory of them into
+the root (``actors.sync.transition``, ``adopt``). Such a file is trusted only for the (path,
+digest) it was placed for: ``placed`` records the digest, the verified size and a 64-bit key of
+the path (``path_key``) in the same packed record (``record``, ``placed_size``); content at
+another path, or a record that does not match, is never taken as that file. Names are created
+with ``O_EXCL`` (a placed file is never replaced). At each ``StageBegin``, ``settle_tree`` sorts
+what an earlier ``StageBegin`` or an earlier process left there: content matching a new item at
+its path stays placed, anything else is hashed and moved under the digest its content gives (or
+removed), so a crash mid-staging costs only what was not complete. ``wipe`` removes the tree with
+the store; scans and watchers never see it (it is inside the store). ``digests`` and the
+``<xx>`` listings ignore it.
+
 Staged files are created with ``file_mode`` (the endpoint's mode for a new non-executable file,
 default 0600): the directories around them protect the content, and a file that already has its
 final mode is moved into place without a ``chmod``.

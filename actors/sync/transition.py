@@ -41,6 +41,19 @@ Rules (design brief invariants 1 and 6):
   alone ("modification detected") and the subtree built is removed; a crash leaves a temporary
   directory (named with the builder's process id), which scans skip and which, once that
   process is gone, the next build in the same parent or a removal of the parent deletes.
+- Content placed on arrival (``Staging.tree_directory``, ``agent.transfer``): when a new
+  directory is built and the store's tree has a directory at its path, that directory is renamed
+  in as the build directory (``adopt``: one rename instead of one per file) and only checked and
+  completed (``complete``): a file placed for exactly this (path, digest) is checked with one
+  ``lstat`` (size, type and mode; ``prepare`` otherwise) and kept, a subdirectory that came along
+  is completed the same way (its mode set), anything else there is moved out of the way
+  (``evacuate``: content still needed in this transition goes into the store under its digest,
+  the rest is removed) and the planned child takes the general path; names the plan does not
+  have are evacuated before the directory takes its final name. Results, problems and cache
+  records are those of the general path. When the rename cannot be done (another filesystem in
+  between, nothing placed there), the directory is built as before and ``place`` takes each
+  placed file from the tree by its record (or by the key of the path it was placed for, when the
+  plan wants that content elsewhere).
 - A change of the executable bit only is a ``chmod`` in place (after the same verification).
 - New files get ``new_file_mode(default_file_mode, executable, permissions_mode)``, new
   directories ``default_directory_mode``, both the default owner and group if configured.
@@ -760,11 +773,11 @@ class _Transition:
             self.report(path, STAGED_MISSING)
             return False
         except OSError as error:
-            _unlink_quietly(dfd, name)
+            self.evacuate(dfd, name)
             self.report(path, _os_problem("unable to create", error))
             return False
         if st is None:
-            _unlink_quietly(dfd, name)  # damaged: the next cycle fetches it again
+            self.evacuate(dfd, name)  # damaged: the next cycle fetches it again
             self.report(path, STAGED_MISMATCH)
             return False
         return st
