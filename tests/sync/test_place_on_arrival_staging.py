@@ -263,3 +263,85 @@ def test_kill_9_mid_staging_then_a_new_cycle_transfers_only_what_is_missing(tmp_
     assert not result.problems and not result.missing_staged
     assert on_disk(endpoint, files) == files
     assert not os.path.exists(endpoint.staging.directory)
+
+
+CRASHING_BUILDER = r"""
+import os, sys
+from mutagen_actors.actors.sync import transition as transition_module
+from mutagen_actors.actors.sync.hashing import digest_bytes
+from mutagen_actors.actors.sync.model import Change, Entry, Kind
+from mutagen_actors.actors.sync.settings import HashAlgorithm, WatchMode
+from mutagen_actors.agent.endpoint import EndpointSettings, LocalEndpoint
+from mutagen_actors.wire.messages.endpoint import Chunk, StageItem
+
+base, directories, files = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+endpoint = LocalEndpoint(EndpointSettings(
+    root=os.path.join(base, "root"), session="place", side="beta",
+    data_directory=os.path.join(base, "data"), watch_mode=WatchMode.NO_WATCH))
+digest = lambda data: digest_bytes(data, HashAlgorithm.XXH128)
+content = {f"d{d}/f{i}": b"dir %d file %d" % (d, i) for d in range(directories) for i in range(files)}
+endpoint.needs([StageItem(path, digest(data)) for path, data in sorted(content.items())])
+endpoint.receive_chunks([Chunk(p, digest(c), 0, len(c), c, True) for p, c in sorted(content.items())])
+completed = transition_module._Transition.complete_open
+calls = []
+
+def crash_on_the_second(self, dfd, path, new):
+    calls.append(path)
+    if len(calls) == 2:
+        os._exit(9)  # a kill -9 right after the second directory was adopted, before its check
+    return completed(self, dfd, path, new)
+
+transition_module._Transition.complete_open = crash_on_the_second
+tree = {}
+for path, data in content.items():
+    top, name = path.split("/")
+    tree.setdefault(top, {})[name] = Entry(Kind.FILE, digest=digest(data))
+endpoint.transition([Change(top, None, Entry.directory(names)) for top, names in sorted(tree.items())])
+"""
+
+
+def test_a_crash_mid_build_leaves_whole_directories_and_the_next_cycle_fetches_only_the_lost(
+        tmp_path):
+    directories, count = 4, 5
+    os.makedirs(tmp_path / "root")
+    child = subprocess.run([sys.executable, "-c", CRASHING_BUILDER, str(tmp_path),
+                            str(directories), str(count)], capture_output=True, timeout=120)
+    assert child.returncode == 9, child.stderr.decode()
+    root = tmp_path / "root"
+    content = {f"d{d}/f{i}": b"dir %d file %d" % (d, i)
+               for d in range(directories) for i in range(count)}
+    # d0 took its name whole; d1 was adopted and is only under a temporary name; d2, d3 placed.
+    visible = sorted(name for name in os.listdir(root) if not name.startswith(".mutagen"))
+    assert visible == ["d0"]
+    assert sorted(os.listdir(root / "d0")) == [f"f{i}" for i in range(count)]
+    assert len(os.listdir(root)) == 2  # and the crash's temporary build directory
+
+    endpoint = endpoint_at(tmp_path)
+    missing = {path: data for path, data in content.items() if not path.startswith("d0/")}
+    changes = [Change(name, None, entry) for name, entry in tree_of(missing).contents.items()]
+    needed = endpoint.needs(files_to_stage(changes))
+    assert sorted(item.path for item in needed) == [f"d1/f{i}" for i in range(count)]
+    endpoint.receive_chunks([whole(item.path, missing[item.path]) for item in needed])
+    result = endpoint.transition(changes)
+    assert not result.problems and not result.missing_staged
+    assert sorted(os.listdir(root)) == [f"d{d}" for d in range(directories)]  # leftover cleaned
+    assert on_disk(endpoint, content) == content
+
+
+@pytest.mark.parametrize("mode", ["mutagen", "neighboring", "internal"])
+def test_every_stage_mode_places_and_scans_never_see_the_tree(tmp_path, mode):
+    from mutagen_actors.actors.sync.cache import DigestCache
+    from mutagen_actors.actors.sync.scan import scan
+    from mutagen_actors.actors.sync.settings import StageMode
+
+    endpoint = endpoint_at(tmp_path, stage_mode=StageMode(mode))
+    files = {"a/f": b"one", "a/b/g": b"two", "c": b"three"}
+    changes = [Change(name, None, entry) for name, entry in tree_of(files).contents.items()]
+    endpoint.needs(files_to_stage(changes))
+    endpoint.receive_chunks([whole(path, data) for path, data in files.items()])
+    assert tree_files(endpoint) == sorted(files)
+    assert scan(endpoint.root, hash=XXH, cache=DigestCache(XXH)).root == Entry.directory({})
+    result = endpoint.transition(changes)
+    assert not result.problems and not result.missing_staged
+    assert on_disk(endpoint, files) == files
+    assert scan(endpoint.root, hash=XXH, cache=DigestCache(XXH)).root == tree_of(files)
