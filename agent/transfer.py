@@ -61,10 +61,11 @@ from __future__ import annotations
 
 import os
 import stat
+import struct
 from collections import OrderedDict
 from typing import Optional
 
-from mutagen_actors.actors.sync.cache import META_SIZE
+from mutagen_actors.actors.sync.cache import META, META_SIZE
 from mutagen_actors.actors.sync.chunking import DeltaError, Signature, fingerprint, signature
 from mutagen_actors.actors.sync.delta import Literal, Rebuilder, Start, delta, span_of
 from mutagen_actors.actors.sync.hashing import DIGEST_SIZES, digest_bytes, new_hasher, one_shot
@@ -691,6 +692,9 @@ class _Parents:
         self.key, self.fd = None, -1
 
 
+_SIZE_FIELD = struct.Struct(META.format[:2])  # a cache record's first field: the size
+
+
 class Supplier:
     """The sending side's supply for ``endpoint`` (its ``root`` and ``cache``)."""
 
@@ -700,10 +704,21 @@ class Supplier:
         self._signatures: OrderedDict = OrderedDict()  # fingerprint -> Signature
 
     def sizes(self, paths: list[str]) -> list[int]:
+        """The size the digest cache records for each path (-1: none). Paths come sorted, many
+        per directory: each directory's records are looked up once per run of its paths, and
+        only the size field of a record is unpacked."""
+        directories = self.endpoint.cache.directories
+        size_of = _SIZE_FIELD.unpack_from
         sizes = []
+        add = sizes.append
+        parent, records = None, None
         for path in paths:
-            record = self.endpoint.cache.get(path)
-            sizes.append(record[0] if record is not None else -1)
+            cut = path.rfind("/")
+            here = path[:cut] if cut >= 0 else ""
+            if here != parent:
+                parent, records = here, directories.get(here)
+            record = records.get(path[cut + 1:]) if records is not None else None
+            add(size_of(record)[0] if record is not None else -1)
         return sizes
 
     def supply(self, requests: list[SupplyRequest], max_bytes: int) -> list[Chunk]:
