@@ -63,6 +63,7 @@ import os
 import secrets
 import shutil
 import stat
+import struct
 from typing import Iterable, Iterator, Optional
 
 from .hashing import DIGEST_SIZES, hash_fd, new_hasher
@@ -72,6 +73,7 @@ _PARTIAL = ".partial-"
 _STORE_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC
 _TREE_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 _KEY_MASK = (1 << 64) - 1
+_SIZE_PLACE = struct.Struct("<QQ")  # a record's size and place, after its digest
 RESUME_SUFFIX = ".resume"
 TREE = "tree"  # the path-shaped area of the store (``Staging.tree_directory``)
 
@@ -147,7 +149,7 @@ class Staging:
         """Record that ``size`` bytes verified against ``digest`` were just written whole at
         ``path`` in the tree (``tree_directory``): trusted for that (path, digest) only."""
         if len(digest) == self._digest_size:
-            self._sizes.put(digest, size, self.path_key(path))
+            self._sizes.put(digest, size, (hash(path) & _KEY_MASK) or 1)  # path_key, inline
 
     def record(self, digest: bytes) -> Optional[tuple[int, int]]:
         """``(verified size, place)`` of ``digest``'s content as this object last recorded it:
@@ -451,8 +453,7 @@ class _Sizes:
         if bucket is None:
             bucket = self.buckets[index] = bytearray()
         bucket += digest
-        bucket += size.to_bytes(8, "little")
-        bucket += place.to_bytes(8, "little")
+        bucket += _SIZE_PLACE.pack(size, place)
 
     def record(self, digest: bytes) -> Optional[tuple[int, int]]:
         """``(size, place)`` of the last record of ``digest``, or None."""
