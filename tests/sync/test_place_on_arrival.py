@@ -125,6 +125,12 @@ CASES = {
                                      {"appeared": ["a"]}, {}),
     "a name that is a directory in the tree, a file in the plan": (
         [("a", d(n=d(m=file(b"m"))))], [("a", d(n=file(b"n-file")))], {}, {}),
+    "content placed once, wanted twice": ([("a", d(p=file(b"twice")))],
+                                          [("a", d(p=file(b"twice"), q=file(b"twice", True))),
+                                           ("b", d(r=file(b"twice")))], {}, {}),
+    "plan deeper than what was placed": ([("a", d(f=file(b"f")))],
+                                         [("a", d(f=file(b"f"), sub=d(g=file(b"unstaged")),
+                                                  l=link("f")))], {}, {}),
     "mode the staging store did not give": ([("a", d(f=file(b"f"), x=file(b"x", True)))], None, {},
                                             {"default_file_mode": 0o640}),
     "directory mode": ([("a", d(s=d(f=file(b"f"))))], None, {}, {"default_directory_mode": 0o750}),
