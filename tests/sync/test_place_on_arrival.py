@@ -17,7 +17,7 @@ from mutagen_actors.actors.sync import transition as transition_module
 from mutagen_actors.actors.sync.cache import RACY_MTIME, records
 from mutagen_actors.actors.sync.hashing import digest_bytes
 from mutagen_actors.actors.sync.model import Change, Entry, Kind
-from mutagen_actors.actors.sync.settings import HashAlgorithm, StageMode, WatchMode
+from mutagen_actors.actors.sync.settings import HashAlgorithm, WatchMode
 from mutagen_actors.actors.sync.staging import Staging
 from mutagen_actors.actors.syncsession.plan import files_to_stage
 from mutagen_actors.agent import transfer
