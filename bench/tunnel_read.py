@@ -6,7 +6,8 @@ A writer thread pushes ``--megabytes`` of DATA frames (1 MiB codec-sized payload
 relayed ``StageChunks``) into a pipe in ``--piece``-byte writes (what sshd hands the agent per
 SSH packet); the reading side is a ``wire.tunnel.Tunnel`` whose ``on_data`` only counts, read
 through an asyncio ``StreamReader`` on the pipe (the agent before) or ``wire.tunnel.FdReader``
-(the agent now). Prints the reading thread's CPU seconds (``time.thread_time``) per run: the
+(the agent now), with the agent's allocator set-up (``agent.memory``: two arenas, fixed 4 MiB
+thresholds). Prints the reading thread's CPU seconds (``time.thread_time``) per run: the
 cost of the pipe reads, the frame decoding and the tunnel's dispatch, without the receiver.
 """
 
@@ -21,6 +22,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+from mutagen_actors.agent.memory import keep_trimmable, limit_arenas  # noqa: E402
 from mutagen_actors.wire import tunnel  # noqa: E402
 
 FRAME = 1 << 20
@@ -90,6 +92,8 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--piece", type=int, default=32 * 1024)
     args = parser.parse_args()
+    limit_arenas()  # the remote agent's allocator set-up (agent.remote_main, LocalEndpoint.start)
+    keep_trimmable()
     print(f"{args.megabytes} x 1 MiB frames in {args.piece}-byte writes; "
           f"load average {os.getloadavg()[0]:.2f}")
     for run in range(args.repeat):

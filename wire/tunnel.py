@@ -178,10 +178,21 @@ class FrameDecoder:
     """Incremental decoder: ``feed(bytes)`` returns the complete frames as ``(kind, body)``;
     ``sizes`` then holds each returned frame's size on the stream (header included).
 
+    A plain DATA frame of ``FILL_FROM`` to ``FILL_MAX`` bytes whose header has arrived but not
+    its whole body is assembled in a ``bytearray`` of its size, allocated then: the bytes fed
+    are copied into it once (instead of kept as pieces, joined, then sliced out: two copies),
+    and a reader that can (``FdReader.readinto``) reads the rest straight into it: ``into()``
+    is then the part still to fill and ``filled(n)`` says how much a read put there (it
+    returns the frames completed, as ``feed`` does). Such a body is returned as that
+    ``bytearray``; every other body is ``bytes``.
+
     Raises ``ProtocolError`` for an unknown kind or flag, a length above ``max_body``, a
     compressed frame when compression was not agreed, or a block that does not decompress.
     After an error the decoder must not be used again (the stream is out of step).
     """
+
+    FILL_FROM = 64 * 1024
+    FILL_MAX = 16 << 20  # larger announced bodies are not allocated before their bytes arrive
 
     def __init__(self, *, compression: bool, max_body: int = MAX_BODY):
         self.compression = compression
@@ -193,18 +204,50 @@ class FrameDecoder:
         self._pieces: list[bytes] = []
         self._held = 0
         self._need = HEADER_SIZE  # bytes needed before anything more can be decoded
+        self._body: Optional[bytearray] = None  # the DATA body being filled (see above)
+        self._filled = 0
         self.sizes: list[int] = []
 
+    def into(self) -> Optional[memoryview]:
+        """The rest of the DATA body being filled (read into it, then ``filled``), or None."""
+        if self._body is None:
+            return None
+        return memoryview(self._body)[self._filled:]
+
+    def filled(self, count: int) -> list[tuple[int, bytes]]:
+        """``count`` bytes were read into ``into()``: the frames now complete."""
+        self.sizes = sizes = []
+        if self._body is None or count < 0 or self._filled + count > len(self._body):
+            raise ValueError("filled() without a body being filled, or past its end")
+        self._filled += count
+        if self._filled < len(self._body):
+            return []
+        return [self._completed(sizes)]
+
+    def _completed(self, sizes: list) -> tuple[int, bytearray]:
+        body, self._body = self._body, None
+        sizes.append(HEADER_SIZE + len(body))
+        return DATA, body
+
     def feed(self, data: bytes) -> list[tuple[int, bytes]]:
+        self.sizes = sizes = []
+        frames = []
+        if self._body is not None and data:
+            view = memoryview(data)
+            take = min(len(view), len(self._body) - self._filled)
+            self._body[self._filled:self._filled + take] = view[:take]
+            self._filled += take
+            if self._filled < len(self._body):
+                return frames
+            frames.append(self._completed(sizes))
+            data = view[take:]
         if data:
             self._pieces.append(bytes(data))
             self._held += len(data)
-        self.sizes = sizes = []
         if self._held < self._need:
-            return []
+            return frames
         pieces = self._pieces
         buffer = pieces[0] if len(pieces) == 1 else b"".join(pieces)
-        frames = []
         offset = 0
         end = len(buffer)
         need = HEADER_SIZE
@@ -216,7 +259,15 @@ class FrameDecoder:
             if size > self.max_body:
                 raise ProtocolError(f"oversized tunnel frame: {size} bytes (limit {self.max_body})")
             if end - offset - HEADER_SIZE < size:
-                need = HEADER_SIZE + size
+                if first == DATA and self.FILL_FROM <= size <= self.FILL_MAX:
+                    # Assembled in place from here on (see the class docstring).
+                    start = offset + HEADER_SIZE
+                    self._body = bytearray(size)
+                    self._body[:end - start] = memoryview(buffer)[start:end]
+                    self._filled = end - start
+                    offset = end
+                else:
+                    need = HEADER_SIZE + size
                 break
             body = buffer[offset + HEADER_SIZE: offset + HEADER_SIZE + size]
             offset += HEADER_SIZE + size
@@ -283,15 +334,23 @@ class FdReader:
 
     async def read(self, n: int = -1) -> bytes:
         size = n if n > 0 else PIPE_SIZE
+        return await self._read(os.read, size)
+
+    async def readinto(self, buffer) -> int:
+        """Read into ``buffer`` (a writable buffer: a frame body being filled, see
+        ``FrameDecoder.into``), as ``read`` does; the number of bytes read, 0 at end of stream."""
+        return await self._read(_read_into, buffer)
+
+    async def _read(self, read, argument):
         fd = self.fd
         if self._unyielded >= self.YIELD_AFTER:
             self._unyielded = 0
             await asyncio.sleep(0)
         while True:
             try:
-                data = os.read(fd, size)
-                self._unyielded += len(data)
-                return data
+                result = read(fd, argument)
+                self._unyielded += result if type(result) is int else len(result)
+                return result
             except (BlockingIOError, InterruptedError):
                 pass
             self._unyielded = 0
@@ -302,6 +361,10 @@ class FdReader:
                 await ready
             finally:
                 loop.remove_reader(fd)
+
+
+def _read_into(fd: int, buffer) -> int:
+    return os.readv(fd, [buffer])
 
 
 def _set_ready(future: asyncio.Future) -> None:
@@ -446,21 +509,29 @@ class Tunnel:
         try:
             reader = self.reader
             decoder = self._decoder
+            readinto = getattr(reader, "readinto", None)  # FdReader: into a body being filled
             while True:
+                space = decoder.into() if readinto is not None else None
+                filling = space is not None
                 try:
-                    chunk = await reader.read(1 << 20)
+                    if filling:
+                        count = await readinto(space)
+                        space = None  # the body is not held through this view
+                    else:
+                        chunk = await reader.read(1 << 20)
+                        count = len(chunk)
                 except asyncio.CancelledError:
                     raise
                 except Exception as error:  # noqa: BLE001 - any read failure ends the tunnel
                     self._finish(f"reading from the {self.peer} failed: {type(error).__name__}: {error}")
                     return
-                if not chunk:
+                if not count:
                     self._finish(f"the {self.peer} closed the stream")
                     return
-                self.bytes_received += len(chunk)
+                self.bytes_received += count
                 self._last_read = time.monotonic()  # folded into liveness by _heartbeat
                 try:
-                    frames = decoder.feed(chunk)
+                    frames = decoder.filled(count) if filling else decoder.feed(chunk)
                 except ProtocolError as error:
                     self._finish(f"protocol error from the {self.peer}: {error}")
                     return
