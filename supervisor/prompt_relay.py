@@ -7,10 +7,12 @@ CLI command.
   a ``PromptQuestion`` and waits at most ``PROMPT_TIMEOUT`` (+ a little slack) for the answer;
   past that, or if the CLI went away, the answer is None and ``failure`` says why ("no answer
   to the prompt within 60 s"). ``clock`` measures the time questions were open (connect
-  deadlines do not count it). The daemon first connects once itself with the relay (the probe);
-  the session's actors connect afterwards, and their identical questions (the password the
-  user just typed) are answered from the relay's memory of this command instead of asking
-  again (``replay``). Answers live only as long as the command.
+  deadlines do not count it). At ``create`` the session's own endpoint actors make the first
+  connect and every question goes to the terminal (a wrong password is asked again). At
+  ``resume`` the daemon first connects once itself with the relay (the probe); the session's
+  actors connect afterwards, and their identical questions (the password the user just typed)
+  are answered from the relay's memory of this command instead of asking again (``replay``).
+  Answers live only as long as the command.
 - ``PromptService``: the daemon's prompt mailbox (``paths.mailbox(MAILBOX_TOKEN)``). Endpoint
   actors send their connect questions there (``PromptRelay``); a question for a session with a
   command registered (``waiting(session, relay)``) goes to that relay, any other is answered
