@@ -66,6 +66,7 @@ from __future__ import annotations
 
 import ctypes
 import errno
+import hashlib
 import itertools
 import os
 import secrets
@@ -177,6 +178,10 @@ class _Transition:
         self.store_fd: Optional[int] = None  # the staging store's directory, once opened
         self.tree_fd: Optional[int] = None  # the store's tree (content placed on arrival)
         self.tree_index: Optional[dict[int, str]] = None  # path key -> path in the tree (lazy)
+        # Where the tree is (a path ending in "/"): the store's, or the root being built from it.
+        self.tree_prefix = os.path.join(staging.directory, TREE, "")
+        # A store inside the root (``internal``) can never hold the root's own build.
+        self.store_in_root = self.staging_prefix.startswith(os.path.join(os.path.abspath(root), ""))
         self.file_modes = {executable: new_file_mode(file_mode, executable, self.permissions_mode)
                            for executable in (False, True)}
 
@@ -314,21 +319,28 @@ class _Transition:
             self.report(path, str(error))
             return None
         expected = self.staging.verified_size(digest)
+        store = self.store_fd
+        staged = None
         if self.tree_fd is not None:
             found = self.staging.record(digest)
             if found is not None and found[1]:
                 # Placed on arrival: used only from the path it was placed for (its record's
-                # key); at another path of this plan it is looked up by that key.
+                # key); at another path of this plan it is looked up by that key. Named
+                # relative to the open tree (which may be the root being built: ``build_root``).
                 where = path if found[1] == self.staging.path_key(path) else \
                     self.tree_path(found[1])
                 if where is not None:
-                    relative = f"{TREE}/{where}"
+                    relative = where
+                    staged = self.tree_prefix + where
+                    store = self.tree_fd
                     expected = found[0]
-        staged = self.staging_prefix + relative  # == self.staging.path_for(digest) if not placed
+        if staged is None:
+            staged = self.staging_prefix + relative  # == self.staging.path_for(digest)
         self.uses[digest] -= 1
         last = self.uses[digest] <= 0
         if last and self.staging_device is not None and self._device(pfd) == self.staging_device:
-            store = self.store_fd if building else None
+            if not building:
+                store = None
             name = staged if store is None else relative
             try:
                 if expected is not None:
@@ -486,6 +498,10 @@ class _Transition:
                 os.chown(name, self.uid, self.gid, dir_fd=pfd, follow_symlinks=False)
             return new
         if kind == Kind.DIRECTORY:
+            if not path:
+                built = self.build_root(pfd, name, new)
+                if built is not _UNSET:
+                    return built
             if building or not path:
                 try:
                     os.mkdir(name, self.directory_mode, dir_fd=pfd)
@@ -624,6 +640,77 @@ class _Transition:
             self.report(path, MODIFICATION_DETECTED)
             return None
         return created
+
+    # -- the root built from the store's tree -----------------------------------------------------
+
+    def build_root(self, pfd: int, name: str, new: Entry):
+        """Create the root ``name`` in its parent ``pfd`` from the store's whole tree when it
+        holds placed content: the tree is renamed next to the root under a temporary name
+        (``_root_build_name``: the builder's process id and a tag of the root's name), checked
+        and completed as an adopted directory (``complete``), then given the root's name with a
+        rename that never replaces. Returns what was created (None: a root that appeared
+        meanwhile, reported as "modification detected", nothing of it touched, the build put
+        back as the store's tree, else removed), or ``_UNSET`` when the tree cannot be adopted
+        (nothing placed, the store inside the root, another filesystem, any OSError before the
+        rename): the caller then makes the root in place as before. A crash leaves only the
+        temporary name, which the first transition of a later process on this root removes
+        (``_remove_root_leftovers``). Afterwards the tree is gone from the store (the next
+        ``open_tree`` makes it again) and this transition uses nothing placed."""
+        if self.tree_fd is None or self.store_in_root:
+            return _UNSET
+        try:
+            with os.scandir(self.tree_fd) as items:
+                if next(items, None) is None:
+                    return _UNSET  # nothing placed
+            os.stat(name, dir_fd=pfd, follow_symlinks=False)
+        except FileNotFoundError:
+            pass
+        except OSError:
+            return _UNSET
+        else:
+            self.report("", MODIFICATION_DETECTED)
+            return None
+        temporary = _root_build_name(name, self.token, next(self.serial))
+        try:
+            _adopt_rename(self.store_fd, TREE, pfd, temporary)
+        except OSError:
+            return _UNSET
+        parent = os.path.dirname(os.path.abspath(self.root))
+        self.tree_prefix = os.path.join(parent, temporary, "")
+        try:
+            created = self.complete(pfd, temporary, "", new)
+            moved = _move_no_replace(pfd, temporary, pfd, name)
+        except BaseException:
+            self.forget("", new)
+            self.restore_tree(pfd, temporary)
+            raise
+        if not moved:
+            self.forget("", created)
+            self.restore_tree(pfd, temporary)
+            self.report("", MODIFICATION_DETECTED)
+            return None
+        # The tree's descriptor is the root's now: nothing placed is used from here on.
+        os.close(self.tree_fd)
+        self.tree_fd = None
+        self.tree_index = {}
+        self.tree_prefix = os.path.join(self.staging.directory, TREE, "")
+        return created
+
+    def restore_tree(self, pfd: int, temporary: str) -> None:
+        """Put a root build that did not take the root's name back as the store's tree (its
+        content sorted by the next ``StageBegin``, ``Staging.settle_tree``, or wiped with the
+        store), else remove it. Never raises."""
+        self.tree_prefix = os.path.join(self.staging.directory, TREE, "")
+        self.tree_index = None
+        try:
+            if _move_no_replace(pfd, temporary, self.store_fd, TREE):
+                return
+        except OSError:
+            pass
+        _remove_tree_quietly(pfd, temporary)
+        if self.tree_fd is not None:
+            os.close(self.tree_fd)
+            self.tree_fd = None
 
     # -- adoption of placed directories ---------------------------------------------------------
 
@@ -1189,6 +1276,10 @@ def transition(
     )
     results: list[Change] = []
     root_fd: Optional[int] = None
+    absolute = os.path.abspath(root)
+    if absolute not in _ROOTS_CLEANED:
+        _ROOTS_CLEANED.add(absolute)
+        _remove_root_leftovers(absolute)
     try:
         try:
             state.store_fd = os.open(staging.directory, _DIR_FLAGS)
@@ -1232,6 +1323,46 @@ def transition(
         if state.tree_fd is not None:
             os.close(state.tree_fd)
     return TransitionResult(results, state.problems, state.missing_staged)
+
+
+# Roots whose parent this process has searched for leftover root builds (``_remove_root_leftovers``).
+_ROOTS_CLEANED: set[str] = set()
+
+
+def _root_build_name(name: str, token: str, serial: int) -> str:
+    """The temporary name of a root built from the store's tree (``build_root``): a build name
+    (``_OWN_BUILD``, the process id, ``token`` and ``serial``) that ends with a tag of the
+    root's own ``name`` (so a leftover is recognised as this root's, and the name stays short
+    whatever the root's)."""
+    return f"{_OWN_BUILD}{os.getpid()}-{token}{serial}{_root_tag(name)}"
+
+
+def _root_tag(name: str) -> str:
+    return "-root-" + hashlib.blake2b(os.fsencode(name), digest_size=8).hexdigest()
+
+
+def _remove_root_leftovers(root: str) -> None:
+    """Remove from the parent of ``root`` (an absolute path) the root builds of ``root`` that an
+    interrupted transition left (``_root_build_name``, of a process that is gone): only names
+    with this root's tag, never another session's build or anything else. Never raises."""
+    parent, name = os.path.split(root)
+    tag = _root_tag(name)
+    try:
+        pfd = os.open(parent, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    except OSError:
+        return
+    try:
+        with os.scandir(pfd) as items:
+            names = [item.name for item in items
+                     if item.name.startswith(_OWN_BUILD) and item.name.endswith(tag)]
+    except OSError:
+        names = []
+    try:
+        for leftover in names:
+            if _leftover_build(leftover, ""):
+                _remove_tree_quietly(pfd, leftover)
+    finally:
+        os.close(pfd)
 
 
 def _open_root_fd(root: str) -> int:
