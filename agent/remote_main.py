@@ -52,11 +52,14 @@ class AgentService:
 
 
 async def _stdio_streams(out_fd: int):
-    from mutagen_actors.wire.tunnel import FdReader
+    from mutagen_actors.wire.tunnel import PipeReader, grow_pipe
 
     loop = asyncio.get_running_loop()
-    # stdin read straight from its descriptor, the pipe grown to 1 MiB (wire.tunnel.FdReader).
-    reader = FdReader(sys.stdin.fileno())
+    # stdin: its pipe grown to 1 MiB, what the transport reads handed over without the copies
+    # of a StreamReader (wire.tunnel.PipeReader).
+    grow_pipe(sys.stdin.fileno())
+    reader = PipeReader()
+    await loop.connect_read_pipe(lambda: reader, sys.stdin.buffer)
     transport, protocol = await loop.connect_write_pipe(
         asyncio.streams.FlowControlMixin, os.fdopen(out_fd, "wb", buffering=0))
     writer = asyncio.StreamWriter(transport, protocol, None, loop)

@@ -41,6 +41,7 @@ import json
 import os
 import struct
 import time
+from collections import deque
 from typing import Awaitable, Callable, Optional
 
 import structlog
@@ -180,11 +181,8 @@ class FrameDecoder:
 
     A plain DATA frame of ``FILL_FROM`` to ``FILL_MAX`` bytes whose header has arrived but not
     its whole body is assembled in a ``bytearray`` of its size, allocated then: the bytes fed
-    are copied into it once (instead of kept as pieces, joined, then sliced out: two copies),
-    and a reader that can (``FdReader.readinto``) reads the rest straight into it: ``into()``
-    is then the part still to fill and ``filled(n)`` says how much a read put there (it
-    returns the frames completed, as ``feed`` does). Such a body is returned as that
-    ``bytearray``; every other body is ``bytes``.
+    are copied into it once (instead of kept as pieces, joined, then sliced out: two copies).
+    Such a body is returned as that ``bytearray``; every other body is ``bytes``.
 
     Raises ``ProtocolError`` for an unknown kind or flag, a length above ``max_body``, a
     compressed frame when compression was not agreed, or a block that does not decompress.
@@ -207,22 +205,6 @@ class FrameDecoder:
         self._body: Optional[bytearray] = None  # the DATA body being filled (see above)
         self._filled = 0
         self.sizes: list[int] = []
-
-    def into(self) -> Optional[memoryview]:
-        """The rest of the DATA body being filled (read into it, then ``filled``), or None."""
-        if self._body is None:
-            return None
-        return memoryview(self._body)[self._filled:]
-
-    def filled(self, count: int) -> list[tuple[int, bytes]]:
-        """``count`` bytes were read into ``into()``: the frames now complete."""
-        self.sizes = sizes = []
-        if self._body is None or count < 0 or self._filled + count > len(self._body):
-            raise ValueError("filled() without a body being filled, or past its end")
-        self._filled += count
-        if self._filled < len(self._body):
-            return []
-        return [self._completed(sizes)]
 
     def _completed(self, sizes: list) -> tuple[int, bytearray]:
         body, self._body = self._body, None
@@ -294,7 +276,7 @@ class FrameDecoder:
 
 # ---------------------------------------------------------------------------- reading a descriptor
 
-PIPE_SIZE = 1 << 20  # what FdReader asks of a pipe (Linux's unprivileged maximum by default)
+PIPE_SIZE = 1 << 20  # what grow_pipe asks of a pipe (Linux's unprivileged maximum by default)
 _F_SETPIPE_SZ = 1031  # fcntl.h (Linux); fcntl.F_SETPIPE_SZ from Python 3.10
 
 
@@ -310,66 +292,74 @@ def grow_pipe(fd: int, size: int = PIPE_SIZE) -> int:
         return 0
 
 
-class FdReader:
-    """The ``read(n)`` of an asyncio stream, straight on a file descriptor (the remote agent's
-    stdin: a pipe or a socket from sshd or ``docker exec``), for ``Tunnel`` and the handshake.
+class PipeReader(asyncio.Protocol):
+    """The ``read(n)`` of an asyncio stream over a loop's read-pipe transport
+    (``loop.connect_read_pipe(lambda: reader, pipe)``): the remote agent's stdin.
 
-    ``read(n)`` first tries a non-blocking ``os.read`` and waits for the descriptor to be
-    readable (``loop.add_reader``, removed again) only when nothing is there: while the peer
-    keeps the pipe full, a read is one system call, no event-loop round (but the loop gets a
-    turn after every ``YIELD_AFTER`` bytes read without a wait, so other tasks never starve).
-    Nothing is buffered here (what is not read stays in the kernel: back-pressure as before);
-    an asyncio ``StreamReader`` copied every read twice more (into its buffer and out) and
-    woke the loop once per pipe-full (64 KiB). A pipe's buffer is grown to ``pipe_size`` (the
-    sender blocks less and a read takes up to that much). ``read`` returns ``b""`` at end of
-    stream and raises the ``OSError`` of a failed read; one reader at a time."""
+    Each piece the transport read is handed to ``read`` as it came (a ``StreamReader`` copies
+    it into its buffer and out again); a piece longer than ``n`` is split. Back-pressure: the
+    transport is paused while more than ``LIMIT`` bytes are unread and resumed below half of
+    it. ``read`` returns ``b""`` at end of stream (after what was received), and raises the
+    error the transport was lost with; one reader at a time."""
 
-    YIELD_AFTER = 4 << 20
+    LIMIT = 2 << 20
 
-    def __init__(self, fd: int, *, pipe_size: int = PIPE_SIZE):
-        self.fd = fd
-        os.set_blocking(fd, False)
-        self.pipe_size = grow_pipe(fd, pipe_size) if pipe_size else 0
-        self._unyielded = 0  # bytes read since the event loop last had a turn
+    def __init__(self) -> None:
+        self._pieces: deque = deque()
+        self._held = 0
+        self._ended = False
+        self._error: Optional[BaseException] = None
+        self._waiter: Optional[asyncio.Future] = None
+        self._transport = None
+        self._paused = False
+
+    def connection_made(self, transport) -> None:
+        self._transport = transport
+        transport.max_size = PIPE_SIZE  # one read takes up to a (grown) pipe-full
+
+    def data_received(self, data: bytes) -> None:
+        self._pieces.append(data)
+        self._held += len(data)
+        if self._held > self.LIMIT and not self._paused:
+            self._paused = True
+            self._transport.pause_reading()
+        self._wake()
+
+    def eof_received(self):
+        self._ended = True
+        self._wake()
+        return False
+
+    def connection_lost(self, error) -> None:
+        self._ended = True
+        self._error = error
+        self._wake()
+
+    def _wake(self) -> None:
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
 
     async def read(self, n: int = -1) -> bytes:
-        size = n if n > 0 else PIPE_SIZE
-        return await self._read(os.read, size)
-
-    async def readinto(self, buffer) -> int:
-        """Read into ``buffer`` (a writable buffer: a frame body being filled, see
-        ``FrameDecoder.into``), as ``read`` does; the number of bytes read, 0 at end of stream."""
-        return await self._read(_read_into, buffer)
-
-    async def _read(self, read, argument):
-        fd = self.fd
-        if self._unyielded >= self.YIELD_AFTER:
-            self._unyielded = 0
-            await asyncio.sleep(0)
-        while True:
+        while not self._pieces:
+            if self._ended:
+                if self._error is not None:
+                    raise self._error
+                return b""
+            self._waiter = asyncio.get_running_loop().create_future()
             try:
-                result = read(fd, argument)
-                self._unyielded += result if type(result) is int else len(result)
-                return result
-            except (BlockingIOError, InterruptedError):
-                pass
-            self._unyielded = 0
-            loop = asyncio.get_running_loop()
-            ready = loop.create_future()
-            loop.add_reader(fd, _set_ready, ready)
-            try:
-                await ready
+                await self._waiter
             finally:
-                loop.remove_reader(fd)
-
-
-def _read_into(fd: int, buffer) -> int:
-    return os.readv(fd, [buffer])
-
-
-def _set_ready(future: asyncio.Future) -> None:
-    if not future.done():
-        future.set_result(None)
+                self._waiter = None
+        piece = self._pieces.popleft()
+        if 0 < n < len(piece):
+            self._pieces.appendleft(piece[n:])
+            piece = piece[:n]
+        self._held -= len(piece)
+        if self._paused and self._held < self.LIMIT // 2:
+            self._paused = False
+            self._transport.resume_reading()
+        return piece
 
 
 # ------------------------------------------------------------------------------------- the tunnel
@@ -509,17 +499,10 @@ class Tunnel:
         try:
             reader = self.reader
             decoder = self._decoder
-            readinto = getattr(reader, "readinto", None)  # FdReader: into a body being filled
             while True:
-                space = decoder.into() if readinto is not None else None
-                filling = space is not None
                 try:
-                    if filling:
-                        count = await readinto(space)
-                        space = None  # the body is not held through this view
-                    else:
-                        chunk = await reader.read(1 << 20)
-                        count = len(chunk)
+                    chunk = await reader.read(1 << 20)
+                    count = len(chunk)
                 except asyncio.CancelledError:
                     raise
                 except Exception as error:  # noqa: BLE001 - any read failure ends the tunnel
@@ -531,7 +514,7 @@ class Tunnel:
                 self.bytes_received += count
                 self._last_read = time.monotonic()  # folded into liveness by _heartbeat
                 try:
-                    frames = decoder.filled(count) if filling else decoder.feed(chunk)
+                    frames = decoder.feed(chunk)
                 except ProtocolError as error:
                     self._finish(f"protocol error from the {self.peer}: {error}")
                     return
