@@ -2,6 +2,7 @@
 
     .venv/bin/python bench/agent_receive.py [--files 20000] [--repeat 3] [--process]
                                             [--watch no-watch] [--data-directory] [--profile F]
+                                            [--create-root]
 
 Drives an ``agent.serve_endpoint.EndpointService`` (the object the remote agent serves through
 its tunnel) exactly as the daemon's stager and transitioner drive it during ``sync create`` to an
@@ -15,6 +16,9 @@ top directory (the shape of ``bench/suite.py``'s tree, without its four big file
 on /dev/shm; the endpoint's data directory is on the disk's /tmp by default, so the staging store
 lands inside the root (``internal``), as it does for the suite's remote (home on disk, target on
 tmpfs); ``--data-directory`` puts the data directory on /dev/shm instead (staging stays there).
+``--create-root``: the root does not exist and the transition creates it (``sync create`` to a
+new directory); with ``--data-directory`` the store is on the root's filesystem, so content is
+placed on arrival and the root is built from the store's tree.
 
 Prints, per run, the process CPU seconds and wall seconds of each phase and in total, and the
 CPU per file. ``--profile FILE`` writes a cProfile of the last run (in process: the event
@@ -91,9 +95,10 @@ class Phases(dict):
 
 
 async def one_run(contents: dict, tree: Entry, base: str, data_directory: str,
-                  watch: str = "portable") -> dict:
+                  watch: str = "portable", create_root: bool = False) -> dict:
     root = os.path.join(base, "root")
-    os.makedirs(root)
+    if not create_root:
+        os.makedirs(root)
     service = EndpointService(_nothing, home=data_directory or base)  # its data under HOME
     phases = Phases(lambda: (time.process_time(), time.perf_counter()))
     clock, done = phases.clock, phases.done
@@ -212,11 +217,13 @@ class _AgentProcess:
             await self.process.wait()
 
 
-async def process_run(contents: dict, tree: Entry, base: str, home: str, watch: str) -> dict:
+async def process_run(contents: dict, tree: Entry, base: str, home: str, watch: str,
+                      create_root: bool = False) -> dict:
     """``one_run`` against the real agent program (``HOME`` = ``home``, its data directory
     under it); CPU is the agent process's (from /proc)."""
     root = os.path.join(base, "root")
-    os.makedirs(root)
+    if not create_root:
+        os.makedirs(root)
     agent = await _AgentProcess().start(home or base)
     phases = Phases(lambda: (agent.cpu(), time.perf_counter()))
     clock, done = phases.clock, phases.done
@@ -280,6 +287,10 @@ def main() -> None:
     parser.add_argument("--data-directory", action="store_true",
                         help="the endpoint's data directory on /dev/shm (staging not in the root)")
     parser.add_argument("--watch", default="portable", help="watch mode (no-watch: none)")
+    parser.add_argument("--create-root", action="store_true",
+                        help="the root does not exist: the transition creates it (with "
+                             "--data-directory the store is on its filesystem: the root is "
+                             "built from the placed tree)")
     parser.add_argument("--process", action="store_true",
                         help="run the real agent program on pipes (its CPU from /proc), "
                              "HOME in the data directory's place")
@@ -300,9 +311,11 @@ def main() -> None:
                 profiler.enable()
             memory = None
             if args.process:
-                phases, memory = asyncio.run(process_run(contents, tree, base, data, args.watch))
+                phases, memory = asyncio.run(process_run(contents, tree, base, data, args.watch,
+                                                         args.create_root))
             else:
-                phases = asyncio.run(one_run(contents, tree, base, data, args.watch))
+                phases = asyncio.run(one_run(contents, tree, base, data, args.watch,
+                                             args.create_root))
             if profiler is not None:
                 profiler.disable()
                 profiler.dump_stats(args.profile)

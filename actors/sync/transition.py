@@ -36,11 +36,12 @@ Rules (design brief invariants 1 and 6):
   directory deletes (or a prepared file in staging, which is emptied after each transition).
 - A new directory below the root is built whole under a ``TEMPORARY_PREFIX`` name beside its
   final name, then moved there with one rename that never replaces (the root itself, when it is
-  created, is made in place): readers see no directory or the complete one, and a watcher gets
-  one event for the subtree instead of one per entry. A name that appeared meanwhile is left
-  alone ("modification detected") and the subtree built is removed; a crash leaves a temporary
-  directory (named with the builder's process id), which scans skip and which, once that
-  process is gone, the next build in the same parent or a removal of the parent deletes.
+  created, is made in place, unless it is built from placed content: below): readers see no
+  directory or the complete one, and a watcher gets one event for the subtree instead of one
+  per entry. A name that appeared meanwhile is left alone ("modification detected") and the
+  subtree built is removed; a crash leaves a temporary directory (named with the builder's
+  process id), which scans skip and which, once that process is gone, the next build in the
+  same parent or a removal of the parent deletes.
 - Content placed on arrival (``Staging.tree_directory``, ``agent.transfer``): when a new
   directory is built and the store's tree has a directory at its path, that directory is renamed
   in as the build directory (``adopt``: one rename instead of one per file) and only checked and
@@ -54,6 +55,15 @@ Rules (design brief invariants 1 and 6):
   between, nothing placed there), the directory is built as before and ``place`` takes each
   placed file from the tree by its record (or by the key of the path it was placed for, when the
   plan wants that content elsewhere).
+- The root created from placed content (``build_root``): when the root does not exist and the
+  store's tree holds placed content, the whole tree is renamed into the root's parent under a
+  build name that carries the process id and a tag of the root's name, completed as an adopted
+  directory, and given the root's name with a rename that never replaces. A root that appeared
+  meanwhile is left alone ("modification detected") and the build goes back as the store's tree
+  (else is removed). Not with a store inside the root (``internal``), nor when the rename fails
+  (another filesystem): the root is then made in place as before. A crash leaves only the build
+  name next to the root; the first transition of a later process on that root removes such
+  leftovers of a process that is gone (``_remove_root_leftovers``: only this root's tag).
 - A change of the executable bit only is a ``chmod`` in place (after the same verification).
 - New files get ``new_file_mode(default_file_mode, executable, permissions_mode)``, new
   directories ``default_directory_mode``, both the default owner and group if configured.
