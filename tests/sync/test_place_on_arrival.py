@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import errno
 import os
-import stat
 
 import pytest
 
@@ -23,6 +22,8 @@ from mutagen_actors.actors.syncsession.plan import files_to_stage
 from mutagen_actors.agent import transfer
 from mutagen_actors.agent.endpoint import EndpointSettings, LocalEndpoint
 from mutagen_actors.wire.messages.endpoint import Chunk
+
+from .disk_view import disk
 
 XXH = HashAlgorithm.XXH128
 CONTENT: dict[bytes, bytes] = {}
@@ -65,23 +66,6 @@ def where(staging: Staging, path: str, digest: bytes) -> str:
     if staging.placed_size(digest, path) is not None:
         return os.path.join(staging.tree_directory, path)
     return staging.path_for(digest)
-
-
-def disk(root: str) -> dict:
-    found = {}
-    for parent, dirs, names in os.walk(root):
-        for name in dirs + names:
-            path = os.path.join(parent, name)
-            st = os.lstat(path)
-            relative = os.path.relpath(path, root)
-            if stat.S_ISLNK(st.st_mode):
-                found[relative] = ("link", os.readlink(path))
-            elif stat.S_ISDIR(st.st_mode):
-                found[relative] = ("dir", stat.S_IMODE(st.st_mode))
-            else:
-                with open(path, "rb") as handle:
-                    found[relative] = ("file", stat.S_IMODE(st.st_mode), handle.read())
-    return found
 
 
 def outcome(endpoint: LocalEndpoint, result) -> dict:

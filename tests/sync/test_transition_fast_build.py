@@ -6,7 +6,6 @@ what stays in staging. Each case below runs twice on fresh roots, fast path on a
 from __future__ import annotations
 
 import os
-import stat
 
 import pytest
 
@@ -17,6 +16,8 @@ from mutagen_actors.actors.sync.model import Change, Entry, Kind
 from mutagen_actors.actors.sync.settings import HashAlgorithm
 from mutagen_actors.actors.sync.staging import Staging
 from mutagen_actors.actors.sync.transition import transition
+
+from .disk_view import disk
 
 XXH = HashAlgorithm.XXH128
 
@@ -66,24 +67,6 @@ def contents_of(entry: Entry):
         yield entry
     for child in (entry.contents or {}).values():
         yield from contents_of(child)
-
-
-def disk(root: str) -> dict:
-    """Everything below ``root``: path -> (kind, permission bits, content or target)."""
-    found = {}
-    for parent, dirs, names in os.walk(root):
-        for name in dirs + names:
-            path = os.path.join(parent, name)
-            st = os.lstat(path)
-            relative = os.path.relpath(path, root)
-            if stat.S_ISLNK(st.st_mode):
-                found[relative] = ("link", os.readlink(path))
-            elif stat.S_ISDIR(st.st_mode):
-                found[relative] = ("dir", stat.S_IMODE(st.st_mode))
-            else:
-                with open(path, "rb") as handle:
-                    found[relative] = ("file", stat.S_IMODE(st.st_mode), handle.read())
-    return found
 
 
 def run_case(base: str, case: str, fast: bool, monkeypatch) -> dict:
