@@ -68,6 +68,26 @@ def where(staging: Staging, path: str, digest: bytes) -> str:
     return staging.path_for(digest)
 
 
+def damage_staged(staging: Staging, path: str, data: bytes, how: str) -> None:
+    """Spoil what was staged for (path, content ``data``): "missing" removes it, "longer" adds a
+    byte to it."""
+    staged_at = where(staging, path, digest_bytes(data, XXH))
+    if how == "missing":
+        os.unlink(staged_at)
+    else:
+        with open(staged_at, "ab") as handle:
+            handle.write(b"!")
+
+
+def put_extra(staging: Staging, paths: list[str]) -> None:
+    """Write files the plan never named at ``paths`` in the store's tree (parents made)."""
+    for path in paths:
+        full = os.path.join(staging.tree_directory, path)
+        os.makedirs(os.path.dirname(full), exist_ok=True)
+        with open(full, "wb") as handle:
+            handle.write(b"not planned")
+
+
 def outcome(endpoint: LocalEndpoint, result) -> dict:
     kept = {}
     for path, record in records(endpoint.cache):
@@ -142,22 +162,12 @@ def run_case(base: str, case: str, placing: bool, monkeypatch) -> tuple[dict, Lo
     for key, how in damage.items():
         if key == "extra":
             if placing:
-                for path in how:
-                    full = os.path.join(staging.tree_directory, path)
-                    os.makedirs(os.path.dirname(full), exist_ok=True)
-                    with open(full, "wb") as handle:
-                        handle.write(b"not planned")
+                put_extra(staging, how)
         elif key == "appeared":
             for path in how:
                 os.mkdir(os.path.join(endpoint.root, path))
         else:
-            path, data = key
-            staged_at = where(staging, path, digest_bytes(data, XXH))
-            if how == "missing":
-                os.unlink(staged_at)
-            else:
-                with open(staged_at, "ab") as handle:
-                    handle.write(b"!")
+            damage_staged(staging, *key, how)
     result = endpoint.transition(after)
     return outcome(endpoint, result), endpoint
 

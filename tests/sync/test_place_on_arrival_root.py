@@ -23,7 +23,8 @@ from mutagen_actors.actors.sync.staging import Staging
 from mutagen_actors.actors.syncsession.plan import files_to_stage
 from mutagen_actors.agent import transfer
 
-from .test_place_on_arrival import XXH, d, endpoint_at, file, link, outcome, stage, where
+from .test_place_on_arrival import (
+    XXH, d, damage_staged, endpoint_at, file, link, outcome, put_extra, stage)
 from .test_place_on_arrival_staging import tree_of, whole
 
 # Each case: (root staged, root applied (None: the same), damage, settings). Damage:
@@ -83,19 +84,9 @@ def run_root_case(base: str, case: str, way: str, monkeypatch) -> tuple[dict, ob
     for key, how in damage.items():
         if key == "extra":
             if way != "unplaced":
-                for path in how:
-                    full = os.path.join(staging.tree_directory, path)
-                    os.makedirs(os.path.dirname(full), exist_ok=True)
-                    with open(full, "wb") as handle:
-                        handle.write(b"not planned")
+                put_extra(staging, how)
             continue
-        path, data = key
-        staged_at = where(staging, path, digest_bytes(data, XXH))
-        if how == "missing":
-            os.unlink(staged_at)
-        else:
-            with open(staged_at, "ab") as handle:
-                handle.write(b"!")
+        damage_staged(staging, *key, how)
     made: list[str] = []
     general_fill = transition_module._Transition.fill
 
