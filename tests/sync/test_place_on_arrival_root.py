@@ -25,7 +25,7 @@ from mutagen_actors.agent import transfer
 
 from .test_place_on_arrival import (
     XXH, d, damage_staged, endpoint_at, file, link, outcome, put_extra, stage)
-from .test_place_on_arrival_staging import tree_of, whole
+from .test_place_on_arrival_staging import BUILDER_SETUP, tree_of, whole
 
 # Each case: (root staged, root applied (None: the same), damage, settings). Damage:
 # (path, data) -> "missing" | "longer"; "extra": names put in the tree (placed runs only).
@@ -233,32 +233,12 @@ def test_a_store_inside_the_root_is_never_adopted(tmp_path):
     assert not state.store_in_root
 
 
-CRASHING_ROOT_BUILDER = r"""
-import os, sys
-from mutagen_actors.actors.sync import transition as transition_module
-from mutagen_actors.actors.sync.hashing import digest_bytes
-from mutagen_actors.actors.sync.model import Change, Entry, Kind
-from mutagen_actors.actors.sync.settings import HashAlgorithm, WatchMode
-from mutagen_actors.agent.endpoint import EndpointSettings, LocalEndpoint
-from mutagen_actors.wire.messages.endpoint import Chunk, StageItem
-
-base, directories, files = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
-endpoint = LocalEndpoint(EndpointSettings(
-    root=os.path.join(base, "root"), session="place", side="beta",
-    data_directory=os.path.join(base, "data"), watch_mode=WatchMode.NO_WATCH))
-digest = lambda data: digest_bytes(data, HashAlgorithm.XXH128)
-content = {f"d{d}/f{i}": b"dir %d file %d" % (d, i) for d in range(directories) for i in range(files)}
-endpoint.needs([StageItem(path, digest(data)) for path, data in sorted(content.items())])
-endpoint.receive_chunks([Chunk(p, digest(c), 0, len(c), c, True) for p, c in sorted(content.items())])
+CRASHING_ROOT_BUILDER = BUILDER_SETUP + r"""
 
 def crash(self, dfd, path, new):
     os._exit(9)  # a kill -9 right after the root's tree was adopted, before its check
 
 transition_module._Transition.complete_open = crash
-tree = {}
-for path, data in content.items():
-    top, name = path.split("/")
-    tree.setdefault(top, {})[name] = Entry(Kind.FILE, digest=digest(data))
 root = Entry.directory({top: Entry.directory(names) for top, names in sorted(tree.items())})
 endpoint.transition([Change("", None, root)])
 """

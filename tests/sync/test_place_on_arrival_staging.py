@@ -265,7 +265,11 @@ def test_kill_9_mid_staging_then_a_new_cycle_transfers_only_what_is_missing(tmp_
     assert not os.path.exists(endpoint.staging.directory)
 
 
-CRASHING_BUILDER = r"""
+# The start of a child that builds, in the root argv[1]/root, argv[2] directories of argv[3] files
+# each (content: "d<d>/f<i>" -> b"dir <d> file <i>"): every file staged whole, the directories in
+# ``tree`` (top name -> {file name: Entry}); each test's child then patches in its crash and runs
+# its transition.
+BUILDER_SETUP = r"""
 import os, sys
 from mutagen_actors.actors.sync import transition as transition_module
 from mutagen_actors.actors.sync.hashing import digest_bytes
@@ -282,6 +286,13 @@ digest = lambda data: digest_bytes(data, HashAlgorithm.XXH128)
 content = {f"d{d}/f{i}": b"dir %d file %d" % (d, i) for d in range(directories) for i in range(files)}
 endpoint.needs([StageItem(path, digest(data)) for path, data in sorted(content.items())])
 endpoint.receive_chunks([Chunk(p, digest(c), 0, len(c), c, True) for p, c in sorted(content.items())])
+tree = {}
+for path, data in content.items():
+    top, name = path.split("/")
+    tree.setdefault(top, {})[name] = Entry(Kind.FILE, digest=digest(data))
+"""
+
+CRASHING_BUILDER = BUILDER_SETUP + r"""
 completed = transition_module._Transition.complete_open
 calls = []
 
@@ -292,10 +303,6 @@ def crash_on_the_second(self, dfd, path, new):
     return completed(self, dfd, path, new)
 
 transition_module._Transition.complete_open = crash_on_the_second
-tree = {}
-for path, data in content.items():
-    top, name = path.split("/")
-    tree.setdefault(top, {})[name] = Entry(Kind.FILE, digest=digest(data))
 endpoint.transition([Change(top, None, Entry.directory(names)) for top, names in sorted(tree.items())])
 """
 
