@@ -41,6 +41,8 @@ from mutagen_actors.actors.sync.delta import (
 from mutagen_actors.actors.sync.hashing import digest_bytes
 from mutagen_actors.actors.sync.settings import HashAlgorithm
 
+from .killed_child import kill_9_once_it_says
+
 MiB = 1 << 20
 
 
@@ -474,30 +476,14 @@ apply_delta(base, stalling(delta(sig, source)), partial, signature=sig,
 
 def test_kill_mid_file_then_resume_sends_only_the_rest(tmp_path):
     """A receiving process killed with SIGKILL mid-file leaves a correct prefix; the resume sends the rest."""
-    import select
-    import signal
-    import subprocess
     import sys
 
     old = noise(2 * MiB, 60)
     new = old[: MiB // 2] + noise(3 * MiB, 61) + old[MiB // 2 :]
     base, source = write(tmp_path / "base", old), write(tmp_path / "source", new)
     partial = str(tmp_path / "partial")
-    child = subprocess.Popen(
-        [sys.executable, "-c", KILLED_CHILD, base, source, partial, "5"],
-        stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-    )
-    try:
-        ready, _, _ = select.select([child.stdout], [], [], 60)
-        assert ready and child.stdout.readline() == b"stalled\n"
-        child.send_signal(signal.SIGKILL)
-        assert child.wait(timeout=30) == -signal.SIGKILL
-    finally:
-        if child.poll() is None:
-            child.kill()
-            child.wait(timeout=30)
-        child.stdin.close()
-        child.stdout.close()
+    kill_9_once_it_says([sys.executable, "-c", KILLED_CHILD, base, source, partial, "5"],
+                        b"stalled\n")
 
     done = resume_point(partial)
     staged = read(partial)

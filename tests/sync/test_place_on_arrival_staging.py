@@ -6,8 +6,6 @@ of a process in the middle of staging."""
 from __future__ import annotations
 
 import os
-import select
-import signal
 import subprocess
 import sys
 
@@ -19,6 +17,8 @@ from mutagen_actors.actors.sync.settings import HashAlgorithm, WatchMode
 from mutagen_actors.actors.syncsession.plan import files_to_stage
 from mutagen_actors.agent.endpoint import EndpointSettings, LocalEndpoint
 from mutagen_actors.wire.messages.endpoint import Chunk, StageItem
+
+from .killed_child import kill_9_once_it_says
 
 XXH = HashAlgorithm.XXH128
 
@@ -236,19 +236,8 @@ sys.stdin.read()  # stays here until the parent kills it
 def test_kill_9_mid_staging_then_a_new_cycle_transfers_only_what_is_missing(tmp_path):
     count, stop = 60, 33
     os.makedirs(tmp_path / "root")
-    child = subprocess.Popen([sys.executable, "-c", KILLED_STAGER, str(tmp_path), str(count),
-                              str(stop)], stdin=subprocess.PIPE, stdout=subprocess.PIPE)
-    try:
-        ready, _, _ = select.select([child.stdout], [], [], 60)
-        assert ready and child.stdout.readline() == b"staged\n"
-        child.send_signal(signal.SIGKILL)
-        assert child.wait(timeout=30) == -signal.SIGKILL
-    finally:
-        if child.poll() is None:
-            child.kill()
-            child.wait(timeout=30)
-        child.stdin.close()
-        child.stdout.close()
+    kill_9_once_it_says([sys.executable, "-c", KILLED_STAGER, str(tmp_path), str(count), str(stop)],
+                        b"staged\n")
 
     files = {f"d{index // 10}/f{index}": b"content %d " % index * (index + 1)
              for index in range(count)}
