@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import cProfile
 import os
 import random
 import sys
@@ -30,6 +29,8 @@ from mutagen_actors.actors.runtime.actor import ActorContext  # noqa: E402
 from mutagen_actors.actors.syncsession.stager import StagerActor  # noqa: E402
 from mutagen_actors.wire import codec  # noqa: E402
 from mutagen_actors.wire.messages import endpoint as m  # noqa: E402
+
+from bench.run_support import QuietLog, run_profiled  # noqa: E402
 
 BIG = [("big/a.bin", 100 << 20), ("big/b.bin", 32 << 20), ("big/c.bin", 32 << 20),
        ("big/d.bin", 8 << 20)]
@@ -91,19 +92,9 @@ class CannedPeer:
         return codec.decode(frame).body
 
 
-class _Log:
-    def info(self, *args, **kwargs):
-        pass
-
-    debug = warning = error = exception = info
-
-    def bind(self, **_fields):
-        return self
-
-
 async def one_run(items: list, sizes: dict) -> tuple[float, float, int]:
     launch = SimpleNamespace(args={"alpha": "ipc://unused-alpha", "beta": "ipc://unused-beta"})
-    stager = StagerActor(ActorContext(launch=launch, log=_Log(), zmq_context=None))
+    stager = StagerActor(ActorContext(launch=launch, log=QuietLog(), zmq_context=None))
     alpha, beta = CannedPeer("alpha", sizes), CannedPeer("beta", sizes)
     stager.peers = {"alpha": alpha, "beta": beta}
     started, wall = time.thread_time(), time.perf_counter()
@@ -123,13 +114,8 @@ def main() -> None:
     print(f"{len(items)} files, {sum(sizes.values()) / 1e6:.0f} MB; load average "
           f"{os.getloadavg()[0]:.2f}")
     for run in range(args.repeat):
-        profile = cProfile.Profile() if args.profile and run == args.repeat - 1 else None
-        if profile:
-            profile.enable()
-        cpu, wall, count = asyncio.run(one_run(items, sizes))
-        if profile:
-            profile.disable()
-            profile.dump_stats(args.profile)
+        cpu, wall, count = run_profiled(lambda: asyncio.run(one_run(items, sizes)),
+                                        args.profile if run == args.repeat - 1 else None)
         print(f"run {run + 1}: stager CPU {cpu:.3f} s ({cpu / count * 1e6:.1f} us/file), "
               f"wall {wall:.3f} s (canned endpoints included)")
 

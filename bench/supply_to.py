@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import cProfile
 import multiprocessing
 import os
 import resource
@@ -36,6 +35,8 @@ from mutagen_actors.agent.supply_to import DirectSupplier  # noqa: E402
 from mutagen_actors.agent.transfer import Supplier  # noqa: E402
 from mutagen_actors.wire import codec  # noqa: E402
 from mutagen_actors.wire.messages import endpoint as m  # noqa: E402
+
+from bench.run_support import QuietLog, run_profiled  # noqa: E402
 
 DEFAULT_TREE = "/dev/shm/mutagen-actors-suite/data-100000/tree"
 BATCH_BYTES, BATCH_FILES, IN_FLIGHT = 1 << 20, 1000, 2
@@ -72,23 +73,13 @@ def walk(tree: str) -> tuple[list, dict]:
     return items, sizes
 
 
-class _Log:
-    def info(self, *args, **kwargs):
-        pass
-
-    debug = warning = error = exception = info
-
-    def bind(self, **_fields):
-        return self
-
-
 async def one_run(tree: str, items: list, sizes: dict, address: str) -> tuple[float, float, int]:
     import zmq.asyncio
 
     context = zmq.asyncio.Context()
     endpoint = SimpleNamespace(root=tree, cache=None)
     endpoint.supply = Supplier(endpoint).supply
-    supplier = DirectSupplier(endpoint, context, _Log())
+    supplier = DirectSupplier(endpoint, context, QuietLog())
     queue = deque((item, 0) for item in items)
     cpu, wall = time.process_time(), time.perf_counter()
     faults = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
@@ -134,13 +125,9 @@ def main() -> None:
     try:
         ready.wait(30)
         for run in range(args.repeat):
-            profile = cProfile.Profile() if args.profile and run == args.repeat - 1 else None
-            if profile:
-                profile.enable()
-            cpu, wall, faults = asyncio.run(one_run(args.tree, items, sizes, address))
-            if profile:
-                profile.disable()
-                profile.dump_stats(args.profile)
+            cpu, wall, faults = run_profiled(
+                lambda: asyncio.run(one_run(args.tree, items, sizes, address)),
+                args.profile if run == args.repeat - 1 else None)
             print(f"run {run + 1}: sender CPU {cpu:.3f} s ({cpu / len(items) * 1e6:.1f} us/file),"
                   f" wall {wall:.3f} s, {faults} page faults")
     finally:
