@@ -27,14 +27,9 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from mutagen_actors.agent.memory import keep_trimmable, limit_arenas  # noqa: E402
 from mutagen_actors.wire import tunnel  # noqa: E402
 
+from bench.run_support import QuietLog  # noqa: E402
+
 FRAME = 1 << 20
-
-
-class _Quiet:
-    def info(self, *args, **kwargs):
-        pass
-
-    warning = debug = info
 
 
 class _FdReader:
@@ -123,7 +118,7 @@ async def _read(kind: str, total: int, piece: int, rate: float = 0.0) -> tuple[f
         def close(self):
             pass
 
-    link = tunnel.Tunnel(reader, _Writer(), on_data, interval=30.0, log=_Quiet())
+    link = tunnel.Tunnel(reader, _Writer(), on_data, interval=30.0, log=QuietLog())
     thread = threading.Thread(target=_writer, args=(write_fd, total, piece, rate), daemon=True)
     cpu, wall = time.thread_time(), time.perf_counter()
     link.start()
