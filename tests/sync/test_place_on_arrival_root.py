@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import errno
 import os
-import subprocess
-import sys
 
 import pytest
 
@@ -25,7 +23,7 @@ from mutagen_actors.agent import transfer
 
 from .test_place_on_arrival import (
     XXH, d, damage_staged, endpoint_at, file, link, outcome, put_extra, stage)
-from .test_place_on_arrival_staging import BUILDER_SETUP, tree_of, whole
+from .test_place_on_arrival_staging import BUILDER_SETUP, run_crashing_builder, tree_of, whole
 
 # Each case: (root staged, root applied (None: the same), damage, settings). Damage:
 # (path, data) -> "missing" | "longer"; "extra": names put in the tree (placed runs only).
@@ -246,12 +244,8 @@ endpoint.transition([Change("", None, root)])
 
 def test_a_crash_right_after_the_root_was_adopted_then_the_next_cycle(tmp_path):
     directories, count = 3, 4
-    child = subprocess.run([sys.executable, "-c", CRASHING_ROOT_BUILDER, str(tmp_path),
-                            str(directories), str(count)], capture_output=True, timeout=120)
-    assert child.returncode == 9, child.stderr.decode()
+    content = run_crashing_builder(CRASHING_ROOT_BUILDER, tmp_path, directories, count)
     root = tmp_path / "root"
-    content = {f"d{d}/f{i}": b"dir %d file %d" % (d, i)
-               for d in range(directories) for i in range(count)}
     # No root: only the crash's temporary build next to where it would be.
     assert not root.exists()
     builds = [name for name in os.listdir(tmp_path) if name.startswith(TEMPORARY_PREFIX)]

@@ -281,6 +281,15 @@ for path, data in content.items():
     tree.setdefault(top, {})[name] = Entry(Kind.FILE, digest=digest(data))
 """
 
+
+def run_crashing_builder(script: str, base, directories: int, files: int) -> dict[str, bytes]:
+    """Run a child ``script`` (``BUILDER_SETUP`` + its crash) below ``base``; it must die with
+    exit status 9 (its crash) within 120 s. Returns the content it built: path -> bytes."""
+    child = subprocess.run([sys.executable, "-c", script, str(base), str(directories), str(files)],
+                           capture_output=True, timeout=120)
+    assert child.returncode == 9, child.stderr.decode()
+    return {f"d{d}/f{i}": b"dir %d file %d" % (d, i) for d in range(directories) for i in range(files)}
+
 CRASHING_BUILDER = BUILDER_SETUP + r"""
 completed = transition_module._Transition.complete_open
 calls = []
@@ -300,12 +309,8 @@ def test_a_crash_mid_build_leaves_whole_directories_and_the_next_cycle_fetches_o
         tmp_path):
     directories, count = 4, 5
     os.makedirs(tmp_path / "root")
-    child = subprocess.run([sys.executable, "-c", CRASHING_BUILDER, str(tmp_path),
-                            str(directories), str(count)], capture_output=True, timeout=120)
-    assert child.returncode == 9, child.stderr.decode()
+    content = run_crashing_builder(CRASHING_BUILDER, tmp_path, directories, count)
     root = tmp_path / "root"
-    content = {f"d{d}/f{i}": b"dir %d file %d" % (d, i)
-               for d in range(directories) for i in range(count)}
     # d0 took its name whole; d1 was adopted and is only under a temporary name; d2, d3 placed.
     visible = sorted(name for name in os.listdir(root) if not name.startswith(".mutagen"))
     assert visible == ["d0"]
