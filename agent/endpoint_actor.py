@@ -31,7 +31,7 @@ from .supply_to import DirectSupplier
 
 class EndpointActor(Actor):
     CONCURRENT = (m.SupplyTo,)
-    MAX_CONCURRENT = 2
+    MAX_CONCURRENT = 6  # = the stager's WRITES_IN_FLIGHT (a smaller bound would cap it)
 
     async def on_start(self) -> None:
         args = self.context.args

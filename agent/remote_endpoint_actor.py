@@ -293,13 +293,13 @@ class RelayedContent(metaclass=_RelayedOf):
 
 class RemoteEndpointActor(Actor):
     # Staging's relays may overlap (``actors.runtime.admission``): while the agent writes one
-    # StageChunks the next one is relayed (the stager keeps two in flight). Order is kept: a
+    # StageChunks the next ones are relayed (the stager keeps six in flight). Order is kept: a
     # relay sends before its first await (tunnel writes are FIFO) and the agent's endpoint
     # handles requests one at a time in arrival order. Everything else (a Transition, a Scan,
     # a StageBegin even when relayed header-only) still runs alone, after every relay that
     # arrived before it has been answered.
     CONCURRENT = (m.StageChunks, m.Supply, RelayedContent)
-    MAX_CONCURRENT = 2
+    MAX_CONCURRENT = 6  # = the stager's WRITES_IN_FLIGHT (a smaller bound would cap it)
     # Relayed without decoding (``wire.sockets``: header-only receive): these are only passed
     # on (content, the items to stage, paths); the agent decodes and validates them (``relay``).
     # Replies: every reply but a ``TransitionReply`` (which ``agent.compaction`` expands) and a

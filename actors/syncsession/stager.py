@@ -11,8 +11,9 @@ staging store, as one streamed, pipelined flow per cycle.
    a delta): ``SupplyTo(batch, receiver's mailbox)`` on the sender, which reads the batch and
    sends it as ``StageChunks`` to the receiver itself (``agent.supply_to``), then answers with
    the chunks' metadata (``ChunkInfo``) and the receiver's ``StageAck``. The content never
-   passes through the stager. ``WRITES_IN_FLIGHT`` (2) requests are in flight: while the
-   receiver writes batch n, batch n+1 is read and sent. The sender reads and sends them in
+   passes through the stager. ``WRITES_IN_FLIGHT`` (6) requests are in flight: while the
+   receiver writes batch n, batches n+1... are read, sent and on their way (the sender's and
+   a remote receiver's relay ``MAX_CONCURRENT`` match it, else they would cap it). The sender reads and sends them in
    arrival order, so the receiver gets the pieces of a file in order. To ask for batch n+1
    before n's reply, the stager needs where the sender cuts n (``plan.expected_cut``: known for
    raw reads of files whose size it knows); where it is not known, it waits for the reply. A
@@ -23,13 +24,13 @@ staging store, as one streamed, pipelined flow per cycle.
 
    *Through the stager* (a remote sender, or a delta): ``Supply`` requests pipelined with
    ``StageChunks`` on the receiver: ``WRITES_IN_FLIGHT`` writes may be in flight while the next
-   batch is read, so while batch *n* is written, batch *n+1* travels to the receiver and batch
-   *n+2* is read. The receiver handles writes in the order sent (an endpoint handles them one
-   at a time, in arrival order). Memory stays bounded by three batches (3 MiB of content, plus
-   their encoded copies); there is no round trip per file.
+   batch is read, so while batch *n* is written, the next ones travel to the receiver and one
+   more is read. The receiver handles writes in the order sent (an endpoint handles them one
+   at a time, in arrival order). Memory stays bounded by ``WRITES_IN_FLIGHT`` + 1 batches (7 MiB
+   of content, plus their encoded copies); there is no round trip per file.
 
    Either way, when an ack asks for a file again whole, pieces of it already sent in the other
-   write in flight are void: the receiver refuses them (they arrive after the discard) and
+   writes in flight are void: the receiver refuses them (they arrive after the discard) and
    their results are ignored. The accounting (served and unserved requests, the rest of a file
    read in part, content counts, refetches, ``StagingTracker`` progress) is the same on both.
 Per-file problems (a file that changed while it was read does not verify and is not staged) are
@@ -61,12 +62,17 @@ BATCH_BYTES = 1024 * 1024
 # processes, and what a big decode leaves behind in the allocator stays resident for good.
 BATCH_FILES = 1000
 REQUEST_TIMEOUT = 60.0
-# StageChunks writes in flight: while the receiver writes batch n, batch n+1 is already on its
-# way (a remote endpoint actor relays it meanwhile: ``Actor.CONCURRENT``), and batch n+2 is read.
-WRITES_IN_FLIGHT = 2
+# StageChunks writes in flight: while the receiver writes batch n, the next ones are read, sent
+# and relayed (a remote endpoint actor relays them meanwhile: ``Actor.CONCURRENT``). With two,
+# the path alpha -> beta -> sshd -> agent and back had idle stages: the initial sync of 100k
+# files to SSH ran at ~75 % of the 2 cores; six took it ~1 s shorter (bench/README.md), for
+# ~24 MB more at the peak (the batches on their way, each held by a process or two).
+WRITES_IN_FLIGHT = 6
 SETTLE_ON_FAILURE = 10.0  # seconds a failed job waits for its writes in flight
 # Test-only: caps a transfer's rate (bytes per second) so tests can watch staging mid-flight
 # without huge trees. Read from the daemon's environment (actors inherit it); unset in real use.
+# On the straight path it also sends one SupplyTo at a time, each paced before it goes: a whole
+# window sent at once and then a long wait would leave nothing in flight most of the time.
 TEST_RATE_VARIABLE = "MUTAGEN_ACTORS_TEST_STAGING_RATE"
 
 
@@ -218,10 +224,13 @@ class StagerActor(EndpointJobActor):
 
         async def throttle(chunks) -> None:
             """Test-only: hold the transfer to ``TEST_RATE_VARIABLE`` bytes per second."""
-            nonlocal sent
             if rate:
-                sent += sum(c.payload for c in chunks)
-                await asyncio.sleep(max(0.0, started + sent / rate - time.monotonic()))
+                await pace(sum(c.payload for c in chunks))
+
+        async def pace(size: int) -> None:
+            nonlocal sent
+            sent += size
+            await asyncio.sleep(max(0.0, started + sent / rate - time.monotonic()))
 
         async def via_stager() -> None:
             """The sender supplies to the stager, which writes to the receiver (``Supply``)."""
@@ -279,15 +288,19 @@ class StagerActor(EndpointJobActor):
                         if end is not None:
                             cut = (batch[-1].digest, end)
                             queue.appendleft((current[cut[0]], end))
+                        if rate:  # test-only: one request at a time, each paced before it goes
+                            await pace(min(BATCH_BYTES, sum(
+                                max(0, sizes.get(r.path, 0) - r.offset) for r in batch)))
                         flights.append(DirectFlight(asyncio.ensure_future(sender.request(
                             m.SupplyTo(batch, BATCH_BYTES, address),
                             timeout=2 * REQUEST_TIMEOUT)), batch, known, cut))
+                        if rate:
+                            break
                     if not flights:
                         break
                     reply = await flights[0].future
                     flight = flights.popleft()
                     settle_direct(flight, reply, flights)
-                    await throttle(reply.chunks)
             except BaseException:
                 await let_finish([flight.future for flight in flights])
                 raise

@@ -27,7 +27,7 @@ from .pipeline import Log, Pair, WirePeer
 
 class DirectSender(WirePeer):
     """The sending endpoint actor's answers: ``SupplyTo`` through a real ``DirectSupplier``
-    (two at once, as ``EndpointActor.MAX_CONCURRENT``), the rest as ``WirePeer``; its welcome
+    (as many at once as the stager asks; ``EndpointActor.MAX_CONCURRENT`` matches it), the rest as ``WirePeer``; its welcome
     says ``supply_to``. ``before_read(n)`` runs before the n-th ``SupplyTo`` is read."""
 
     def __init__(self, endpoint, side, context):

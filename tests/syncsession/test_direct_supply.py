@@ -56,7 +56,7 @@ def test_small_and_large_files_arrive_exact_with_large_pieces_in_order(pair):
     assert all(pair.staged(content) == content for content in files.values())
     big = [offset for path, offset in pair.offsets if path == "big.bin"]
     assert big == sorted(big) and big[0] == 0 and len(big) == 6  # 1 MiB pieces, in order
-    assert pair.sender.most == stager.WRITES_IN_FLIGHT == 2  # asked ahead, never more
+    assert 1 < pair.sender.most <= stager.WRITES_IN_FLIGHT  # asked ahead, never more
     assert done["problems"] is None and done["refetched"] == 0
     assert done["content_bytes"] == sum(len(c) for c in files.values())
     assert_progress_adds_up(done["progress"], files)

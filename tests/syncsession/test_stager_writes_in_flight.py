@@ -1,5 +1,5 @@
-"""The stager keeps two ``StageChunks`` writes in flight (``stager.WRITES_IN_FLIGHT``), the real
-stager driving two real endpoints through the wire codec: the receiver gets the next batch
+"""The stager keeps ``stager.WRITES_IN_FLIGHT`` ``StageChunks`` writes in flight, the real
+stager driving two real endpoints through the wire codec: the receiver gets the next batches
 while it writes one, never more; and a file refetched whole while its next piece is already
 on its way is staged exactly, with no problem reported for the void piece."""
 
@@ -54,12 +54,12 @@ def pair(tmp_path):
     pair.stop()
 
 
-def test_two_writes_are_in_flight_and_never_more(pair):
-    files = {f"f{i}.bin": noise(300_000, i) for i in range(12)}  # ~3.4 MiB: several batches
+def test_writes_in_flight_reach_the_bound_and_never_more(pair):
+    files = {f"f{i}.bin": noise(300_000, i) for i in range(36)}  # ~10 MiB: more batches than fit
     for name, content in files.items():
         write_file(pair.alpha.root, name, content)
     done = pair.run(pair.stage([m.StageItem(name, digest(c)) for name, c in files.items()]))
-    assert pair.receiver.most == stager.WRITES_IN_FLIGHT == 2
+    assert pair.receiver.most == stager.WRITES_IN_FLIGHT
     assert all(pair.staged(content) == content for content in files.values())
     assert done["progress"].received_files == len(files)
     assert done["problems"] is None
@@ -96,3 +96,14 @@ def test_a_refetch_voids_the_piece_already_sent_without_a_problem(pair):
     assert done["problems"]["count"] == 1
     assert "corrupted" in done["problems"]["first"]
     assert done["progress"].received_files == 1
+
+
+@pytest.mark.parametrize("actor", ["agent.endpoint_actor.EndpointActor",
+                                   "agent.remote_endpoint_actor.RemoteEndpointActor"])
+def test_the_endpoint_actors_run_as_many_writes_at_once_as_the_stager_sends(actor):
+    # A smaller bound in the sender (SupplyTo) or in a remote receiver's relay (StageChunks)
+    # would silently cap the stager's window: the pipeline then idles between batches.
+    import importlib
+    module, _, name = actor.rpartition(".")
+    cls = getattr(importlib.import_module(f"mutagen_actors.{module}"), name)
+    assert cls.MAX_CONCURRENT == stager.WRITES_IN_FLIGHT
