@@ -12,7 +12,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import pytest
 
@@ -62,10 +62,12 @@ def processes_of(data_dir: str) -> list[int]:
 @dataclass
 class Daemon:
     data_dir: str
+    extra: dict = field(default_factory=dict)  # more environment for the daemon and its actors
 
     @property
     def env(self) -> dict:
-        return {**os.environ, ENV: self.data_dir, "MUTAGEN_ACTORS_LOG_LEVEL": "debug"}
+        return {**os.environ, ENV: self.data_dir, "MUTAGEN_ACTORS_LOG_LEVEL": "debug",
+                **self.extra}
 
     @property
     def socket(self) -> str:

@@ -12,7 +12,7 @@ import pwd
 import shutil
 import signal
 import tempfile
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import pytest
 
@@ -35,11 +35,10 @@ class HomeDaemon(Daemon):
     """A daemon with its own ``HOME`` (so its ``~/.ssh`` is a test directory)."""
 
     home: str = ""
-    extra: dict = field(default_factory=dict)
 
     @property
     def env(self) -> dict:
-        return {**super().env, "HOME": self.home, **self.extra}
+        return {**super().env, "HOME": self.home}
 
 
 class RemoteSync(Sync):

@@ -88,8 +88,13 @@ class Sync:
 @pytest.fixture(scope="module")
 def shared_sync():
     """One daemon for a whole module (sessions are cheap; daemons take a second to start)."""
+    yield from module_daemon()
+
+
+def module_daemon(extra: dict | None = None):
+    """``shared_sync``'s body: a daemon (with ``extra`` environment) for a module's fixture."""
     base = tempfile.mkdtemp(prefix="ma-", dir="/tmp")
-    handle = Daemon(os.path.join(base, "data"))
+    handle = Daemon(os.path.join(base, "data"), extra=dict(extra or {}))
     handle.start()
     yield Sync(handle)
     for pid in processes_of(handle.data_dir):

@@ -9,9 +9,10 @@ import signal
 
 import pytest
 
+from mutagen_actors.actors.syncsession.transitioner import TEST_HOLD_VARIABLE
 from mutagen_actors.wire.messages import sync as sm
 
-from .conftest import Sync, leftovers, tree, wait_same, wait_until, write
+from .conftest import Sync, leftovers, module_daemon, tree, wait_same, wait_until, write
 
 SMALL_FILES = 2000
 BIG_FILES = 3
@@ -36,9 +37,18 @@ MOMENTS = {
 }
 
 
+@pytest.fixture(scope="module")
+def held_sync():
+    """A daemon whose transitioner holds each job 1 s after the endpoints answered
+    (``transitioner.TEST_HOLD_VARIABLE``): a transition of placed files takes milliseconds, too
+    short for a status poll to see "transitioning"; held, the kill lands after beta applied the
+    changes and before the reconciler learns it (the next cycle must find them in place)."""
+    yield from module_daemon({TEST_HOLD_VARIABLE: "1"})
+
+
 @pytest.mark.parametrize("actor", list(MOMENTS))
-def test_kill_9_of_an_actor_during_a_transfer_converges(shared_sync: Sync, roots, actor):
-    sync = shared_sync
+def test_kill_9_of_an_actor_during_a_transfer_converges(held_sync: Sync, roots, actor):
+    sync = held_sync
     alpha, beta = roots
     original = populate(alpha)
     identifier = sync.create(alpha, beta, paused=True)
