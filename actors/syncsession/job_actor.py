@@ -12,12 +12,23 @@ hibernate (exit with status 0) after the idle delay without requests, never whil
 
 from __future__ import annotations
 
+import os
+
 from mutagen_actors.actors.runtime.actor import Actor
 from mutagen_actors.wire.handling import NotHandled
 from mutagen_actors.wire.messages import endpoint as m
 
 from .jobs import Jobs
 from .peer import Peer
+
+
+def test_setting(variable: str) -> float:
+    """A test-only number from the environment (the daemon's, which actors inherit): 0 when
+    unset, negative or not a number. Unset in real use."""
+    try:
+        return max(0.0, float(os.environ.get(variable, "0")))
+    except ValueError:
+        return 0.0
 
 
 class EndpointJobActor(Actor):

@@ -43,7 +43,6 @@ receiver's to the sender).
 from __future__ import annotations
 
 import asyncio
-import os
 import time
 from collections import deque
 from dataclasses import dataclass, field
@@ -53,7 +52,7 @@ from mutagen_actors.actors.sync.model import Problem
 from mutagen_actors.wire.messages import endpoint as m
 from mutagen_actors.wire.messages.sync import StagingProgress
 
-from .job_actor import EndpointJobActor
+from .job_actor import EndpointJobActor, test_setting
 from .plan import expected_cut, take_batch
 from .staging_progress import StagingTracker
 
@@ -74,13 +73,6 @@ SETTLE_ON_FAILURE = 10.0  # seconds a failed job waits for its writes in flight
 # On the straight path it also sends one SupplyTo at a time, each paced before it goes: a whole
 # window sent at once and then a long wait would leave nothing in flight most of the time.
 TEST_RATE_VARIABLE = "MUTAGEN_ACTORS_TEST_STAGING_RATE"
-
-
-def _test_rate() -> float:
-    try:
-        return max(0.0, float(os.environ.get(TEST_RATE_VARIABLE, "0")))
-    except ValueError:
-        return 0.0
 
 
 @dataclass
@@ -183,7 +175,7 @@ class StagerActor(EndpointJobActor):
         # Resumed prefixes (an initial sync has none: no 100k-entry map of zeros).
         offsets = {item.path: item.offset for item in needs if item.offset}
         tracker.expect(sizes, offsets)
-        rate, sent, started = _test_rate(), 0, time.monotonic()
+        rate, sent, started = test_setting(TEST_RATE_VARIABLE), 0, time.monotonic()
         # Large files: each item may carry a resume offset and a delta base (see agent.transfer);
         # ``current`` is what to ask for each digest (raw again after a refetch).
         current = {item.digest: item for item in needs}

@@ -11,11 +11,10 @@ Arguments: ``alpha`` and ``beta``: the endpoints' mailbox addresses.
 from __future__ import annotations
 
 import asyncio
-import os
 
 from mutagen_actors.wire.messages import endpoint as m
 
-from .job_actor import EndpointJobActor
+from .job_actor import EndpointJobActor, test_setting
 
 TRANSITION_TIMEOUT = 900.0
 # Test-only: seconds a job is held after the endpoints answered and before it answers, so a test
@@ -23,13 +22,6 @@ TRANSITION_TIMEOUT = 900.0
 # of a few thousand placed files takes milliseconds). Read from the daemon's environment (actors
 # inherit it); unset in real use.
 TEST_HOLD_VARIABLE = "MUTAGEN_ACTORS_TEST_TRANSITION_HOLD"
-
-
-def _test_hold() -> float:
-    try:
-        return max(0.0, float(os.environ.get(TEST_HOLD_VARIABLE, "0")))
-    except ValueError:
-        return 0.0
 
 
 class TransitionerActor(EndpointJobActor):
@@ -47,7 +39,7 @@ class TransitionerActor(EndpointJobActor):
             self._side("alpha", start.alpha_epoch, start.alpha),
             self._side("beta", start.beta_epoch, start.beta))
         reply.alpha, reply.beta = alpha, beta
-        hold = _test_hold()
+        hold = test_setting(TEST_HOLD_VARIABLE)
         if hold:
             await asyncio.sleep(hold)
         return reply
