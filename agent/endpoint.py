@@ -37,7 +37,6 @@ import asyncio
 import gc
 import os
 import secrets
-import stat
 import time
 from dataclasses import dataclass, field
 from typing import Callable, Optional
@@ -49,6 +48,7 @@ from mutagen_actors.actors.sync.cache import DigestCache
 from mutagen_actors.actors.sync.diff import diff
 from mutagen_actors.actors.sync.ignore import compile_ignores
 from mutagen_actors.actors.sync.model import Change, Counts, Entry, Kind, Problem, walk
+from mutagen_actors.actors.sync.paths import directory_device
 from mutagen_actors.actors.sync.scan import ScanResult, scan
 from mutagen_actors.actors.sync.sharing import share
 from mutagen_actors.actors.sync.settings import (
@@ -153,8 +153,8 @@ class LocalEndpoint:
         self.cache_file = cache_path(settings.data_directory, settings.session, settings.side)
         self.stage_mode = same_filesystem_stage_mode(
             settings.stage_mode,
-            _device(self.root, nearest=False) if os.access(self.root, os.W_OK) else None,
-            _device(settings.data_directory, nearest=True))
+            directory_device(self.root, nearest=False) if os.access(self.root, os.W_OK) else None,
+            directory_device(settings.data_directory, nearest=True))
         self.staging = Staging(
             staging_directory(self.stage_mode, root=self.root, session=settings.session,
                               side=settings.side, data_directory=settings.data_directory),
@@ -448,21 +448,6 @@ class LocalEndpoint:
         if self.watcher is not None:
             self.watcher.note_changed([change.path for change in changes])
         return result
-
-
-def _device(path: str, *, nearest: bool) -> Optional[int]:
-    """The device of directory ``path`` (with ``nearest``: of its nearest existing ancestor,
-    where it would be created); None if there is none."""
-    path = os.path.abspath(path)
-    while True:
-        try:
-            st = os.stat(path)
-            return st.st_dev if stat.S_ISDIR(st.st_mode) else None
-        except OSError:
-            parent = os.path.dirname(path)
-            if not nearest or parent == path:
-                return None
-            path = parent
 
 
 def _identity(path: str):

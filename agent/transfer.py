@@ -70,7 +70,7 @@ from mutagen_actors.actors.sync.chunking import DeltaError, Signature, fingerpri
 from mutagen_actors.actors.sync.delta import Literal, Rebuilder, Start, delta, span_of
 from mutagen_actors.actors.sync.hashing import DIGEST_SIZES, digest_bytes, new_hasher, one_shot
 from mutagen_actors.actors.sync.model import Problem
-from mutagen_actors.actors.sync.paths import open_directory, split_path
+from mutagen_actors.actors.sync.paths import directory_device, open_directory, split_path
 from mutagen_actors.actors.sync.staging import RESUME_SUFFIX, StagingError
 from mutagen_actors.wire.messages.endpoint import Chunk, StageItem, SupplyRequest
 
@@ -276,17 +276,7 @@ class Receiver:
                 os.close(store)
         except OSError:
             return False
-        path = os.path.abspath(self.endpoint.root)
-        while True:
-            try:
-                return os.stat(path).st_dev == device
-            except FileNotFoundError:
-                parent = os.path.dirname(path)
-                if parent == path:
-                    return False
-                path = parent
-            except OSError:
-                return False
+        return directory_device(self.endpoint.root, nearest=True) == device
 
     def _verify_staged(self, digest: bytes) -> bool:
         try:

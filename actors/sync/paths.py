@@ -21,7 +21,7 @@ import errno
 import os
 import stat as _stat
 from contextlib import contextmanager
-from typing import Iterator
+from typing import Iterator, Optional
 
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 
@@ -137,3 +137,18 @@ def lexical_inside(root: str, path: str) -> str:
     do not need descriptor safety; never use it to write)."""
     components = split_path(path)
     return os.path.join(root, *components) if components else root
+
+
+def directory_device(path: str, *, nearest: bool) -> Optional[int]:
+    """The device of directory ``path`` (with ``nearest``: of its nearest existing ancestor,
+    where it would be created); None if there is none."""
+    path = os.path.abspath(path)
+    while True:
+        try:
+            st = os.stat(path)
+            return st.st_dev if _stat.S_ISDIR(st.st_mode) else None
+        except OSError:
+            parent = os.path.dirname(path)
+            if not nearest or parent == path:
+                return None
+            path = parent

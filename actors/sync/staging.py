@@ -268,13 +268,19 @@ class Staging:
             self.placed(actual, read, path)
             kept.add(path)
             return
-        text = actual.hex()
+        self.move_in(store, dfd, name, actual, read)
+
+    def move_in(self, store: int, dfd: int, name: str, digest: bytes, size: int) -> None:
+        """Move ``name`` (in directory ``dfd``), whose ``size`` bytes were just verified against
+        ``digest``, into the store (open as ``store``: ``open_store``) under the digest's name,
+        and record it (``named``). OSError propagates."""
+        text = digest.hex()
         try:
             os.mkdir(text[:2], 0o700, dir_fd=store)
         except FileExistsError:
             pass
         os.rename(name, f"{text[:2]}/{text}", src_dir_fd=dfd, dst_dir_fd=store)
-        self.named(actual, read)
+        self.named(digest, size)
 
     def verified_size(self, digest: bytes) -> Optional[int]:
         """The size of the content this object verified under ``digest``'s name, or None if it

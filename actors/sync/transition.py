@@ -856,7 +856,7 @@ class _Transition:
         digest = new.digest
         if self.uses[digest] > 1:
             try:
-                self.to_store(dfd, name, digest, expected)
+                self.staging.move_in(self.store_fd, dfd, name, digest, expected)
             except OSError:
                 _unlink_quietly(dfd, name)
             return None
@@ -878,16 +878,6 @@ class _Transition:
             self.report(path, STAGED_MISMATCH)
             return False
         return st
-
-    def to_store(self, dfd: int, name: str, digest: bytes, size: int) -> None:
-        """Move verified content ``name`` (in ``dfd``) into the store under ``digest``'s name."""
-        text = digest.hex()
-        try:
-            os.mkdir(text[:2], 0o700, dir_fd=self.store_fd)
-        except FileExistsError:
-            pass
-        os.rename(name, f"{text[:2]}/{text}", src_dir_fd=dfd, dst_dir_fd=self.store_fd)
-        self.staging.named(digest, size)
 
     def evacuate(self, dfd: int, name: str) -> None:
         """Take ``name`` out of an adopted directory: a regular file whose content (hashed
@@ -918,7 +908,7 @@ class _Transition:
                 finally:
                     os.close(fd)
                 if read == st.st_size and self.uses.get(digest, 0) > 0:
-                    self.to_store(dfd, name, digest, read)
+                    self.staging.move_in(self.store_fd, dfd, name, digest, read)
                     return
             except OSError:
                 pass
