@@ -137,6 +137,7 @@ class Watcher:
         self._reason: str | None = None
         self._inotify: INotify | None = None
         self._reading = False
+        self._held = False  # hold(): the reader stays off until release()
         self._dir_by_wd: dict[int, str] = {}
         self._wd_by_dir: dict[str, int] = {}
         self._root_dev: int | None = None
@@ -282,6 +283,31 @@ class Watcher:
                 except _WatchLimitReached:
                     self._switch_to_polling_for_limit()
                     return
+
+    def hold(self) -> None:
+        """Stop reading events until :meth:`release`, for the time the endpoint itself changes
+        the tree (a transition in a worker thread). Handling the events of its writes
+        meanwhile (watching every directory it created: a walk in the event loop's thread)
+        only competes with it for the GIL: a 100k-file initial sync's transition took 1.36 s
+        instead of 0.9. Nothing is lost: the kernel keeps queuing the events (an overflow
+        becomes a ``rescan_all`` as always) and :meth:`drain` still reads them. No effect on
+        polling or when not watching."""
+        self._held = True
+        if self._reading and self._loop is not None and self._inotify is not None:
+            self._loop.remove_reader(self._inotify.fileno())
+        self._reading = False
+
+    def release(self) -> None:
+        """Read events again after :meth:`hold`; what queued meanwhile is handled now."""
+        if not self._held:
+            return
+        self._held = False
+        if self._stopped or self._loop is None:
+            return
+        if self._mechanism in _NATIVE and self._inotify is not None and not self._reading:
+            self._loop.add_reader(self._inotify.fileno(), self._on_readable)
+            self._reading = True
+            self._on_readable()
 
     # ------------------------------------------------------------------ establishing
 
@@ -451,8 +477,9 @@ class Watcher:
     def _arm(self) -> None:
         assert self._loop is not None
         if self._mechanism in _NATIVE and self._inotify is not None:
-            self._loop.add_reader(self._inotify.fileno(), self._on_readable)
-            self._reading = True
+            if not self._held:
+                self._loop.add_reader(self._inotify.fileno(), self._on_readable)
+                self._reading = True
         elif self._mechanism in _POLLING:
             self._schedule_poll()
 

@@ -503,6 +503,79 @@ def test_note_changed_triggers_a_poll_when_polling(tmp_path):
     run(scenario())
 
 
+def test_a_held_watcher_reads_nothing_until_released_then_reports_and_watches(tmp_path):
+    root = tmp_path / "root"
+    write(root / "a")
+
+    async def scenario():
+        async with started(root) as watcher:
+            watcher.hold()
+            write(root / "new" / "deep" / "f")
+            assert await watcher.next_batch(timeout=0.3) is None
+            assert watcher.statistics()["events"] == 0  # queued in the kernel, not read
+            watcher.release()
+            assert watcher.statistics()["events"] > 0  # read at once
+            batches = await gather_until(watcher, seen("new"))
+            assert "new" in dirty(batches)
+            # The directories that appeared while held are watched now.
+            write(root / "new" / "deep" / "after")
+            batches = await gather_until(watcher, seen("new/deep/after"))
+            assert "new/deep/after" in dirty(batches)
+
+    run(scenario())
+
+
+def test_drain_reads_what_queued_while_held(tmp_path):
+    async def scenario():
+        async with started(tmp_path) as watcher:
+            watcher.hold()
+            write(tmp_path / "b")
+            batch = watcher.drain()  # the flush barrier does not depend on the reader
+            assert batch is not None and "b" in batch.paths
+            watcher.release()
+
+    run(scenario())
+
+
+def test_an_overflow_while_held_becomes_a_full_rescan(tmp_path):
+    with open("/proc/sys/fs/inotify/max_queued_events") as handle:
+        queue = int(handle.read())
+    if queue > 200_000:
+        pytest.fail(f"inotify queue too large to overflow quickly ({queue} events)")
+    one, two = tmp_path / "one", tmp_path / "two"
+    write(one)
+    write(two)
+
+    async def scenario():
+        async with started(tmp_path) as watcher:
+            watcher.hold()
+            for i in range(queue + 2000):
+                os.chmod(one if i % 2 else two, 0o600 if i % 4 < 2 else 0o644)
+            await asyncio.sleep(0)  # a loop turn while held: nothing is read
+            assert watcher.statistics()["events"] == 0
+            watcher.release()
+            batches = await gather_until(watcher, rescanned)
+            assert rescanned(batches) and watcher.statistics()["overflows"] >= 1
+            write(tmp_path / "after")
+            assert "after" in dirty(await gather_until(watcher, seen("after")))
+
+    run(scenario())
+
+
+@pytest.mark.parametrize("mode", [WatchMode.PORTABLE, WatchMode.FORCE_POLL, WatchMode.NO_WATCH])
+def test_hold_and_release_around_a_stop_are_harmless(tmp_path, mode):
+    async def scenario():
+        watcher = Watcher(str(tmp_path), mode=mode, polling_interval=600)
+        await watcher.start()
+        watcher.hold()
+        await watcher.stop()
+        watcher.release()
+        assert await watcher.next_batch(timeout=DEADLINE) is None
+        assert watcher.state == "not watching (stopped)"
+
+    run(scenario())
+
+
 class BrokenIgnorer:
     """An ignorer that starts failing on demand (a bug elsewhere must not silence watching)."""
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import time
 
 import pytest
 
@@ -123,3 +124,55 @@ def test_generation_moves_only_when_the_snapshot_changes(pair):
     asyncio.run(alpha.scan_async(full=True))
     assert alpha.generation == first + 1
     assert alpha.previous.root.contents["b.txt"] == Entry.file(digest(b"b"))
+
+
+def test_a_transition_holds_the_watcher_then_watches_what_it_created(tmp_path):
+    """While the transition runs the endpoint's watcher reads nothing (its own writes must not
+    compete with it); right after the transition the new directories are watched, so a user's
+    edit inside one is reported, and edits made during the transition are not lost."""
+    root = tmp_path / "beta"
+    os.mkdir(root)
+
+    async def scenario():
+        changed = asyncio.Event()
+        beta = LocalEndpoint(EndpointSettings(root=str(root), session="sync_test", side="beta",
+                                              data_directory=str(tmp_path / "data"),
+                                              watch_mode=WatchMode.PORTABLE),
+                             on_change=changed.set)
+        await beta.start()
+        try:
+            await beta.scan_async(full=True)
+            during = []
+            apply = beta.transition
+
+            def transition(changes):
+                result = apply(changes)
+                write(str(root), "edited-during.txt", "user")
+                # The loop thread is free meanwhile: had it been reading, it would have read.
+                deadline = time.monotonic() + 0.3
+                while time.monotonic() < deadline:
+                    during.append(beta.watcher.statistics()["events"])
+                    time.sleep(0.02)
+                return result
+
+            beta.transition = transition
+            created = Entry.directory({"dir": Entry.directory({"deeper": Entry.directory()})})
+            result = await beta.transition_async([Change("new", None, created)])
+            assert not result.problems and os.path.isdir(root / "new" / "dir" / "deeper")
+            assert set(during) == {0}
+            await asyncio.sleep(0)  # the follow-up the transition scheduled runs first
+            assert beta.watcher.statistics()["events"] > 0
+            await asyncio.wait_for(changed.wait(), 10)  # the batch of the transition's paths
+            assert "edited-during.txt" in beta.dirty
+            changed.clear()
+            beta.dirty.clear()  # what follows can only come from a watch on the new directory
+            write(str(root), "new/dir/deeper/user.txt", "edit")
+            deadline = time.monotonic() + 10
+            while "new/dir/deeper/user.txt" not in beta.dirty:
+                assert time.monotonic() < deadline, f"the edit was not reported: {beta.dirty}"
+                await asyncio.wait_for(changed.wait(), 10)
+                changed.clear()
+        finally:
+            await beta.stop()
+
+    asyncio.run(scenario())
