@@ -65,6 +65,7 @@ from .paths import UnsafePathError, split_path
 from .settings import TEMPORARY_PREFIX, HashAlgorithm, PermissionsMode, SymlinkMode
 
 from .symlinks import symlink_problem
+from . import scan_split
 
 log = structlog.get_logger(__name__)
 
@@ -89,6 +90,10 @@ TOO_DEEP = f"directory nested too deeply (more than {MAX_DEPTH - 1} levels below
 # (directories, files, symbolic links, total file size) of a subtree.
 _ZERO = (0, 0, 0, 0)
 _FILE = Kind.FILE
+
+
+# Whether a big full scan may put part of its walk in a forked child (``scan_split``).
+_SPLIT = hasattr(os, "fork")
 
 
 class ScanError(Exception):
@@ -184,6 +189,8 @@ class _Walker:
         self.subtotals = subtotals
         self.device = device
         self.hashed = 0
+        # A ``scan_split.Splitter`` when part of this walk may go to a forked child.
+        self.split = None
         # Files modified after this instant are hashed but their records are marked racy.
         self.racy_after = time.time_ns() - RACY_WINDOW_NS
 
@@ -280,6 +287,11 @@ class _Walker:
                 return self.problem(path, CROSSED_FILESYSTEM), _ZERO
             if path.count("/") >= MAX_DEPTH - 1:
                 return self.problem(path, TOO_DEEP), _ZERO
+            split = self.split
+            if split is not None:
+                claimed = split.consider(dfd, st, name, path)
+                if claimed is not None:
+                    return claimed, _ZERO  # walked by the split child, filled in by ``merge``
             try:
                 child_fd = os.open(name, _DIR_FLAGS, dir_fd=dfd)
             except OSError as error:
@@ -415,7 +427,12 @@ class _Walker:
                         size += sub[3]
         except OSError as error:
             # readdir failing half-way: the directory cannot be represented faithfully.
+            if self.split is not None and self.split.pending(path):
+                self.split.merge(dfd, contents, new_records, old_records, _ZERO)
             return self.problem(path, f"unable to read directory contents: {error.strerror}"), _ZERO
+        if self.split is not None and self.split.pending(path):
+            dirs, files, links, size = self.split.merge(
+                dfd, contents, new_records, old_records, (dirs, files, links, size))
         if new_records:
             # The same records as before: keep the previous dict (the new one is dropped now).
             self.out[path] = old_records if new_records == old_records else new_records
@@ -683,9 +700,15 @@ def scan(
         )
         if root_kind == _IFDIR:
             fd = _open_root(root)
+            # Only without ``reuse``: the child cannot hand back the parent's objects.
+            if reuse is None and _SPLIT:
+                walker.split = scan_split.Splitter(walker, fd, logger)
             try:
                 entry, subtotal = walker.directory(fd, "", before=reuse)
             finally:
+                if walker.split is not None:
+                    walker.split.close()
+                    walker.split = None
                 os.close(fd)
         elif root_kind == _IFREG:
             entry, subtotal = _scan_root_file(walker, root, root_stat)
