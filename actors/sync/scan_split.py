@@ -134,7 +134,6 @@ class Splitter:
         now = time.monotonic_ns()
         if now < self.split_at:
             return None
-        self.state = _DONE  # one decision per scan, whatever it is
         elapsed = now - self.started_ns
         # The root first: its unentered subdirectories (the one being entered counts as entered).
         level, level_fd, entered = "", self.root_fd, self.entered_top
@@ -142,7 +141,10 @@ class Splitter:
         if not candidates and depth == 2:
             level, level_fd, entered = self.current_top, dfd, self.entered_below
             candidates = self._unentered(level_fd, level, entered)
-        if not candidates or elapsed * len(candidates) < MIN_REMAINING_NS * len(entered):
+        if not candidates:
+            return None  # nothing to hand over here: ask again at the next directory
+        self.state = _DONE  # one decision per scan
+        if elapsed * len(candidates) < MIN_REMAINING_NS * len(entered):
             return None
         self._fork(level_fd, level, candidates[::2])
         return None  # the directory being entered is the parent's
@@ -290,8 +292,8 @@ class Splitter:
         finally:
             os.close(fd)
         status = _reap(pid, deadline if why is None else 0)
-        if why is None and status is not None and status != 0:
-            why = f"child exit status {status}"
+        if status is not None and status != 0:
+            why = f"{why or 'answer'}, child exit status {status}"
         results = None
         if why is None:
             try:
