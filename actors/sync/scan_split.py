@@ -4,13 +4,14 @@ Threads do not help a scan (every system call takes the GIL back: bench/README.m
 a second process does. ``Splitter`` is attached to the ``_Walker`` of a full scan (``scan`` does it
 when it has no ``reuse`` tree) and is consulted by the walker before it walks a directory:
 
-- Before ``SPLIT_AFTER_NS`` of walking have passed it only notes which directories of the first two
-  levels the walk has entered: a small tree never forks.
+- Before ``SPLIT_AFTER_NS`` of walking have passed and ``MIN_FILES_SEEN`` files have been walked
+  it only notes which directories of the first two levels the walk has entered: a small tree
+  never forks, also on a loaded machine.
 - Past that, at the next directory of level 1 or 2 it lists the directory whose children are being
   walked (the root first; else the level-1 directory the walk is inside) and picks its
   subdirectories the walk has not entered yet (not ignored). If the walk so far suggests they hold
-  at least ``MIN_REMAINING_NS`` of work (time so far / directories entered x directories left),
-  it forks a child that walks every other one of them ("the share") with the same walker settings
+  at least ``MIN_REMAINING_NS`` of work and ``MIN_REMAINING_FILES`` files (time and files so far /
+  directories entered x directories left), it forks a child that walks every other one of them ("the share") with the same walker settings
   and cache records, and sends back, per name of the share, what the serial walk would have built
   for it: entry, subtotal, cache records, problems, subtotals, ignore answers, hashed count
   (msgpack, length-prefixed, over a pipe).
@@ -56,7 +57,9 @@ from .settings import TEMPORARY_PREFIX
 
 # Tuning (module settings, measured: bench/README.md "Cold scan on two cores"); tests lower them.
 SPLIT_AFTER_NS = 20_000_000  # walking time before a split is considered
+MIN_FILES_SEEN = 500  # ... and files walked (time alone is inflated on a loaded machine)
 MIN_REMAINING_NS = 50_000_000  # estimated work left in the candidate directories to pay a fork
+MIN_REMAINING_FILES = 3_000  # ... and estimated files left in them
 CHILD_GRACE_NS = 5_000_000_000  # the child's deadline: this + 4 x the parent's time since the fork
 
 # Test hooks (never set in production): ``on_fork(pid)`` in the parent after each fork;
@@ -97,6 +100,7 @@ class Splitter:
         self.state = _WATCHING
         self.entered_top: set[str] = set()  # level-1 directories entered
         self.current_top: Optional[str] = None
+        self.top_entered_ns = 0
         self.entered_below: set[str] = set()  # level-2 directories entered in current_top
         self.level: Optional[str] = None  # path of the split directory once forked
         self.share: dict[str, None] = {}  # names handed to the child
@@ -121,6 +125,7 @@ class Splitter:
         slash = path.find("/")
         if slash < 0:
             self.current_top = name
+            self.top_entered_ns = time.monotonic_ns()
             self.entered_below = set()
             if name in self.entered_top:
                 return None  # a name seen twice (non-UTF-8 stand-ins): never split on it
@@ -134,6 +139,9 @@ class Splitter:
         now = time.monotonic_ns()
         if now < self.split_at:
             return None
+        seen = sum(map(len, self.walker.out.values()))  # files with a cache record so far
+        if seen < MIN_FILES_SEEN:
+            return None
         elapsed = now - self.started_ns
         # The root first: its unentered subdirectories (the one being entered counts as entered).
         level, level_fd, entered = "", self.root_fd, self.entered_top
@@ -141,10 +149,16 @@ class Splitter:
         if not candidates and depth == 2:
             level, level_fd, entered = self.current_top, dfd, self.entered_below
             candidates = self._unentered(level_fd, level, entered)
+            # What was walked in this level-1 directory predicts what is left in it.
+            elapsed = now - self.top_entered_ns
+            below = level + "/"
+            seen = sum(len(records) for directory, records in self.walker.out.items()
+                       if directory.startswith(below) or directory == level)
         if not candidates:
             return None  # nothing to hand over here: ask again at the next directory
         self.state = _DONE  # one decision per scan
-        if elapsed * len(candidates) < MIN_REMAINING_NS * len(entered):
+        if (elapsed * len(candidates) < MIN_REMAINING_NS * len(entered)
+                or seen * len(candidates) < MIN_REMAINING_FILES * len(entered)):
             return None
         self._fork(level_fd, level, candidates[::2])
         return None  # the directory being entered is the parent's
@@ -291,7 +305,9 @@ class Splitter:
             why = f"unable to read the answer: {error.strerror}"
         finally:
             os.close(fd)
-        status = _reap(pid, deadline if why is None else 0)
+        # An answer cut short (end of file) leaves the child a moment to finish exiting; past the
+        # deadline it is killed at once.
+        status = _reap(pid, deadline if why is None else min(deadline, time.monotonic_ns() + 1_000_000_000))
         if status is not None and status != 0:
             why = f"{why or 'answer'}, child exit status {status}"
         results = None
