@@ -10,8 +10,8 @@ when it has no ``reuse`` tree) and is consulted by the walker before it walks a 
 - Past that, at the next directory of level 1 or 2 it lists the directory whose children are being
   walked (the root first; else the level-1 directory the walk is inside) and picks its
   subdirectories the walk has not entered yet (not ignored). If the walk so far suggests they hold
-  at least ``MIN_REMAINING_NS`` of work and ``MIN_REMAINING_FILES`` files (time and files so far /
-  directories entered x directories left), it forks a child that walks every other one of them ("the share") with the same walker settings
+  at least ``MIN_REMAINING_NS`` of work (time so far / directories entered x directories left),
+  it forks a child that walks every other one of them ("the share") with the same walker settings
   and cache records, and sends back, per name of the share, what the serial walk would have built
   for it: entry, subtotal, cache records, problems, subtotals, ignore answers, hashed count
   (msgpack, length-prefixed, over a pipe).
@@ -57,9 +57,8 @@ from .settings import TEMPORARY_PREFIX
 
 # Tuning (module settings, measured: bench/README.md "Cold scan on two cores"); tests lower them.
 SPLIT_AFTER_NS = 20_000_000  # walking time before a split is considered
-MIN_FILES_SEEN = 500  # ... and files walked (time alone is inflated on a loaded machine)
+MIN_FILES_SEEN = 1_000  # ... and files walked (time alone is inflated on a loaded machine)
 MIN_REMAINING_NS = 50_000_000  # estimated work left in the candidate directories to pay a fork
-MIN_REMAINING_FILES = 3_000  # ... and estimated files left in them
 CHILD_GRACE_NS = 5_000_000_000  # the child's deadline: this + 4 x the parent's time since the fork
 
 # Test hooks (never set in production): ``on_fork(pid)`` in the parent after each fork;
@@ -149,16 +148,11 @@ class Splitter:
         if not candidates and depth == 2:
             level, level_fd, entered = self.current_top, dfd, self.entered_below
             candidates = self._unentered(level_fd, level, entered)
-            # What was walked in this level-1 directory predicts what is left in it.
-            elapsed = now - self.top_entered_ns
-            below = level + "/"
-            seen = sum(len(records) for directory, records in self.walker.out.items()
-                       if directory.startswith(below) or directory == level)
+            elapsed = now - self.top_entered_ns  # this directory's own pace predicts its rest
         if not candidates:
             return None  # nothing to hand over here: ask again at the next directory
         self.state = _DONE  # one decision per scan
-        if (elapsed * len(candidates) < MIN_REMAINING_NS * len(entered)
-                or seen * len(candidates) < MIN_REMAINING_FILES * len(entered)):
+        if elapsed * len(candidates) < MIN_REMAINING_NS * len(entered):
             return None
         self._fork(level_fd, level, candidates[::2])
         return None  # the directory being entered is the parent's
@@ -175,7 +169,9 @@ class Splitter:
         walker = self.walker
         path = self.level
         self.state = _DONE
+        waited = time.monotonic_ns()
         results = self._collect()
+        waited = time.monotonic_ns() - waited
         dirs, files, links, size = sums
         if results is None:
             for name, st in self.claimed.items():
@@ -211,6 +207,9 @@ class Splitter:
             if seen:
                 memo.seen.update(seen)
             walker.hashed += hashed
+        self.log.debug("scan split: merged the child's share", level=path, share=len(self.share),
+                       claimed=len(claimed), forked_after_ms=round((self.forked_ns - self.started_ns) / 1e6, 1),
+                       waited_ms=round(waited / 1e6, 1))
         self.claimed = {}
         return dirs, files, links, size
 

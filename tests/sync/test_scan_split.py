@@ -170,7 +170,6 @@ def forks(monkeypatch):
     monkeypatch.setattr(scan_split, "SPLIT_AFTER_NS", 0)
     monkeypatch.setattr(scan_split, "MIN_REMAINING_NS", 0)
     monkeypatch.setattr(scan_split, "MIN_FILES_SEEN", 0)
-    monkeypatch.setattr(scan_split, "MIN_REMAINING_FILES", 0)
     monkeypatch.setattr(scan_split, "on_fork", pids.append)
     return pids
 
