@@ -18,11 +18,26 @@ ancestor moves forward.
   read to its end; ``(True, offset)`` the last one is cut at ``offset`` (the next piece starts
   there); ``(False, None)`` unknown (a delta request, a size not known, or a cut before the last
   request: the stager then waits for the reply).
-- ``next_ancestor(ancestor, ancestor_changes, alpha_results, beta_results)``: the ancestor after
-  a cycle: the reconciler's ancestor changes, then what each side *actually* has at each changed
-  path (``synchronizable`` part only), validated (what was put in, given a valid ancestor; the
-  whole tree when there was none). Raises ``ValueError`` if the changes do not fit
-  or the result is not a valid ancestor (the cycle must then fail without saving).
+- ``next_ancestor(ancestor, ancestor_changes, alpha_results, beta_results, checked=None)``: the
+  ancestor after a cycle: the reconciler's ancestor changes, then what each side *actually* has
+  at each changed path (``synchronizable`` part only), validated: every entry put in (the
+  previous ancestor is valid; with none, what was put in is the whole tree). A result whose
+  ``new`` is the very object ``checked`` holds for its path (``checked_requests``: computed while
+  the transition runs) is put in as checked there, without walking it again. Raises
+  ``ValueError`` if the changes do not fit or the result is not a valid ancestor (the cycle must
+  then fail without saving).
+- ``checked_requests(changes)``: path -> ``(new, synchronizable(new))`` for each requested
+  ``new`` whose synchronizable part is a valid ancestor entry at its path (others are left out
+  and checked by ``next_ancestor`` as any result).
+- ``compact_results(changes, side)`` / ``expand_results(changes, side)``: the compact form of a
+  ``SideResult`` (``wire.messages.endpoint.SideResult``): results that repeat the requested
+  ``old``/``new`` are sent without them (after an initial sync, the whole tree). ``compact``
+  returns ``side`` itself when nothing can be left out (or the request repeats a path);
+  ``expand`` gives the full results, ``new`` and ``old`` being the requested objects themselves,
+  and raises ``ValueError`` (a protocol error: the cycle fails, nothing is saved) for a compact
+  reply that does not fit the request: more results than changes, a result for a path not
+  requested or twice for one path, a reference out of range, repeated, or to a result that
+  carries its own entry or whose change asked for nothing.
 """
 
 from __future__ import annotations
@@ -34,7 +49,7 @@ from mutagen_actors.actors.sync.apply import apply_changes, validate_ancestor
 from mutagen_actors.actors.sync.chunking import fingerprint
 from mutagen_actors.actors.sync.model import Change, Entry, Kind, Problem, join
 from mutagen_actors.actors.sync.reconcile import synchronizable
-from mutagen_actors.wire.messages.endpoint import StageItem, SupplyRequest
+from mutagen_actors.wire.messages.endpoint import SideResult, StageItem, SupplyRequest
 
 
 def _needed(path: str, old: Optional[Entry], new: Optional[Entry], out: dict) -> None:
@@ -109,22 +124,120 @@ def expected_cut(batch: list[SupplyRequest], sizes: dict,
     return True, None
 
 
+def _check_put(change: Change) -> None:
+    """Raise ``ValueError`` unless ``change.new`` (not None) is valid ancestor content at its
+    path (its name, then the whole subtree)."""
+    name = change.path.rsplit("/", 1)[-1]
+    validate_ancestor(Entry.directory({name: change.new}) if name else change.new)
+
+
+def checked_requests(changes: list[Change]) -> dict[str, tuple[Entry, Entry]]:
+    checked: dict[str, tuple[Entry, Entry]] = {}
+    for change in changes:
+        kept = synchronizable(change.new)
+        if kept is None:
+            continue
+        try:
+            _check_put(Change(change.path, None, kept))
+        except ValueError:
+            continue  # next_ancestor checks it again (and fails) if it is put in
+        checked[change.path] = (change.new, kept)
+    return checked
+
+
 def next_ancestor(ancestor: Optional[Entry], ancestor_changes: list[Change],
-                  alpha_results: list[Change], beta_results: list[Change]) -> Optional[Entry]:
+                  alpha_results: list[Change], beta_results: list[Change],
+                  checked: Optional[dict[str, tuple[Entry, Entry]]] = None) -> Optional[Entry]:
     changes = list(ancestor_changes)
+    unchecked = [True] * len(changes)
+    known = checked or {}
     for result in (*alpha_results, *beta_results):
-        changes.append(Change(result.path, None, synchronizable(result.new)))
+        hit = known.get(result.path)
+        if hit is not None and result.new is hit[0]:
+            changes.append(Change(result.path, None, hit[1]))
+            unchecked.append(False)
+        else:
+            changes.append(Change(result.path, None, synchronizable(result.new)))
+            unchecked.append(True)
     updated = apply_changes(ancestor, changes)
-    if ancestor is None:
-        validate_ancestor(updated)
-    else:
-        # The previous ancestor was valid: checking what was put in is enough (and keeps a cycle
-        # that changes one file from walking a 100k-entry tree).
-        for change in changes:
-            if change.new is not None:
-                name = change.path.rsplit("/", 1)[-1]
-                validate_ancestor(Entry.directory({name: change.new}) if name else change.new)
+    # The previous ancestor was valid (or there was none): checking what was put in is enough
+    # (and keeps a cycle that changes one file from walking a 100k-entry tree).
+    for change, check in zip(changes, unchecked):
+        if check and change.new is not None:
+            _check_put(change)
     return updated
+
+
+def compact_results(changes: list[Change], side: SideResult) -> SideResult:
+    results = side.results
+    if side.old_as_asked or side.as_asked or not results:
+        return side
+    asked = {change.path: change for change in changes}
+    if len(asked) != len(changes) or len(results) > len(changes):
+        return side
+    seen: set[str] = set()
+    for result in results:
+        if result.path not in asked or result.path in seen:
+            return side
+        seen.add(result.path)
+    old_as_asked = all(_same(result.old, asked[result.path].old) for result in results)
+    out: list[Change] = []
+    as_asked: list[int] = []
+    for position, result in enumerate(results):
+        new = result.new
+        if new is not None and _same(new, asked[result.path].new):
+            as_asked.append(position)
+            new = None
+        out.append(Change(result.path, None if old_as_asked else result.old, new))
+    if not old_as_asked and not as_asked:
+        return side
+    return SideResult(out, side.problems, side.missing_staged, old_as_asked, as_asked)
+
+
+def expand_results(changes: list[Change], side: SideResult) -> list[Change]:
+    results = side.results
+    if not side.old_as_asked and not side.as_asked:
+        return results
+    if len(results) > len(changes):
+        raise ValueError(f"{len(results)} compact transition results for {len(changes)} "
+                         f"requested changes")
+    asked = {change.path: change for change in changes}
+    if len(asked) != len(changes):
+        raise ValueError("compact transition results for requested changes that repeat a path")
+    positions = set(side.as_asked)
+    if len(positions) != len(side.as_asked):
+        raise ValueError("compact transition results refer to a result twice")
+    for position in positions:
+        if not 0 <= position < len(results):
+            raise ValueError(f"compact transition result reference {position} is out of range "
+                             f"({len(results)} results)")
+    seen: set[str] = set()
+    out: list[Change] = []
+    for position, result in enumerate(results):
+        request = asked.get(result.path)
+        if request is None:
+            raise ValueError(f"a compact transition result for {result.path!r}, which was not "
+                             f"requested")
+        if result.path in seen:
+            raise ValueError(f"two compact transition results for {result.path!r}")
+        seen.add(result.path)
+        if side.old_as_asked and result.old is not None:
+            raise ValueError(f"the compact transition result for {result.path!r} carries an "
+                             f"old entry although old entries are as requested")
+        new = result.new
+        if position in positions:
+            if new is not None or request.new is None:
+                raise ValueError(f"the compact transition result for {result.path!r} says "
+                                 f"'as requested' but "
+                                 + ("carries its own entry" if new is not None
+                                    else "its change requested nothing there"))
+            new = request.new
+        out.append(Change(result.path, request.old if side.old_as_asked else result.old, new))
+    return out
+
+
+def _same(a: Optional[Entry], b: Optional[Entry]) -> bool:
+    return a is b or a == b
 
 
 STAGED_MISSING = "staged file missing"  # actors.sync.transition's text (not imported: its weight)

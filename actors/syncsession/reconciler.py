@@ -43,7 +43,7 @@ from __future__ import annotations
 import asyncio
 import gc
 import itertools
-from typing import Optional
+from typing import Callable, Optional
 
 import msgspec
 
@@ -66,7 +66,8 @@ from mutagen_actors.wire.sockets import received_bytes
 from . import archive
 from .archive import ArchiveError
 from .peer import Peer
-from .plan import explain_missing, files_to_stage, next_ancestor, run_again_at_once
+from .plan import (checked_requests, expand_results, explain_missing, files_to_stage,
+                   next_ancestor, run_again_at_once)
 from .wakeup import OnDemandChildren
 
 SIDES = ("alpha", "beta")
@@ -271,15 +272,20 @@ class ReconcilerActor(Actor):
                        watch_state=reply.watch_state)
         return reply.epoch, root
 
-    async def _job(self, peer_name: str, start, side: str = "") -> m.JobReply:
+    async def _job(self, peer_name: str, start, side: str = "",
+                   meanwhile: Optional[Callable[[], None]] = None) -> m.JobReply:
         """Run a job on ``peer_name`` to its end. ``start``: its start message, or a one-item
         list holding it, emptied once it is sent: then nothing here keeps a big message (the
-        staging list of an initial sync: 100k items, ~13 MB) while the job runs."""
+        staging list of an initial sync: 100k items, ~13 MB) while the job runs.
+        ``meanwhile``: work of this actor called once the job has started (it runs while the
+        job does, before the first poll)."""
         async with self.on_demand.awake(peer_name) as peer:  # wakes it if it hibernates
             message = start.pop() if isinstance(start, list) else start
             del start
             started = await peer.request(message, timeout=JOB_START_TIMEOUT)
             del message
+            if meanwhile is not None:
+                meanwhile()
             while True:
                 reply = await peer.request(m.JobStatus(started.job, JOB_POLL),
                                            timeout=JOB_POLL + JOB_START_TIMEOUT)
@@ -322,6 +328,8 @@ class ReconcilerActor(Actor):
         results = {"alpha": m.SideResult(), "beta": m.SideResult()}
         changes = {"alpha": result.alpha_changes, "beta": result.beta_changes}
         refused = {side: [] for side in SIDES}  # staging problems: why a file will be missing
+        actual: dict[str, list] = {side: [] for side in SIDES}  # each side's expanded results
+        checked: Optional[dict] = None  # requested entries checked during the transition
         if changes["alpha"] or changes["beta"]:
             self.on_demand.kick(*JOB_CHILDREN)  # (nothing to do if already awake)
             for side in SIDES:
@@ -338,17 +346,29 @@ class ReconcilerActor(Actor):
             times["staged"] = clock()
             await self._settle_archive()  # never transition past an unsaved ancestor
             self._set(status="transitioning")
+            # While the endpoints work: the requested entries, checked as the ancestor's
+            # (results as requested are then put in without walking them again).
+            checked = {}
             reply = await self._job("transitioner", m.TransitionStart(
-                alpha_epoch, beta_epoch, changes["alpha"], changes["beta"]))
+                alpha_epoch, beta_epoch, changes["alpha"], changes["beta"]),
+                meanwhile=lambda: [checked.update(checked_requests(changes[side]))
+                                   for side in SIDES])
             results = {"alpha": reply.alpha, "beta": reply.beta}
+            for side in SIDES:
+                if results[side] is None:
+                    raise CycleFailed(f"transitioner: protocol error: no {side} result")
+                try:  # the compact form (transitioner.py): the requested objects themselves
+                    actual[side] = expand_results(changes[side], results[side])
+                except ValueError as error:
+                    raise CycleFailed(f"transitioner: protocol error: {side}: {error}") from None
             for side in SIDES:
                 self._set_side(side, transition_problems=explain_missing(results[side].problems,
                                                                          refused[side]))
             times["transitioned"] = clock()
             if len(changes["alpha"]) + len(changes["beta"]) > 100:
                 trim()
-        updated = next_ancestor(ancestor, result.ancestor_changes, results["alpha"].results,
-                                results["beta"].results)
+        updated = next_ancestor(ancestor, result.ancestor_changes, actual["alpha"],
+                                actual["beta"], checked)
         if updated is not ancestor:
             updated = self._keep_scanned_objects(updated, alpha, beta)
         if updated != ancestor:
@@ -356,6 +376,7 @@ class ReconcilerActor(Actor):
             self.ancestor = updated
             self._save_later()
         self._share_structure()
+        times["recorded"] = clock()
         self.log.debug("cycle done", full=full, **{f"{k}_ms": round((v - times["start"]) * 1000, 1)
                                                    for k, v in times.items() if k != "start"})
         return any(run_again_at_once(results[side].missing_staged, results[side].problems,

@@ -5,6 +5,12 @@ what each side really has afterwards.
 ``Transition`` to each endpoint with changes (both at once) and finishes with each side's
 ``SideResult``. An endpoint that restarted since its scan refuses (``stale``), one that dies
 fails its request at once (``Peer``): the job fails, and the reconciler saves nothing.
+
+Each ``SideResult`` goes back in compact form (``plan.compact_results``): a result that repeats
+its requested ``old``/``new`` is sent without them, so the reply of an initial sync is a few
+bytes instead of the whole tree again; the reconciler, which holds the requested changes,
+expands it (``plan.expand_results``). A ``TransitionReply`` an endpoint sent already compact
+(``old_as_asked``/``as_asked``, the agent tunnel's form of the same thing) is passed on so.
 Arguments: ``alpha`` and ``beta``: the endpoints' mailbox addresses.
 """
 
@@ -15,6 +21,7 @@ import asyncio
 from mutagen_actors.wire.messages import endpoint as m
 
 from .job_actor import EndpointJobActor, test_setting
+from .plan import compact_results
 
 TRANSITION_TIMEOUT = 900.0
 # Test-only: seconds a job is held after the endpoints answered and before it answers, so a test
@@ -32,7 +39,11 @@ class TransitionerActor(EndpointJobActor):
             return m.SideResult()
         answer = await self.peers[side].request(m.Transition(epoch, changes),
                                                 timeout=TRANSITION_TIMEOUT)
-        return answer.result
+        result = answer.result
+        if answer.old_as_asked or answer.as_asked:  # already compact (same meaning)
+            result.old_as_asked, result.as_asked = answer.old_as_asked, answer.as_asked
+            return result
+        return compact_results(changes, result)
 
     async def run_job(self, reply: m.JobReply, start: m.TransitionStart) -> m.JobReply:
         alpha, beta = await asyncio.gather(

@@ -126,9 +126,20 @@ class ChunkInfo(msgspec.Struct, array_like=True, forbid_unknown_fields=True):
 
 
 class SideResult(msgspec.Struct, array_like=True, forbid_unknown_fields=True):
+    """One side's transition outcome: ``results`` (``Change(path, old, actual)`` per change the
+    endpoint addressed), ``problems``, ``missing_staged``.
+
+    Compact form (transitioner -> reconciler, ``actors.syncsession.plan.compact_results``): with
+    ``old_as_asked`` every result's ``old`` is sent as None and means the requested change's
+    ``old``; a position in ``as_asked`` marks a result sent with ``new=None`` whose actual entry
+    is the requested ``new``. The receiver expands them against the changes it requested
+    (``plan.expand_results``), refusing a result or reference that does not fit."""
+
     results: list[Change] = []
     problems: list[Problem] = []
     missing_staged: bool = False
+    old_as_asked: bool = False
+    as_asked: list[int] = []
 
 
 # ---------------------------------------------------------------------------- endpoint
