@@ -43,6 +43,10 @@ is reused from ``previous``. The watcher must report created and deleted names t
 does): a parent directory is not re-listed for unreported siblings. Report ``""`` (or pass
 ``dirty=None``) to rescan everything.
 
+Two cores: a big full scan without a ``reuse`` tree may walk part of the tree in a forked child
+process (``scan_split``: only past ~20 ms and 1,000 files; a child that fails is replaced by the
+parent's own walk). The result is the same value a serial walk returns.
+
 Errors (``ScanError``): the root is a symbolic link, the root directory cannot be opened or read,
 the entry count exceeds ``max_entry_count``. Everything below the root becomes an entry or a
 problem; the scan keeps going.
