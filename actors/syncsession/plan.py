@@ -33,6 +33,9 @@ ancestor moves forward.
   ``SideResult`` (``wire.messages.endpoint.SideResult``): results that repeat the requested
   ``old``/``new`` are sent without them (after an initial sync, the whole tree). ``compact``
   returns ``side`` itself when nothing can be left out (or the request repeats a path);
+  ``same(actual, requested)`` compares an actual entry with a requested one (default: equal
+  entries; the transitioner holds the requested ones encoded and compares encodings, which
+  may only err towards "differs": a result then goes back whole);
   ``expand`` gives the full results, ``new`` and ``old`` being the requested objects themselves,
   and raises ``ValueError`` (a protocol error: the cycle fails, nothing is saved) for a compact
   reply that does not fit the request: more results than changes, a result for a path not
@@ -43,7 +46,7 @@ ancestor moves forward.
 from __future__ import annotations
 
 from collections import deque
-from typing import Optional
+from typing import Callable, Optional
 
 from mutagen_actors.actors.sync.apply import apply_changes, validate_ancestor
 from mutagen_actors.actors.sync.chunking import fingerprint
@@ -168,7 +171,8 @@ def next_ancestor(ancestor: Optional[Entry], ancestor_changes: list[Change],
     return updated
 
 
-def compact_results(changes: list[Change], side: SideResult) -> SideResult:
+def compact_results(changes: list, side: SideResult,
+                    same: Callable[[Optional[Entry], object], bool] = None) -> SideResult:
     results = side.results
     if side.old_as_asked or side.as_asked or not results:
         return side
@@ -180,12 +184,13 @@ def compact_results(changes: list[Change], side: SideResult) -> SideResult:
         if result.path not in asked or result.path in seen:
             return side
         seen.add(result.path)
-    old_as_asked = all(_same(result.old, asked[result.path].old) for result in results)
+    same = same or _same
+    old_as_asked = all(same(result.old, asked[result.path].old) for result in results)
     out: list[Change] = []
     as_asked: list[int] = []
     for position, result in enumerate(results):
         new = result.new
-        if new is not None and _same(new, asked[result.path].new):
+        if new is not None and same(new, asked[result.path].new):
             as_asked.append(position)
             new = None
         out.append(Change(result.path, None if old_as_asked else result.old, new))
