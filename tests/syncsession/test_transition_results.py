@@ -1,5 +1,6 @@
-"""The transition's results on their way back (plan.compact_results / expand_results) and the
-requested entries checked while the transition runs (plan.checked_requests / next_ancestor), as
+"""The transition's results on their way back (plan.compact_results / expand_results), the
+requested entries checked while the transition runs (plan.checked_requests / next_ancestor) and
+the transitioner's shallow read of its start (transitioner.read_start / same_encoded), as
 tables."""
 
 from __future__ import annotations
@@ -9,8 +10,12 @@ import pytest
 from mutagen_actors.actors.sync.model import Change, Entry, Kind, Problem
 from mutagen_actors.actors.syncsession.plan import (checked_requests, compact_results,
                                                     expand_results, next_ancestor)
+from mutagen_actors.actors.syncsession.transitioner import (ShallowTransition, read_start,
+                                                            same_encoded)
 from mutagen_actors.wire import codec
-from mutagen_actors.wire.messages.endpoint import JobReply, SideResult
+from mutagen_actors.wire.handling import Refused
+from mutagen_actors.wire.messages.endpoint import (JobReply, SideResult, Transition,
+                                                   TransitionStart)
 
 A, B = b"a" * 16, b"b" * 16
 FILE_A, FILE_B = Entry.file(A), Entry.file(B)
@@ -158,3 +163,52 @@ def test_next_ancestor_without_an_ancestor_checks_every_entry_put_in():
     with pytest.raises(ValueError, match="file without digest"):
         next_ancestor(None, [Change("", None, D())], [],
                       [Change("d", None, D({"x": Entry.file(b"")}))])
+
+
+# ---------------------------------------------------------------- the transitioner's shallow start
+
+
+def shallow_start(alpha: list[Change], beta: list[Change]):
+    frame = codec.encode(TransitionStart("ea", "eb", alpha, beta), id=7)
+    return read_start(codec.peek(frame).body)
+
+
+def test_a_shallow_start_goes_on_as_the_transition_it_holds():
+    start = shallow_start(CHANGES[:1], CHANGES)
+    assert (start.alpha_epoch, start.beta_epoch) == ("ea", "eb")
+    sent = codec.encode(ShallowTransition(start.beta_epoch, start.beta), id=9)
+    assert codec.decode(sent).body == Transition("eb", CHANGES)  # as the endpoint reads it
+
+
+@pytest.mark.parametrize("body, text", [
+    pytest.param(b"\x92\xafTransitionStart\xa1e", "invalid TransitionStart",
+                 id="too few fields"),
+    pytest.param(b"\x95\xafTransitionStart\xa1a\xa1b\x91\x93\x01\xc0\xc0\x90",
+                 "invalid TransitionStart", id="a path that is not a string"),
+    pytest.param(b"\x95\xafTransitionStart\xa1a\xa1b\x90", "invalid TransitionStart",
+                 id="truncated"),
+])
+def test_a_start_that_does_not_read_is_refused(body, text):
+    with pytest.raises(Refused, match=text) as refused:
+        read_start(body)
+    assert refused.value.code == "protocol"
+
+
+@pytest.mark.parametrize("actual, requested, same", [
+    pytest.param(TREE, TREE, True, id="equal"),
+    pytest.param(None, None, True, id="both nothing"),
+    pytest.param(FILE_A, FILE_B, False, id="other file"),
+    pytest.param(None, FILE_A, False, id="nothing there"),
+    pytest.param(D({"x": FILE_A}), TREE, False, id="part of the tree"),
+])
+def test_same_encoded(actual, requested, same):
+    (change,) = shallow_start([], [Change("p", None, requested)]).beta
+    assert same_encoded(actual, change.new) is same
+
+
+def test_compact_against_a_shallow_start_then_expand_against_the_request():
+    start = shallow_start([], CHANGES)
+    side = SideResult(fresh(CHANGES[:3]), [MISSING], True)
+    compact = compact_results(start.beta, side, same_encoded)
+    assert (compact.old_as_asked, compact.as_asked) == (True, [0, 1])
+    assert expand_results(CHANGES, compact) == CHANGES[:3]
