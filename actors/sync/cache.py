@@ -41,9 +41,26 @@ FORMAT_VERSION = 2
 # "racy" file problem). No lstat result matches it, so the next scan re-hashes the file, and a
 # transition verifies its content by hashing instead of trusting the record.
 RACY_MTIME = -1
-# How recent is "too recent": coarse kernel clocks tick every 1-10 ms, some filesystems store
-# 1- or 2-second timestamps.
+# How recent is "too recent" (``racy``) depends on the timestamps the filesystem keeps. One with
+# a sub-second part comes from a filesystem that keeps them finer than a second, stamped from the
+# kernel's coarse clock (a tick of 1-10 ms) or finer (exFAT: 10 ms units): FINE_RACY_WINDOW_NS
+# covers that with room to spare. One on a whole second may come from a filesystem that keeps
+# seconds (ext3, HFS+: 1 s; FAT: 2 s): RACY_WINDOW_NS. (A fine timestamp that falls on a whole
+# second by chance only takes the longer window.) Why it matters: an initial sync writes its
+# files within seconds of recording them; with 2 s for all, the confirmation cycle right after a
+# 100k-file sync re-read ~1 GB on the receiving side.
 RACY_WINDOW_NS = 2_000_000_000
+FINE_RACY_WINDOW_NS = 100_000_000
+_SECOND_NS = 1_000_000_000
+
+
+def racy(mtime_ns: int, now_ns: int) -> bool:
+    """Whether a file modified at ``mtime_ns`` is too recent to be trusted on its metadata by a
+    record whose metadata was taken after ``now_ns`` (a ``time.time_ns()`` reading): a later
+    write could keep size and modification time. Pure."""
+    if mtime_ns < now_ns - RACY_WINDOW_NS:
+        return False
+    return mtime_ns % _SECOND_NS == 0 or mtime_ns >= now_ns - FINE_RACY_WINDOW_NS
 
 log = structlog.get_logger(__name__)
 
@@ -156,8 +173,8 @@ class DigestCache:
 
     def put_stat(self, path: str, st: os.stat_result, digest: bytes) -> None:
         """Record ``digest`` for a file with lstat ``st``; a file modified within the last
-        ``RACY_WINDOW_NS`` gets a racy record (verified by content before it is trusted)."""
-        mtime = st.st_mtime_ns if st.st_mtime_ns < time.time_ns() - RACY_WINDOW_NS else RACY_MTIME
+        ``racy`` window gets a racy record (verified by content before it is trusted)."""
+        mtime = RACY_MTIME if racy(st.st_mtime_ns, time.time_ns()) else st.st_mtime_ns
         self.put(path, st.st_size, mtime, st.st_ino, st.st_mode, digest)
 
     def put_stats(self, parent: str, placed: list, now_ns: int) -> None:
@@ -171,8 +188,9 @@ class DigestCache:
         records = self.directories.setdefault(parent, {})
         for name, st, digest in placed:
             mtime = st.st_mtime_ns
-            records[name] = pack_meta(st.st_size, mtime if mtime < limit else RACY_MTIME,
-                                      st.st_ino, st.st_mode) + digest
+            if mtime >= limit and racy(mtime, now_ns):
+                mtime = RACY_MTIME
+            records[name] = pack_meta(st.st_size, mtime, st.st_ino, st.st_mode) + digest
         self._reverse = None
 
     def discard(self, path: str) -> None:

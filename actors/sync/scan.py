@@ -32,7 +32,7 @@ file is opened (``O_NOFOLLOW | O_NONBLOCK``), fstat-ed, read and closed, and its
 fstat of that descriptor, so it describes the bytes that were hashed whatever happened since the
 listing (``_Walker.hash_opened``: replaced by a non-regular file -> "file changed type during
 scan", by a symbolic link -> "unable to open file", gone -> absent, size not fstat's -> "hashed
-size mismatch"; modified within ``RACY_WINDOW_NS`` before the scan -> racy record).
+size mismatch"; modified too shortly before the scan (``cache.racy``) -> racy record).
 
 Incremental scan: with ``previous`` and ``dirty`` (root-relative paths reported by a watcher),
 only the dirty paths and their ancestors are re-examined: each dirty path is lstat-ed through its
@@ -62,7 +62,7 @@ from typing import Iterable, Optional
 
 import structlog
 
-from .cache import META_SIZE, RACY_MTIME, RACY_WINDOW_NS, DigestCache, mode_of, pack, pack_meta, size_of, split
+from .cache import META_SIZE, RACY_MTIME, RACY_WINDOW_NS, DigestCache, racy, mode_of, pack, pack_meta, size_of, split
 from .hashing import BLOCK_SIZE as _BLOCK_SIZE, hash_fd, one_shot
 from .model import UNTRACKED, Counts, Entry, Kind, Problem, join, walk
 from .paths import UnsafePathError, split_path
@@ -181,7 +181,8 @@ class _MemoizedIgnorer:
 class _Walker:
     """State of one scan; methods are the imperative walk."""
 
-    def __init__(self, algorithm, ignorer, symlink_mode, permissions_mode, old, out, problems, subtotals, device):
+    def __init__(self, algorithm, ignorer, symlink_mode, permissions_mode, old, out, problems, subtotals, device,
+                 incremental: bool = False):
         self.algorithm = HashAlgorithm(algorithm)
         self.one_shot = one_shot(self.algorithm)
         self.ignorer = ignorer
@@ -189,14 +190,20 @@ class _Walker:
         self.track_executable = PermissionsMode(permissions_mode) is PermissionsMode.PORTABLE
         self.old = old  # parent path -> {name -> packed cache record} to reuse
         self.out = out  # parent path -> {name -> packed cache record} seen by this scan
+        # An incremental scan writes into the cache's own records (``out``): there, records of
+        # paths its previous snapshot did not hold (a transition wrote them since) are reusable
+        # too, as a full scan would reuse them (``reusable``).
+        self.incremental = incremental
         self.problems = problems
         self.subtotals = subtotals
         self.device = device
         self.hashed = 0
         # A ``scan_split.Splitter`` when part of this walk may go to a forked child.
         self.split = None
-        # Files modified after this instant are hashed but their records are marked racy.
-        self.racy_after = time.time_ns() - RACY_WINDOW_NS
+        # Files modified too shortly before this instant (``cache.racy``; never before
+        # ``racy_after``) are hashed but their records are marked racy.
+        self.started_ns = time.time_ns()
+        self.racy_after = self.started_ns - RACY_WINDOW_NS
 
     # -- single entries -------------------------------------------------------------------------
 
@@ -224,7 +231,7 @@ class _Walker:
         Problems: cannot open ("unable to open file"), the opened thing is not a regular file
         ("file changed type during scan"), read fails ("unable to read file"), the bytes read are
         not ``fstat``'s size ("hashed size mismatch": it grew or shrank while read). A file
-        modified within ``RACY_WINDOW_NS`` before the scan started gets ``RACY_MTIME`` in its
+        modified too shortly before the scan started (``cache.racy``) gets ``RACY_MTIME`` in its
         record (re-hashed next time)."""
         try:
             fd = _open(name, _FILE_FLAGS, dir_fd=dfd)
@@ -256,7 +263,7 @@ class _Walker:
         finally:
             _close(fd)
         mtime = opened.st_mtime_ns
-        if mtime >= self.racy_after:
+        if mtime >= self.racy_after and racy(mtime, self.started_ns):
             mtime = RACY_MTIME
         return _pack_meta(size, mtime, opened.st_ino, mode) + digest, size, mode
 
@@ -350,7 +357,7 @@ class _Walker:
         # ``examine``: they run 100k times per scan of a big tree. Both make the entry with
         # ``_file_entry``, as ``examine`` does.
         ignorer = self.ignorer
-        old_records = self.old.get(path) or {}
+        old_records = self.reusable(path)
         old_get = old_records.get
         before_contents = (before.contents if before is not None and before.kind == (
             Kind.PHANTOM if phantom else Kind.DIRECTORY) else None) or None
@@ -450,6 +457,20 @@ class _Walker:
         return Entry(kind, contents), subtotal
 
     # -- incremental ----------------------------------------------------------------------------
+
+    def reusable(self, path: str) -> dict:
+        """The cache records of directory ``path`` a rescan of it may reuse (each only if the
+        file's lstat still matches it exactly; a racy record never does): the walk's ``old``
+        records, and in an incremental scan also the cache's records of files its previous
+        snapshot did not hold there (``forget`` moved those it held to ``old``), e.g. what a
+        transition wrote since. Without them the cycle right after an initial sync re-read every
+        file the transition had just written and recorded (1 GB at 100k files)."""
+        old = self.old.get(path)
+        if self.incremental:
+            current = self.out.get(path)
+            if current:
+                return {**current, **old} if old else current
+        return old or {}
 
     def forget(self, path: str, previous: Optional[Entry]) -> None:
         """Drop the bookkeeping of a previous subtree before it is rescanned or removed."""
@@ -562,9 +583,10 @@ class _Walker:
         except OSError as error:
             return self.problem(child, f"unable to stat: {error.strerror}"), _ZERO
         parent = split(child)[0]
+        old_records = self.reusable(parent)  # (before the setdefault: it may be the same dict)
         new_records = self.out.setdefault(parent, {})
         try:
-            return self.examine(dfd, st, name, child, self.old.get(parent, {}), new_records, before)
+            return self.examine(dfd, st, name, child, old_records, new_records, before)
         finally:
             if not new_records:
                 self.out.pop(parent, None)
@@ -685,7 +707,7 @@ def scan(
     if tree is not None:
         walker = _Walker(
             hash, memo, symlink_mode, permissions_mode, {}, cache.directories,
-            dict(previous._problems), dict(previous._subtotals), root_stat.st_dev,
+            dict(previous._problems), dict(previous._subtotals), root_stat.st_dev, incremental=True,
         )
         if not tree:
             return ScanResult(

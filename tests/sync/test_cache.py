@@ -5,7 +5,7 @@ import time
 
 import pytest
 
-from mutagen_actors.actors.sync.cache import RACY_MTIME, CacheRecord, DigestCache
+from mutagen_actors.actors.sync.cache import RACY_MTIME, CacheRecord, DigestCache, racy
 from mutagen_actors.actors.sync.settings import HashAlgorithm
 
 DIGEST_A = b"a" * 16
@@ -95,6 +95,30 @@ def test_a_just_modified_file_gets_a_racy_record(tmp_path):
     cache.put_stat("f", st, DIGEST_A)
     assert cache.get("f").mtime_ns == RACY_MTIME
     assert cache.matching_digest("f", st) is None  # never trusted on metadata alone
+
+
+SECOND = 1_000_000_000
+NOW = 1_790_000_000 * SECOND + SECOND // 2  # half past a second
+
+
+@pytest.mark.parametrize("mtime_ns, expected", [
+    # a sub-second stamp: only the last FINE_RACY_WINDOW_NS (100 ms) before the record are racy
+    (NOW - 100_000_000 - 1, False),
+    (NOW - 100_000_000, True),
+    (NOW - SECOND, False),
+    (NOW, True),
+    (NOW + 5 * SECOND, True),  # dated in the future
+    # a whole-second stamp may come from a filesystem that keeps seconds: 2 s (RACY_WINDOW_NS)
+    (NOW - SECOND // 2 - 2 * SECOND, False),
+    (NOW - SECOND // 2 - SECOND, True),
+    (NOW - SECOND // 2, True),
+    (NOW - SECOND // 2 + SECOND, True),
+    # older than the long window whatever the stamp
+    (NOW - 2 * SECOND - 1, False),
+    (NOW - 3 * SECOND - SECOND // 2, False),
+])
+def test_racy_window_depends_on_the_stamp(mtime_ns, expected):
+    assert racy(mtime_ns, NOW) is expected
 
 
 def test_discard_below_root_clears_everything():

@@ -187,17 +187,24 @@ def test_file_growing_and_shrinking_while_read_is_never_recorded_inconsistently(
 # -- racy modification times ----------------------------------------------------------------------
 
 @pytest.mark.parametrize(
-    "age_ns, racy",
+    "age_ns, whole_second, racy",
     [
-        (100_000_000_000, False),  # long settled
-        (3_000_000_000, False),  # just outside the 2 s window
-        (500_000_000, True),  # inside the window: a same-tick second write would be invisible
-        (0, True),
-        (-60_000_000_000, True),  # dated in the future
+        (100_000_000_000, False, False),  # long settled
+        (100_000_000_000, True, False),
+        (3_000_000_000, True, False),  # a whole-second stamp just outside the 2 s window
+        (500_000_000, True, True),  # inside it: a same-second second write would be invisible
+        (500_000_000, False, False),  # a sub-second stamp: only the last 100 ms are racy
+        (0, True, True),
+        (-60_000_000_000, False, True),  # dated in the future
+        (-60_000_000_000, True, True),
     ],
 )
-def test_racy_mtime_on_a_cold_scan(tmp_path, age_ns, racy):
+def test_racy_mtime_on_a_cold_scan(tmp_path, age_ns, whole_second, racy):
     mtime = time.time_ns() - age_ns
+    if whole_second:
+        mtime -= mtime % 1_000_000_000
+    elif mtime % 1_000_000_000 == 0:
+        mtime += 1
     _file(tmp_path / "f", b"data", mtime_ns=mtime)
     cache = DigestCache(XXH)
     first = scan(str(tmp_path), cache=cache)

@@ -3,10 +3,11 @@
 import os
 import random
 import shutil
+import time
 
 import pytest
 
-from mutagen_actors.actors.sync.cache import DigestCache
+from mutagen_actors.actors.sync.cache import RACY_MTIME, DigestCache
 from mutagen_actors.actors.sync.ignore import compile_ignores
 from mutagen_actors.actors.sync.scan import scan
 from mutagen_actors.actors.sync.settings import TEMPORARY_PREFIX, IgnoreSyntax
@@ -208,3 +209,52 @@ def test_another_ignorer_is_not_answered_from_the_ignore_cache(tmp_path):
     second = compile_ignores([], IgnoreSyntax.MUTAGEN, False)
     result = scan(str(tmp_path), cache=cache, ignorer=second, previous=previous)
     assert result.root.contents["a.log"].kind.name == "FILE"
+
+
+SETTLED_NS = 10_000_000_000  # older than any racy window
+
+
+def _settled(path: str) -> os.stat_result:
+    past = time.time_ns() - SETTLED_NS
+    os.utime(path, ns=(past, past))
+    return os.lstat(path)
+
+
+@pytest.mark.parametrize("case, hashed", [
+    ("recorded", 0),  # what a transition wrote and recorded since the last scan: not read again
+    ("racy", 2),  # recorded too soon after it was written: read again
+    ("changed after the record", 1),  # its lstat no longer matches the record: read again
+    ("no record", 2),
+])
+def test_records_written_since_the_last_scan_are_reused(tmp_path, case, hashed):
+    """Paths new to the previous snapshot (a transition created them and recorded them in the
+    cache since) reuse the cache's records exactly as a full scan would: only while the file's
+    lstat matches them, never a racy one."""
+    root = str(tmp_path / "root")
+    os.makedirs(os.path.join(root, "old"))
+    write(os.path.join(root, "old", "f"), b"old")
+    cache = DigestCache()
+    previous = scan(root, cache=cache)
+    written = {"new/sub/a": b"alpha", "old/b": b"beta"}  # a new subtree, a new file in an old one
+    os.makedirs(os.path.join(root, "new", "sub"))
+    for path, data in written.items():
+        absolute = os.path.join(root, path)
+        write(absolute, data)
+        digest = scan(absolute, cache=DigestCache()).root.digest
+        if case == "racy":
+            future = time.time_ns() + 60 * 1_000_000_000
+            os.utime(absolute, ns=(future, future))  # modified "after" the record: racy
+            cache.put_stat(path, os.lstat(absolute), digest)
+            assert cache.record(path).mtime_ns == RACY_MTIME
+        elif case != "no record":
+            cache.put_stat(path, _settled(absolute), digest)
+    if case == "changed after the record":
+        write(os.path.join(root, "old", "b"), b"beta, edited")
+        _settled(os.path.join(root, "old", "b"))
+    result = scan(root, cache=cache, previous=previous, dirty=["new", "old/b"])
+    assert result.hashed == hashed
+    assert_same(result, full(root))
+    for path in written:
+        record = cache.record(path)
+        assert record is not None and record.digest == scan(
+            os.path.join(root, path), cache=DigestCache()).root.digest
