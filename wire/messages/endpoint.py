@@ -27,7 +27,9 @@ Endpoint requests (served by ``agent.endpoint_actor.EndpointActor``):
 - Over an agent tunnel, ``Transition.moved``/``old_seen``, ``TransitionReply.old_as_asked``/
   ``as_asked`` and ``ScanReply.from_transition`` carry references instead of repeated subtrees
   (``agent.compaction``); the daemon's remote endpoint actor expands them, so other actors only
-  ever see whole messages.
+  ever see whole messages. Between the transitioner and the reconciler, a ``JobReply``'s
+  ``SideResult`` is compact in the same way (``SideResult.old_as_asked``/``as_asked``): the
+  reconciler expands it against the changes it requested.
 - ``EndpointChanged`` (endpoint -> reconciler, no reply): the watcher saw changes.
 
 Session-actor requests: ``GetSessionState`` -> ``SessionProgress`` and ``SessionFlush`` ->
