@@ -172,7 +172,8 @@ def next_ancestor(ancestor: Optional[Entry], ancestor_changes: list[Change],
 
 
 def compact_results(changes: list, side: SideResult,
-                    same: Callable[[Optional[Entry], object], bool] = None) -> SideResult:
+                    same: Optional[Callable[[Optional[Entry], object], bool]] = None
+                    ) -> SideResult:
     results = side.results
     if side.old_as_asked or side.as_asked or not results:
         return side
