@@ -113,18 +113,25 @@ def _by_path(changes: list[Change]) -> Optional[dict[str, Change]]:
     return found if len(found) == len(changes) else None
 
 
-def compact_results(changes: list[Change], results: list[Change]
+def compact_results(changes: list[Change], results: list[Change], same=None
                     ) -> tuple[list[Change], bool, list[int]]:
+    """``same(entry, requested)``: whether a result's entry is the requested one (default:
+    identity or equality; the transitioner compares encodings of requests it holds encoded)."""
     asked = _by_path(changes)
-    if asked is None or any(result.path not in asked for result in results):
+    if asked is None or len(results) > len(changes):
         return results, False, []
-    old_as_asked = all(_same(result.old, asked[result.path].old) for result in results)
+    seen: set[str] = set()
+    for result in results:
+        if result.path not in asked or result.path in seen:
+            return results, False, []
+        seen.add(result.path)
+    same = same or _same
+    old_as_asked = all(same(result.old, asked[result.path].old) for result in results)
     out: list[Change] = []
     as_asked: list[int] = []
     for position, result in enumerate(results):
-        request = asked[result.path]
         new = result.new
-        if new is not None and _same(new, request.new):
+        if new is not None and same(new, asked[result.path].new):
             as_asked.append(position)
             new = None
         out.append(Change(result.path, None if old_as_asked else result.old, new))
@@ -137,24 +144,41 @@ def expand_results(changes: list[Change], results: list[Change], old_as_asked: b
                    as_asked: list[int]) -> list[Change]:
     if not old_as_asked and not as_asked:
         return results
+    if len(results) > len(changes):
+        raise ValueError(f"{len(results)} compact transition results for {len(changes)} "
+                         f"requested changes")
     asked = _by_path(changes)
     if asked is None:
-        raise ValueError("compacted transition results for a request with repeated paths")
-    out = list(results)
-    for position in as_asked:
-        if not 0 <= position < len(out):
-            raise ValueError(f"transition result reference {position} is out of range")
+        raise ValueError("compact transition results for requested changes that repeat a path")
     positions = set(as_asked)
+    if len(positions) != len(as_asked):
+        raise ValueError("compact transition results refer to a result twice")
+    for position in positions:
+        if not 0 <= position < len(results):
+            raise ValueError(f"compact transition result reference {position} is out of range "
+                             f"({len(results)} results)")
+    seen: set[str] = set()
+    out: list[Change] = []
     for position, result in enumerate(results):
-        if not old_as_asked and position not in positions:
-            continue
         request = asked.get(result.path)
         if request is None:
-            raise ValueError(f"transition result for {result.path!r}, which was not asked")
-        if position in positions and (result.new is not None or request.new is None):
-            raise ValueError(f"transition result reference {position} does not fit")
-        out[position] = Change(result.path, request.old if old_as_asked else result.old,
-                               request.new if position in positions else result.new)
+            raise ValueError(f"a compact transition result for {result.path!r}, which was not "
+                             f"requested")
+        if result.path in seen:
+            raise ValueError(f"two compact transition results for {result.path!r}")
+        seen.add(result.path)
+        if old_as_asked and result.old is not None:
+            raise ValueError(f"the compact transition result for {result.path!r} carries an "
+                             f"old entry although old entries are as requested")
+        new = result.new
+        if position in positions:
+            if new is not None or request.new is None:
+                raise ValueError(f"the compact transition result for {result.path!r} says "
+                                 f"'as requested' but "
+                                 + ("carries its own entry" if new is not None
+                                    else "its change requested nothing there"))
+            new = request.new
+        out.append(Change(result.path, request.old if old_as_asked else result.old, new))
     return out
 
 

@@ -482,10 +482,12 @@ class RemoteEndpointActor(Actor):
             raise Refused("protocol", f"{self.description}: {error}") from None
 
     async def _transition(self, link: Link, raw: RawFrame):
-        """A ``Transition`` received header-only: relayed as it came, its reply expanded against
-        its changes read with their entries left encoded (``compaction.shallow_changes``), when
-        no compaction applies to it; else decoded (validated as the mailbox would have) and
-        handled as any request."""
+        """A ``Transition`` received header-only: relayed as it came, when no compaction applies
+        to it; else decoded (validated as the mailbox would have) and handled as any request.
+        The agent's compact reply goes back as it is (the transitioner passes the compact form
+        on, the reconciler expands it); it is expanded here too, against the changes read with
+        their entries left encoded (``compaction.shallow_changes``), only to check it and to
+        remember what was written (the next scan reply refers to it)."""
         changes = shallow_changes(raw.body)
         if changes is None:
             try:
@@ -501,7 +503,8 @@ class RemoteEndpointActor(Actor):
         if isinstance(reply, ErrorReply):
             raise Refused(reply.code, reply.message)
         try:
-            return self.compaction.incoming(m.Transition("", changes), reply, link)
+            self.compaction.incoming(m.Transition("", changes), reply, link)
+            return reply
         except ValueError as error:
             raise Refused("protocol", f"{self.description}: {error}") from None
 

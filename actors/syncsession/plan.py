@@ -40,7 +40,8 @@ ancestor moves forward.
   and raises ``ValueError`` (a protocol error: the cycle fails, nothing is saved) for a compact
   reply that does not fit the request: more results than changes, a result for a path not
   requested or twice for one path, a reference out of range, repeated, or to a result that
-  carries its own entry or whose change asked for nothing.
+  carries its own entry or whose change asked for nothing. One implementation of the form, on
+  lists: ``agent.compaction`` (the agent tunnel's ``TransitionReply`` uses it as well).
 """
 
 from __future__ import annotations
@@ -52,6 +53,7 @@ from mutagen_actors.actors.sync.apply import apply_changes, validate_ancestor
 from mutagen_actors.actors.sync.chunking import fingerprint
 from mutagen_actors.actors.sync.model import Change, Entry, Kind, Problem, join
 from mutagen_actors.actors.sync.reconcile import synchronizable
+from mutagen_actors.agent import compaction
 from mutagen_actors.wire.messages.endpoint import SideResult, StageItem, SupplyRequest
 
 
@@ -174,76 +176,16 @@ def next_ancestor(ancestor: Optional[Entry], ancestor_changes: list[Change],
 def compact_results(changes: list, side: SideResult,
                     same: Optional[Callable[[Optional[Entry], object], bool]] = None
                     ) -> SideResult:
-    results = side.results
-    if side.old_as_asked or side.as_asked or not results:
+    if side.old_as_asked or side.as_asked or not side.results:
         return side
-    asked = {change.path: change for change in changes}
-    if len(asked) != len(changes) or len(results) > len(changes):
-        return side
-    seen: set[str] = set()
-    for result in results:
-        if result.path not in asked or result.path in seen:
-            return side
-        seen.add(result.path)
-    same = same or _same
-    old_as_asked = all(same(result.old, asked[result.path].old) for result in results)
-    out: list[Change] = []
-    as_asked: list[int] = []
-    for position, result in enumerate(results):
-        new = result.new
-        if new is not None and same(new, asked[result.path].new):
-            as_asked.append(position)
-            new = None
-        out.append(Change(result.path, None if old_as_asked else result.old, new))
+    results, old_as_asked, as_asked = compaction.compact_results(changes, side.results, same)
     if not old_as_asked and not as_asked:
         return side
-    return SideResult(out, side.problems, side.missing_staged, old_as_asked, as_asked)
+    return SideResult(results, side.problems, side.missing_staged, old_as_asked, as_asked)
 
 
 def expand_results(changes: list[Change], side: SideResult) -> list[Change]:
-    results = side.results
-    if not side.old_as_asked and not side.as_asked:
-        return results
-    if len(results) > len(changes):
-        raise ValueError(f"{len(results)} compact transition results for {len(changes)} "
-                         f"requested changes")
-    asked = {change.path: change for change in changes}
-    if len(asked) != len(changes):
-        raise ValueError("compact transition results for requested changes that repeat a path")
-    positions = set(side.as_asked)
-    if len(positions) != len(side.as_asked):
-        raise ValueError("compact transition results refer to a result twice")
-    for position in positions:
-        if not 0 <= position < len(results):
-            raise ValueError(f"compact transition result reference {position} is out of range "
-                             f"({len(results)} results)")
-    seen: set[str] = set()
-    out: list[Change] = []
-    for position, result in enumerate(results):
-        request = asked.get(result.path)
-        if request is None:
-            raise ValueError(f"a compact transition result for {result.path!r}, which was not "
-                             f"requested")
-        if result.path in seen:
-            raise ValueError(f"two compact transition results for {result.path!r}")
-        seen.add(result.path)
-        if side.old_as_asked and result.old is not None:
-            raise ValueError(f"the compact transition result for {result.path!r} carries an "
-                             f"old entry although old entries are as requested")
-        new = result.new
-        if position in positions:
-            if new is not None or request.new is None:
-                raise ValueError(f"the compact transition result for {result.path!r} says "
-                                 f"'as requested' but "
-                                 + ("carries its own entry" if new is not None
-                                    else "its change requested nothing there"))
-            new = request.new
-        out.append(Change(result.path, request.old if side.old_as_asked else result.old, new))
-    return out
-
-
-def _same(a: Optional[Entry], b: Optional[Entry]) -> bool:
-    return a is b or a == b
+    return compaction.expand_results(changes, side.results, side.old_as_asked, side.as_asked)
 
 
 STAGED_MISSING = "staged file missing"  # actors.sync.transition's text (not imported: its weight)
