@@ -13,6 +13,7 @@ import pytest
 
 from foundation.conftest import Daemon, daemon, processes_of, wait_until  # noqa: F401
 
+from mutagen_actors.actors.syncsession.stager import TEST_RATE_VARIABLE
 from mutagen_actors.wire.errors import RemoteError
 from mutagen_actors.wire.messages import control
 from mutagen_actors.wire.messages import sync as sm
@@ -109,6 +110,19 @@ def module_daemon(extra: dict | None = None):
 
 @pytest.fixture
 def sync(daemon):  # noqa: F811 - the foundation fixture
+    daemon.start()
+    return Sync(daemon)
+
+
+MIB = 1 << 20
+THROTTLED_RATE = 16 * MIB  # bytes per second of staging in the ``throttled`` daemon
+
+
+@pytest.fixture
+def throttled(daemon, monkeypatch):  # noqa: F811 - the foundation fixture
+    """A daemon whose staging is capped at ``THROTTLED_RATE`` (``stager.TEST_RATE_VARIABLE``):
+    a transfer of a few tens of MiB lasts seconds, long enough to act during it."""
+    monkeypatch.setenv(TEST_RATE_VARIABLE, str(THROTTLED_RATE))
     daemon.start()
     return Sync(daemon)
 

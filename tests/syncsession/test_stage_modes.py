@@ -10,19 +10,7 @@ import os
 
 import pytest
 
-from mutagen_actors.actors.syncsession.stager import TEST_RATE_VARIABLE
-
-from .conftest import Sync, leftovers, wait_same, wait_until, write
-
-MIB = 1 << 20
-RATE = 16 * MIB  # bytes per second
-
-
-@pytest.fixture
-def throttled(daemon, monkeypatch):  # noqa: F811 - the foundation fixture
-    monkeypatch.setenv(TEST_RATE_VARIABLE, str(RATE))
-    daemon.start()
-    return Sync(daemon)
+from .conftest import MIB, Sync, leftovers, wait_same, wait_until, write
 
 
 def stores(sync: Sync, identifier: str, beta: str) -> dict[str, str]:

@@ -12,22 +12,9 @@ from __future__ import annotations
 import glob
 import os
 
-import pytest
-
 from mutagen_actors.actors.syncsession import archive
-from mutagen_actors.actors.syncsession.stager import TEST_RATE_VARIABLE
 
-from .conftest import Sync, wait_until, write
-
-MIB = 1 << 20
-RATE = 16 * MIB  # bytes per second
-
-
-@pytest.fixture
-def throttled(daemon, monkeypatch):  # noqa: F811 - the foundation fixture
-    monkeypatch.setenv(TEST_RATE_VARIABLE, str(RATE))
-    daemon.start()
-    return Sync(daemon)
+from .conftest import MIB, wait_until, write
 
 
 def read(root: str, relative: str) -> bytes:
