@@ -216,22 +216,28 @@ def test_many_writes_are_coalesced_into_few_batches(tmp_path, window):
     run(scenario())
 
 
-def test_queue_overflow_forces_a_full_rescan_and_rewatches(tmp_path):
+def overflow_the_queue(directory) -> None:
+    """More events under ``directory`` than the kernel queues (``max_queued_events``), written
+    without yielding to the event loop: the queue overflows unless something reads it meanwhile.
+    Alternating names defeats the kernel's merging of identical events."""
     with open("/proc/sys/fs/inotify/max_queued_events") as handle:
         queue = int(handle.read())
     if queue > 200_000:
         pytest.fail(f"inotify queue too large to overflow quickly ({queue} events)")
+    one, two = directory / "one", directory / "two"
+    write(one)
+    write(two)
+    for i in range(queue + 2000):
+        os.chmod(one if i % 2 else two, 0o600 if i % 4 < 2 else 0o644)
+
+
+def test_queue_overflow_forces_a_full_rescan_and_rewatches(tmp_path):
     root = tmp_path / "root"
-    write(root / "a" / "one")
-    write(root / "a" / "two")
-    one, two = root / "a" / "one", root / "a" / "two"
+    os.makedirs(root / "a")
 
     async def scenario():
         async with started(root) as watcher:
-            # The event loop cannot read while this runs: the kernel queue overflows.
-            # Alternating names defeats the kernel's merging of identical events.
-            for i in range(queue + 2000):
-                os.chmod(one if i % 2 else two, 0o600 if i % 4 < 2 else 0o644)
+            overflow_the_queue(root / "a")  # the event loop cannot read while this runs
             batches = await gather_until(watcher, rescanned)
             assert rescanned(batches)
             assert watcher.statistics()["overflows"] >= 1
@@ -538,19 +544,10 @@ def test_drain_reads_what_queued_while_held(tmp_path):
 
 
 def test_an_overflow_while_held_becomes_a_full_rescan(tmp_path):
-    with open("/proc/sys/fs/inotify/max_queued_events") as handle:
-        queue = int(handle.read())
-    if queue > 200_000:
-        pytest.fail(f"inotify queue too large to overflow quickly ({queue} events)")
-    one, two = tmp_path / "one", tmp_path / "two"
-    write(one)
-    write(two)
-
     async def scenario():
         async with started(tmp_path) as watcher:
             watcher.hold()
-            for i in range(queue + 2000):
-                os.chmod(one if i % 2 else two, 0o600 if i % 4 < 2 else 0o644)
+            overflow_the_queue(tmp_path)
             await asyncio.sleep(0)  # a loop turn while held: nothing is read
             assert watcher.statistics()["events"] == 0
             watcher.release()
