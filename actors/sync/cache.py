@@ -275,9 +275,9 @@ class DigestCache:
     def save(self, file: str) -> None:
         """Atomically replace ``file`` with this cache (temp file, fsync, rename, fsync dir)."""
         directories = {
-            parent: {name: record for name, record in records.items() if _encodable(name)}
+            parent: {name: record for name, record in records.items() if utf8_encodable(name)}
             for parent, records in self.directories.items()
-            if _encodable(parent)
+            if utf8_encodable(parent)
         }
         data = _encoder.encode(_CacheFile(FORMAT_VERSION, self.algorithm.value, directories))
         write_atomically(
@@ -285,7 +285,8 @@ class DigestCache:
         )
 
 
-def _encodable(path: str) -> bool:
+def utf8_encodable(path: str) -> bool:
+    """Whether ``path`` holds no stand-ins for undecodable bytes (``surrogateescape``)."""
     try:
         path.encode("utf-8")
     except UnicodeEncodeError:

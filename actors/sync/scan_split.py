@@ -52,6 +52,7 @@ from typing import Callable, Optional
 
 import msgspec
 
+from .cache import utf8_encodable
 from .model import Entry, Kind
 from .settings import TEMPORARY_PREFIX
 
@@ -240,7 +241,7 @@ class Splitter:
             with os.scandir(fd) as listing:
                 for item in listing:
                     name = item.name
-                    if name in entered or name.startswith(TEMPORARY_PREFIX) or not name.isascii() and not _utf8(name):
+                    if name in entered or name.startswith(TEMPORARY_PREFIX) or not name.isascii() and not utf8_encodable(name):
                         continue
                     if not item.is_dir(follow_symlinks=False):
                         continue
@@ -321,14 +322,6 @@ class Splitter:
                            claimed=len(self.claimed))
             return None
         return results
-
-
-def _utf8(name: str) -> bool:
-    try:
-        name.encode("utf-8")
-    except UnicodeEncodeError:
-        return False
-    return True
 
 
 _intern = sys.intern
