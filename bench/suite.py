@@ -29,6 +29,7 @@ Every wait has a deadline; everything started is stopped by pid; the working cop
 from __future__ import annotations
 
 import argparse
+import fcntl
 import json
 import math
 import multiprocessing
@@ -163,16 +164,16 @@ def same_file(a: str, b: str) -> bool:
 # ---------------------------------------------------------------------------------------- proxy
 
 def _pump(source: socket.socket, sink: socket.socket, counters, index: int) -> None:
-    buffer = bytearray(1 << 20)
-    view = memoryview(buffer)
+    """Move bytes from ``source`` to ``sink`` until end of stream, counting them. The proxy
+    must perturb the tools it measures as little as it can (the initial sync of
+    mutagen-actors keeps both cores busy, rsync's does not): the bytes go through a pipe with
+    ``os.splice`` (no copy through this process, 1 MiB per call), the byte-by-byte loop only
+    where splice is missing."""
     try:
-        while True:
-            n = source.recv_into(buffer)
-            if not n:
-                break
-            sink.sendall(view[:n])
-            with counters.get_lock():
-                counters[index] += n
+        if hasattr(os, "splice"):
+            _pump_splice(source, sink, counters, index)
+        else:
+            _pump_copy(source, sink, counters, index)
     except OSError:
         pass
     finally:
@@ -180,6 +181,41 @@ def _pump(source: socket.socket, sink: socket.socket, counters, index: int) -> N
             sink.shutdown(socket.SHUT_WR)
         except OSError:
             pass
+
+
+def _pump_splice(source: socket.socket, sink: socket.socket, counters, index: int) -> None:
+    size = 1 << 20
+    read_end, write_end = os.pipe()
+    try:
+        try:
+            fcntl.fcntl(write_end, getattr(fcntl, "F_SETPIPE_SZ", 1031), size)
+        except OSError:
+            size = 1 << 16
+        src, dst = source.fileno(), sink.fileno()
+        while True:
+            n = os.splice(src, write_end, size)
+            if not n:
+                return
+            left = n
+            while left:
+                left -= os.splice(read_end, dst, left)
+            with counters.get_lock():
+                counters[index] += n
+    finally:
+        os.close(read_end)
+        os.close(write_end)
+
+
+def _pump_copy(source: socket.socket, sink: socket.socket, counters, index: int) -> None:
+    buffer = bytearray(1 << 20)
+    view = memoryview(buffer)
+    while True:
+        n = source.recv_into(buffer)
+        if not n:
+            return
+        sink.sendall(view[:n])
+        with counters.get_lock():
+            counters[index] += n
 
 
 def _serve_proxy(listener: socket.socket, target: int, counters) -> None:
