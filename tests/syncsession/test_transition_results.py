@@ -5,16 +5,19 @@ tables."""
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 import pytest
 
 from mutagen_actors.actors.sync.model import Change, Entry, Kind, Problem
+from mutagen_actors.actors.syncsession.peer import Peer, message_name
 from mutagen_actors.actors.syncsession.plan import (checked_requests, compact_results,
                                                     expand_results, next_ancestor)
 from mutagen_actors.actors.syncsession.transitioner import (ShallowTransition, read_start,
                                                             same_encoded)
 from mutagen_actors.wire import codec
 from mutagen_actors.wire.handling import Refused
-from mutagen_actors.wire.messages.endpoint import (JobReply, SideResult, Transition,
+from mutagen_actors.wire.messages.endpoint import (JobReply, Scan, SideResult, Transition,
                                                    TransitionStart)
 
 A, B = b"a" * 16, b"b" * 16
@@ -212,3 +215,15 @@ def test_compact_against_a_shallow_start_then_expand_against_the_request():
     compact = compact_results(start.beta, side, same_encoded)
     assert (compact.old_as_asked, compact.as_asked) == (True, [0, 1])
     assert expand_results(CHANGES, compact) == CHANGES[:3]
+
+
+@pytest.mark.parametrize("body, name", [
+    pytest.param(ShallowTransition("epoch", []), "Transition", id="shallow stand-in: its tag"),
+    pytest.param(Transition("epoch", []), "Transition", id="a message"),
+    pytest.param(Scan(True, 0, "", False), "Scan", id="another message"),
+    pytest.param(object(), "object", id="untagged: its class"),
+])
+def test_a_timeout_names_the_message_as_on_the_wire(body, name):
+    assert message_name(body) == name
+    text = Peer._timeout_text(SimpleNamespace(name="beta endpoint"), body, 900.0)
+    assert text == f"{name} got no answer from the beta endpoint within 900 s"
