@@ -100,6 +100,14 @@ def peek(frame, *, max_size: int = MAX_FRAME_SIZE) -> RawFrame:
     return RawFrame(name, header.id, header.reply_to, frame, size - len(body))
 
 
+def message_name(body) -> str:
+    """A message's name on the wire: its struct's tag (a shallow stand-in, e.g. the
+    transitioner's ``ShallowTransition``, carries the tag of what it encodes as), else its class
+    name (for texts: timeouts, refusals)."""
+    tag = getattr(getattr(type(body), "__struct_config__", None), "tag", None)
+    return tag if isinstance(tag, str) else type(body).__name__
+
+
 def raw_field(raw: RawFrame, message_type: type, name: str):
     """The encoded value (``msgspec.Raw``) of field ``name`` of a message received header-only
     (``peek``), without decoding the other fields; None when the field is omitted (it then has

@@ -190,7 +190,7 @@ class DealerClient:
         return f"mailbox {self.endpoint}"
 
     def _timeout_text(self, body, timeout: float) -> str:
-        return f"{type(body).__name__} got no answer within {timeout:g} s from {self.endpoint}"
+        return f"{codec.message_name(body)} got no answer within {timeout:g} s from {self.endpoint}"
 
     def _log_fields(self) -> dict:
         return {"mailbox": self.endpoint}

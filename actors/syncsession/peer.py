@@ -17,14 +17,8 @@ import zmq
 import zmq.asyncio
 from zmq.utils.monitor import parse_monitor_message
 
+from mutagen_actors.wire import codec
 from mutagen_actors.wire.sockets import DealerClient
-
-
-def message_name(body) -> str:
-    """The message's name on the wire: its tag (a shallow stand-in, e.g. the transitioner's
-    ``ShallowTransition``, carries the tag of what it encodes as), else its class name."""
-    tag = getattr(getattr(type(body), "__struct_config__", None), "tag", None)
-    return tag if isinstance(tag, str) else type(body).__name__
 
 
 class Peer(DealerClient):
@@ -41,7 +35,7 @@ class Peer(DealerClient):
         return self.name
 
     def _timeout_text(self, body, timeout: float) -> str:
-        return f"{message_name(body)} got no answer from the {self.name} within {timeout:g} s"
+        return f"{codec.message_name(body)} got no answer from the {self.name} within {timeout:g} s"
 
     def _log_fields(self) -> dict:
         return {"peer": self.name}

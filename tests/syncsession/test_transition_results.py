@@ -10,7 +10,7 @@ from types import SimpleNamespace
 import pytest
 
 from mutagen_actors.actors.sync.model import Change, Entry, Kind, Problem
-from mutagen_actors.actors.syncsession.peer import Peer, message_name
+from mutagen_actors.actors.syncsession.peer import Peer
 from mutagen_actors.actors.syncsession.plan import (checked_requests, compact_results,
                                                     expand_results, next_ancestor)
 from mutagen_actors.actors.syncsession.transitioner import (ShallowTransition, read_start,
@@ -224,6 +224,6 @@ def test_compact_against_a_shallow_start_then_expand_against_the_request():
     pytest.param(object(), "object", id="untagged: its class"),
 ])
 def test_a_timeout_names_the_message_as_on_the_wire(body, name):
-    assert message_name(body) == name
+    assert codec.message_name(body) == name
     text = Peer._timeout_text(SimpleNamespace(name="beta endpoint"), body, 900.0)
     assert text == f"{name} got no answer from the beta endpoint within 900 s"
