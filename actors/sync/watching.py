@@ -304,10 +304,10 @@ class Watcher:
         self._held = False
         if self._stopped or self._loop is None:
             return
-        if self._mechanism in _NATIVE and self._inotify is not None and not self._reading:
-            self._loop.add_reader(self._inotify.fileno(), self._on_readable)
-            self._reading = True
-            self._on_readable()
+        if not self._reading:
+            self._arm()
+            if self._reading:
+                self._on_readable()
 
     # ------------------------------------------------------------------ establishing
 
