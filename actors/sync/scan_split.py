@@ -350,20 +350,35 @@ def _read_exactly(fd: int, size: int, deadline: int) -> Optional[bytes]:
     return bytes(buffer) if size < 4096 else buffer
 
 
-def _reap(pid: int, deadline: int) -> Optional[int]:
-    """Wait for ``pid`` until ``deadline`` (monotonic ns; 0: kill it now), then kill it:
-    its exit status (a negative signal number if killed), ``None`` if someone else reaped it."""
+_RUNNING = object()
+
+
+def _exit_status(pid: int, deadline: int):
+    """Poll ``pid`` (``waitpid`` without blocking, every millisecond) until it has exited or
+    ``deadline`` (monotonic ns) has passed: its wait status once reaped, None if someone else
+    reaped it, ``_RUNNING`` if it still runs at the deadline (one look when already past)."""
     while True:
         try:
             done, status = os.waitpid(pid, os.WNOHANG)
         except ChildProcessError:
             return None
         if done:
-            return os.waitstatus_to_exitcode(status) if hasattr(os, "waitstatus_to_exitcode") else status
+            return status
         if time.monotonic_ns() >= deadline:
-            _kill(pid)
-            return -signal.SIGKILL
+            return _RUNNING
         select.select([], [], [], 0.001)
+
+
+def _reap(pid: int, deadline: int) -> Optional[int]:
+    """Wait for ``pid`` until ``deadline`` (monotonic ns; 0: kill it now), then kill it:
+    its exit status (a negative signal number if killed), ``None`` if someone else reaped it."""
+    status = _exit_status(pid, deadline)
+    if status is _RUNNING:
+        _kill(pid)
+        return -signal.SIGKILL
+    if status is None:
+        return None
+    return os.waitstatus_to_exitcode(status) if hasattr(os, "waitstatus_to_exitcode") else status
 
 
 def _kill(pid: int) -> None:
@@ -372,27 +387,13 @@ def _kill(pid: int) -> None:
         os.kill(pid, signal.SIGKILL)
     except ProcessLookupError:
         pass
-    deadline = time.monotonic_ns() + 2_000_000_000
-    while True:
-        try:
-            done, _ = os.waitpid(pid, os.WNOHANG)
-        except ChildProcessError:
-            return
-        if done:
-            return
-        if time.monotonic_ns() >= deadline:
-            _unreaped.append(pid)
-            return
-        select.select([], [], [], 0.001)
+    if _exit_status(pid, time.monotonic_ns() + 2_000_000_000) is _RUNNING:
+        _unreaped.append(pid)
 
 
 def _reap_stragglers() -> None:
     for pid in list(_unreaped):
-        try:
-            done, _ = os.waitpid(pid, os.WNOHANG)
-        except ChildProcessError:
-            done = True
-        if done:
+        if _exit_status(pid, 0) is not _RUNNING:
             _unreaped.remove(pid)
 
 
